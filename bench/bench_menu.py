@@ -1,0 +1,561 @@
+"""Menu presses through the whole bot stack against bare aiogram, in the same run.
+
+*full*: the bot's real dispatcher (`build_dispatcher`: the user row from
+Postgres, rate limit + FSM state in one Redis script, aiogram-i18n, callback
+answers, the menu routers) for known users pressing main-menu buttons (main,
+help, settings: screens that need nothing beyond the user row).
+*bare*: `Dispatcher(disable_fsm=True)` with one handler that makes the same
+Bot API calls with the same texts and keyboards (editMessageText, then
+answerCallbackQuery) and nothing else: the ceiling.
+
+Both get the same kind of updates, made by the Telegram emulator (in its own
+process, so serving it does not share this process's CPU) from control-API
+presses, and fed with `Dispatcher.feed_update` at a fixed number in flight;
+latency is one `feed_update`, from the update to both Bot API answers.
+Postgres queries and Redis commands of the full stack are counted per update
+(an asyncpg query logger; a Redis client that counts `execute_command`).
+Each case runs without and with `gc.freeze()` after start-up, and with aiogram's
+`Response[T]` classes pinned (as the bot does: `orbit/bot/responses.py`) or not.
+
+    .venv/bin/python -m bench.bench_menu [--write] [--updates 6000] [--in-flight 100]
+
+Needs Postgres (a temporary database is created and dropped:
+ORBIT_TEST_ADMIN_DSN, as the tests) and Redis (REDIS_URL base, default
+redis://127.0.0.1:6379; a free db number is leased the way the tests do and
+flushed). `--write` replaces this benchmark's section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import os
+import platform
+import signal
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Update
+from redis.asyncio import Redis
+
+from orbit.bot.callbacks import MenuCb
+from orbit.bot.metrics import Metrics
+from orbit.bot.process import build_dispatcher
+from orbit.bot.responses import pin_response_types
+from orbit.bot.views import help_screen, main_menu, settings_screen
+from orbit.connections import create_pool
+from orbit.i18n import create_translator
+from orbit.migrate import upgrade
+from orbit.plans import load_plans
+from orbit.runtime import Context
+from orbit.settings import Settings
+from orbit.users.queries import get_user
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+SECTION = "## Menu presses: the full bot stack vs bare aiogram"
+COMMAND = ".venv/bin/python -m bench.bench_menu --write"
+TOKEN = "123456:BENCH-token"
+FIRST_USER = 7_000_000_000
+SCREENS = ("help", "main", "settings")
+
+
+class CountingRedis(Redis):
+    """Counts commands (each one round trip: the hot path uses no pipelines)."""
+
+    commands = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.commands += 1
+        return await super().execute_command(*args, **options)
+
+
+class RoundTrips:
+    """Counts Postgres round trips: every extended-protocol statement (`_execute`: fetch,
+    fetchrow, execute with arguments) and every simple query (`execute` without
+    arguments: BEGIN, COMMIT, the pool's reset on release)."""
+
+    queries = 0
+
+    @classmethod
+    def install(cls) -> None:
+        extended = asyncpg.connection.Connection._execute
+        simple = asyncpg.connection.Connection.execute
+
+        async def counted_execute(self: Any, query: str, args: Any, *rest: Any, **kw: Any) -> Any:
+            cls.queries += 1
+            return await extended(self, query, args, *rest, **kw)
+
+        async def counted_simple(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+            if not args:
+                cls.queries += 1
+            return await simple(self, query, *args, **kw)
+
+        asyncpg.connection.Connection._execute = counted_execute  # type: ignore[method-assign]
+        asyncpg.connection.Connection.execute = counted_simple  # type: ignore[method-assign]
+
+
+class _FixedI18n:
+    """Enough of I18nContext for the views: English texts from the real catalogs."""
+
+    locale = "en"
+
+    def __init__(self) -> None:
+        self.translator = create_translator()
+
+    def get(self, key: str, /, **params: Any) -> str:
+        return self.translator("en", key, **params)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def _emulator() -> AsyncIterator[str]:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "orbit.sandbox.telegram", "--port", str(port), "--log-level", "WARNING",
+        cwd=str(ROOT), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with http.get(f"{url}/control/rate") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Telegram emulator did not start")
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@asynccontextmanager
+async def _database() -> AsyncIterator[str]:
+    admin = os.environ.get("ORBIT_TEST_ADMIN_DSN", "postgresql://orbit:orbit@127.0.0.1:5432/postgres")
+    name = f"orbit_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    dsn = f"{admin.rpartition('/')[0]}/{name}"
+    try:
+        await asyncio.to_thread(upgrade, dsn)
+        yield dsn
+    finally:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@asynccontextmanager
+async def _redis_db() -> AsyncIterator[str]:
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+    base = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+    lock = Redis.from_url(f"{base}/0")
+    owner = f"bench:{os.getpid()}"
+    for number in range(15, 0, -1):
+        key = f"orbit-test:db-lease:{number}"
+        if await lock.set(key, owner, nx=True, ex=1800):
+            break
+    else:
+        raise RuntimeError("no free Redis db")
+    url = f"{base}/{number}"
+    plain = Redis.from_url(url)
+    await plain.flushdb()
+    try:
+        yield url
+    finally:
+        await plain.flushdb()
+        await plain.aclose()
+        await lock.delete(key)
+        await lock.aclose()
+
+
+@dataclass
+class Press:
+    user_id: int
+    message_id: int
+    screen: str
+
+
+class Users:
+    """Known users, each with a menu message whose screen alternates with every press,
+    so every edit changes the message (an identical edit would be refused)."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        self.message_ids: dict[int, int] = {}
+        self.screen = dict.fromkeys(ids, "main")
+        self.turn = dict.fromkeys(ids, 0)
+
+    async def fresh_messages(self, bot: Bot, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        """A new menu message per user before each run: the emulator keeps every version of
+        an edited message, and long histories would slow it down as the benchmark goes."""
+        sent = await _bounded(self.ids, 32, lambda u: bot.send_message(u, text, reply_markup=markup))
+        self.message_ids = {u: m.message_id for u, m in zip(self.ids, sent, strict=True)}
+        self.screen = dict.fromkeys(self.ids, "main")
+
+    def presses(self, count: int) -> list[Press]:
+        # Whole pairs (a screen, then back to main) per user: every run shows the same mix
+        # of screens, so the two stacks get the same work.
+        if count % (2 * len(self.ids)):
+            raise ValueError(f"updates per run must be a multiple of 2 × {len(self.ids)} users")
+        out = []
+        for i in range(count):
+            user = self.ids[i % len(self.ids)]
+            if self.screen[user] == "main":
+                self.turn[user] += 1
+                nxt = ("help", "settings")[self.turn[user] % 2]
+            else:
+                nxt = "main"
+            self.screen[user] = nxt
+            out.append(Press(user, self.message_ids[user], nxt))
+        return out
+
+
+async def _control(http: aiohttp.ClientSession, url: str, path: str, body: dict[str, Any]) -> Any:
+    async with http.post(f"{url}/control{path}", json=body) as resp:
+        resp.raise_for_status()
+        return await resp.json()
+
+
+async def _bounded(items: list[Any], limit: int, fn: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: Any) -> Any:
+        async with gate:
+            return await fn(item)
+
+    return await asyncio.gather(*(one(i) for i in items))
+
+
+class Updates:
+    """Turns presses into real callback-query updates made by the emulator."""
+
+    def __init__(self, bot: Bot, http: aiohttp.ClientSession, url: str) -> None:
+        self.bot = bot
+        self.http = http
+        self.url = url
+        self.offset = 0
+
+    async def drain(self, expected: int) -> list[Update]:
+        got: list[Update] = []
+        while len(got) < expected:
+            batch = await self.bot.get_updates(offset=self.offset, limit=100, timeout=1)
+            if not batch:
+                raise RuntimeError(f"the emulator gave {len(got)} of {expected} updates")
+            got += batch
+            self.offset = batch[-1].update_id + 1
+        return got
+
+    async def make(self, presses: list[Press]) -> list[Update]:
+        async def press(p: Press) -> None:
+            data = MenuCb(screen=p.screen).pack()
+            await _control(self.http, self.url, "/press",
+                           {"user_id": p.user_id, "message_id": p.message_id, "data": data, "forge": True})
+
+        await _bounded(presses, 32, press)
+        updates = await self.drain(len(presses))
+        return [u for u in updates if u.callback_query is not None]
+
+
+@dataclass
+class Result:
+    case: str
+    pinned: bool
+    frozen: bool
+    updates: int
+    seconds: float
+    latencies: list[float]
+    failures: int
+    pg: float = 0.0
+    redis: float = 0.0
+    cpu_ms: float = 0.0  # this process's CPU per update
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def _run(
+    dp: Dispatcher, bot: Bot, updates: list[Update], in_flight: int
+) -> tuple[float, list[float], int, float]:
+    gate = asyncio.Semaphore(in_flight)
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(update: Update) -> None:
+        nonlocal failures
+        async with gate:
+            started = time.perf_counter()
+            try:
+                await dp.feed_update(bot, update)
+            except Exception:
+                failures += 1
+            latencies.append(time.perf_counter() - started)
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one(u) for u in updates))
+    return time.perf_counter() - started, latencies, failures, time.process_time() - cpu
+
+
+def _bare_dispatcher(screens: dict[str, tuple[str, InlineKeyboardMarkup | None]]) -> Dispatcher:
+    dp = Dispatcher(disable_fsm=True)
+
+    @dp.callback_query()
+    async def press(callback: CallbackQuery) -> None:
+        text, markup = screens[MenuCb.unpack(callback.data or "").screen]
+        assert callback.message is not None
+        await callback.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
+        await callback.answer()
+
+    return dp
+
+
+async def _measure(
+    dp: Dispatcher,
+    name: str,
+    pinned: bool,
+    frozen: bool,
+    bot: Bot,
+    source: Updates,
+    users: Users,
+    args: argparse.Namespace,
+    profiler: cProfile.Profile | None,
+) -> Result:
+    updates = await source.make(users.presses(args.updates))
+    pg0, redis0 = RoundTrips.queries, CountingRedis.commands
+    if profiler is not None:
+        profiler.enable()
+    seconds, latencies, failures, cpu = await _run(dp, bot, updates, args.in_flight)
+    if profiler is not None:
+        profiler.disable()
+    result = Result(name, pinned, frozen, len(updates), seconds, latencies, failures)
+    result.pg = (RoundTrips.queries - pg0) / len(updates)
+    result.redis = (CountingRedis.commands - redis0) / len(updates)
+    result.cpu_ms = cpu / len(updates) * 1000
+    return result
+
+
+async def bench(args: argparse.Namespace) -> list[Result]:
+    # SIGTERM cancels like Ctrl-C, so the emulator, the database and the Redis db are cleaned up.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async with _emulator() as url, _database() as dsn, _redis_db() as redis_url:
+        settings = Settings(
+            bot_token=TOKEN,
+            telegram_api_url=url,
+            database_url=dsn,
+            redis_url=redis_url,
+            plans_file=str(ROOT / "plans.json"),
+            database_pool_min=20,
+            database_pool_max=20,
+        )
+        RoundTrips.install()
+        pool = await create_pool(settings)  # the bot's own pool factory
+        redis = CountingRedis.from_url(redis_url, decode_responses=True)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(url), limit=200)
+        bot = Bot(TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+        async with aiohttp.ClientSession() as http:
+            await bot.get_me()
+            ids = [FIRST_USER + i for i in range(args.users)]
+            await _bounded(ids, 32, lambda u: _control(http, url, "/messages",
+                                                      {"user_id": u, "text": "/start", "first_name": "U"}))
+            source = Updates(bot, http, url)
+            await source.drain(len(ids))
+            await pool.execute(
+                "INSERT INTO users (id, first_name) SELECT g, 'U' FROM unnest($1::bigint[]) g", ids
+            )
+            i18n = _FixedI18n()
+            sample = await get_user(pool, ids[0])
+            assert sample is not None
+            screens = {
+                "main": main_menu(i18n, sample, settings.free_trial_days),  # type: ignore[arg-type]
+                "help": help_screen(i18n, settings.support_contact),  # type: ignore[arg-type]
+                "settings": settings_screen(i18n, "en"),  # type: ignore[arg-type]
+            }
+            flat = {k: (v.text, v.markup) for k, v in screens.items()}
+            users = Users(ids)
+
+            ctx = Context("bench", settings, pool, redis, http, load_plans(settings))
+            metrics = Metrics()
+            dps = {"full": build_dispatcher(ctx, metrics), "bare": _bare_dispatcher(flat)}
+
+            for dp in dps.values():  # warm up: prepared statements, connections, caches
+                await users.fresh_messages(bot, *flat["main"])
+                await _run(dp, bot, await source.make(users.presses(args.warmup)), args.in_flight)
+            results: list[Result] = []
+            profilers = {name: cProfile.Profile() for name in dps} if args.profile else {}
+            # Rounds interleave the cases, so drift (the emulator's growing state, other load
+            # on the host) falls on all of them alike; gc.unfreeze() undoes gc.freeze().
+            # Unpinned = aiogram as shipped: dropping our references lets a GC pass free the
+            # Response[T] classes again (see orbit/bot/responses.py).
+            for _round in range(args.rounds):
+                for pinned in (False, True):
+                    dps["full"]["pinned_response_types"] = pin_response_types() if pinned else ()
+                    for frozen in (False, True):
+                        gc.collect()
+                        if frozen:
+                            gc.freeze()
+                        for name in ("bare", "full"):
+                            await users.fresh_messages(bot, *flat["main"])
+                            result = await _measure(dps[name], name, pinned, frozen, bot, source, users, args,
+                                                    profilers.get(name))
+                            results.append(result)
+                            print(_line(result), flush=True)  # noqa: T201
+                        gc.unfreeze()
+            # Every press must have taken the normal path, or the comparison means nothing.
+            bad = [line for line in metrics.render().splitlines()
+                   if line.startswith(("orbit_ratelimit_", "orbit_handler_errors_", "orbit_fsm_"))]
+            if bad or any(r.failures for r in results):
+                raise RuntimeError(f"invalid run: {bad}, {sum(r.failures for r in results)} failures")
+        await bot.session.close()
+        await redis.aclose()
+        await pool.close()
+        for name, profiler in profilers.items():
+            profiler.dump_stats(f"{args.profile_file}.{name}")
+    return results
+
+
+def _line(r: Result) -> str:
+    return (
+        f"{r.case:5} pinned={'yes' if r.pinned else 'no ':3} gc.freeze={'yes' if r.frozen else 'no ':3}"
+        f" {r.rate:6.0f} updates/s "
+        f"p50 {r.pct(0.5):6.1f} ms p99 {r.pct(0.99):6.1f} ms  cpu {r.cpu_ms:.2f} ms"
+        f"  pg {r.pg:.2f} redis {r.redis:.2f}/update"
+    )
+
+
+def _runs(results: list[Result], case: str, pinned: bool, frozen: bool) -> list[Result]:
+    return [r for r in results if (r.case, r.pinned, r.frozen) == (case, pinned, frozen)]
+
+
+def _section(results: list[Result], args: argparse.Namespace) -> str:
+    """Medians over the rounds; the ratios pair bare and full of the same round."""
+    med = statistics.median
+    rows = []
+    for pinned in (True, False):
+        for frozen in (False, True):
+            bare, full = _runs(results, "bare", pinned, frozen), _runs(results, "full", pinned, frozen)
+            cells = f"| {'yes' if pinned else 'no'} | {'yes' if frozen else 'no'} "
+            for runs in (bare, full):
+                rows.append(
+                    f"{cells}| {runs[0].case} | {med(r.rate for r in runs):.0f} | "
+                    f"{med(r.pct(0.5) for r in runs):.1f} | {med(r.pct(0.99) for r in runs):.1f} | "
+                    f"{med(r.cpu_ms for r in runs):.2f} | {med(r.pg for r in runs):.2f} | "
+                    f"{med(r.redis for r in runs):.2f} |"
+                )
+            pairs = list(zip(bare, full, strict=True))
+            rows.append(
+                f"{cells}| **full / bare** | **{med(f.rate / b.rate for b, f in pairs):.0%}** | "
+                f"{med(f.pct(0.5) / b.pct(0.5) for b, f in pairs):.2f}× | "
+                f"**{med(f.pct(0.99) / b.pct(0.99) for b, f in pairs):.2f}×** | "
+                f"+{med(f.cpu_ms - b.cpu_ms for b, f in pairs):.2f} | | |"
+            )
+    return "\n".join([
+        SECTION,
+        "",
+        "Known users pressing main-menu buttons (main, help, settings; each press edits the",
+        "menu message and answers the callback). *full* = the bot's `build_dispatcher()`:",
+        "user row from Postgres, rate limit + FSM state in one Redis script, aiogram-i18n,",
+        "callback answers, all the bot's routers. *bare* = `Dispatcher(disable_fsm=True)` with",
+        "one handler making the same two Bot API calls with the same texts and keyboards.",
+        "Updates are made by the Telegram emulator (its own process) from control-API presses",
+        f"and fed with `feed_update`, {args.in_flight} in flight; latency = one `feed_update`.",
+        "Round trips counted in the full stack (asyncpg statements incl. the pool's reset",
+        "query; Redis `execute_command`). *pinned* = `orbit/bot/responses.py` holds aiogram's",
+        "`Response[T]` classes (the bot does); *no* = aiogram as shipped. CPU = this process's",
+        "CPU per update: the bench process is CPU-bound, so updates/s ≈ 1 / CPU.",
+        "",
+        f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per run, medians of",
+        f"{args.rounds} interleaved rounds (ratios: bare and full of the same round). Machine:",
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},",
+        f"{datetime.now(UTC):%Y-%m-%d}; Postgres, Redis and the emulator on the same host, which",
+        "other work shares: single runs vary by ±20 %, p99 much more.",
+        "",
+        "| pinned | gc.freeze() | stack | updates/s | p50 ms | p99 ms | CPU ms/update | PG/update "
+        "| Redis/update |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "Reading. One Postgres and one Redis round trip per press, as targeted: the user row",
+        "(`fetchrow_pristine`: no pool-reset query on release) and one Lua script that takes",
+        "the rate-limit token and reads the FSM state. The throughput target (≥ 85 % of bare)",
+        "is **not** met on this host: the bench process is CPU-bound, bare aiogram spends",
+        "1.2-1.3 ms of CPU per update on its two Bot API calls, and the full stack adds",
+        "0.7-0.8 ms (in-process, with a fake Bot API session, the added work is ~0.4 ms: redis-py",
+        "~0.12, asyncpg ~0.1, aiogram routing/middlewares/aiogram-i18n ~0.15, the screen ~0.03;",
+        "the rest is event-loop work for the two extra sockets). Fixed on the way, each",
+        "found with `--profile`: aiogram rebuilt a pydantic `Response[T]` class (ms of CPU)",
+        "whenever a GC pass freed it (now pinned), a plain-`def` router filter ran in a worker",
+        "thread on every update (now `async def`), the pool's reset query doubled the Postgres",
+        "round trips, and keyboards were rebuilt on every press (now built once per locale).",
+        "`gc.freeze()` after start-up mostly cuts the p99 tail; the bot process does it.",
+        "",
+    ])
+
+
+def _write(section: str) -> None:
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--updates", type=int, default=4000)
+    parser.add_argument("--warmup", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--in-flight", type=int, default=100)
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile the runs of each stack")
+    parser.add_argument("--profile-file", default="bench_menu.prof", help="prefix: <file>.bare, <file>.full")
+    args = parser.parse_args()
+    results = asyncio.run(bench(args))
+    section = _section(results, args)
+    print(section)  # noqa: T201
+    if args.write:
+        _write(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""One user as an admin sees them, their balance corrected by hand, bans.
+
+An adjustment is a ledger entry of kind `adjustment` whose idempotency key comes
+from the admin action (the bot's confirmation token, the CLI's `--key`), so a
+repeated press or a retried command changes the balance once. The ledger
+refuses a debit below zero; the refusal says how much there is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal, InvalidOperation
+
+import asyncpg
+import msgspec
+
+from orbit import ledger
+from orbit.admin import queries
+from orbit.admin.errors import (
+    AmountTooLarge,
+    CannotBanAdmin,
+    EmptyReason,
+    InvalidAmount,
+    InvalidUserRef,
+    UserNotFound,
+    WouldGoNegative,
+    ZeroAmount,
+)
+from orbit.admin.queries import LedgerLine, Profile
+from orbit.configs import queries as configs_q
+from orbit.configs.queries import ConfigRecord
+from orbit.money import KOPECKS_PER_RUB, format_rub
+from orbit.payments.queries import PaymentRow
+from orbit.subscriptions import latest_plan_id
+
+log = logging.getLogger(__name__)
+
+MAX_ADJUST_KOP = 100_000_000  # 1,000,000 RUB either way: anything larger is a typo
+REASON_MAX_LENGTH = 200
+PAYMENTS_SHOWN = 5
+LEDGER_SHOWN = 10
+MAX_USER_ID = 2**63 - 1
+
+_AMOUNT_RE = re.compile(r"^[+-]?[0-9]{1,12}(?:[.,][0-9]{1,2})?$")
+# Telegram usernames: 5-32 of a-z, 0-9, '_' (older ones may be shorter; 3 is safe).
+_USERNAME_RE = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{2,31})$")
+
+
+class UserCard(msgspec.Struct, frozen=True, kw_only=True):
+    profile: Profile
+    plan_id: str | None  # the plan bought last
+    configs: list[ConfigRecord]  # live ones
+    payments: list[PaymentRow]  # newest first
+    ledger: list[LedgerLine]  # newest first
+
+
+class Adjustment(msgspec.Struct, frozen=True, kw_only=True):
+    entry_id: int
+    user_id: int
+    amount_kop: int  # signed
+    balance_after_kop: int
+    replayed: bool  # this action was applied before: nothing changed now
+
+
+def parse_amount(raw: str) -> int:
+    """`+100`, `-50`, `99.50`, `99,5` → signed kopecks; refuses zero and absurd amounts."""
+    text = raw.strip().replace(" ", "").replace("\u00a0", "")
+    if not _AMOUNT_RE.match(text):
+        raise InvalidAmount(raw[:40])
+    try:
+        kopecks = Decimal(text.replace(",", ".")) * KOPECKS_PER_RUB
+    except InvalidOperation:
+        raise InvalidAmount(raw[:40]) from None
+    if kopecks == 0:
+        raise ZeroAmount()
+    if abs(kopecks) > MAX_ADJUST_KOP:
+        raise AmountTooLarge(format_rub(MAX_ADJUST_KOP))
+    return int(kopecks)
+
+
+def parse_user_ref(raw: str) -> int | str:
+    """A Telegram id (digits) or a username (with or without '@')."""
+    text = raw.strip()
+    if text.isascii() and text.isdigit():
+        user_id = int(text)
+        if 0 < user_id <= MAX_USER_ID:
+            return user_id
+        raise InvalidUserRef(raw[:40])
+    match = _USERNAME_RE.match(text)
+    if match is None:
+        raise InvalidUserRef(raw[:40])
+    return match.group(1)
+
+
+def check_reason(raw: str) -> str:
+    reason = " ".join(raw.split())
+    if not reason or len(reason) > REASON_MAX_LENGTH:
+        raise EmptyReason(REASON_MAX_LENGTH)
+    return reason
+
+
+async def resolve_user(pool: asyncpg.Pool | asyncpg.Connection, ref: int | str) -> int:
+    """The id of an existing user named by id or username; `UserNotFound` otherwise."""
+    if isinstance(ref, int):
+        if await queries.user_exists(pool, ref):
+            return ref
+        raise UserNotFound(ref)
+    user_id = await queries.find_by_username(pool, ref)
+    if user_id is None:
+        raise UserNotFound(ref)
+    return user_id
+
+
+async def user_card(pool: asyncpg.Pool, ref: int | str) -> UserCard:
+    """Balance, subscription, configs, last payments and the ledger's tail, in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        user_id = await resolve_user(conn, ref)
+        profile = await queries.profile(conn, user_id)
+        assert profile is not None
+        return UserCard(
+            profile=profile,
+            plan_id=await latest_plan_id(conn, user_id),
+            configs=await configs_q.list_of_user(conn, user_id),
+            payments=await queries.recent_payments(conn, user_id, PAYMENTS_SHOWN),
+            ledger=await queries.ledger_tail(conn, user_id, LEDGER_SHOWN),
+        )
+
+
+async def adjust_balance(
+    pool: asyncpg.Pool,
+    user_id: int,
+    amount_kop: int,
+    *,
+    reason: str,
+    admin: str,
+    action_key: str,
+) -> Adjustment:
+    """Credit (> 0) or debit (< 0) a balance by hand, once per `action_key`.
+
+    `admin` names who did it (a Telegram id, "cli"); it goes into the ledger note
+    with the reason. Refuses a zero or absurd amount, a missing reason, an
+    unknown user and a debit larger than the balance; nothing changes then.
+    """
+    if amount_kop == 0:
+        raise ZeroAmount()
+    if abs(amount_kop) > MAX_ADJUST_KOP:
+        raise AmountTooLarge(format_rub(MAX_ADJUST_KOP))
+    note = f"{admin}: {check_reason(reason)}"
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            entry = await ledger.apply(
+                conn, user_id, amount_kop, "adjustment", f"adjustment:{action_key}", note=note
+            )
+        except ledger.UnknownUser:
+            raise UserNotFound(user_id) from None
+        except ledger.InsufficientFunds as exc:
+            raise WouldGoNegative(user_id, format_rub(exc.balance_kop), format_rub(exc.needed_kop)) from None
+    if not entry.replayed:
+        log.info(
+            "balance of user %d adjusted by %d kop by %s (entry %d): %s",
+            user_id, amount_kop, admin, entry.id, reason,
+        )  # fmt: skip
+    return Adjustment(
+        entry_id=entry.id,
+        user_id=user_id,
+        amount_kop=entry.amount_kop,
+        balance_after_kop=entry.balance_after_kop,
+        replayed=entry.replayed,
+    )
+
+
+async def set_banned(
+    pool: asyncpg.Pool, user_id: int, banned: bool, *, admin_ids: tuple[int, ...] = ()
+) -> bool:
+    """Ban or unban a user; returns whether anything changed. Admins cannot be banned."""
+    if banned and user_id in admin_ids:
+        raise CannotBanAdmin(user_id)
+    async with pool.acquire() as conn, conn.transaction():
+        was = await queries.set_banned(conn, user_id, banned)
+    if was is None:
+        raise UserNotFound(user_id)
+    if was != banned:
+        log.info("user %d %s", user_id, "banned" if banned else "unbanned")
+    return was != banned

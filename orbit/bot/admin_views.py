@@ -1,0 +1,454 @@
+"""Screens of the admin panel: facts in, (text, keyboard) out. Nothing here touches
+the database or the Bot API; the admin router fetches and shows."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram_i18n import I18nContext
+
+from orbit.admin.panels import InstanceLine
+from orbit.admin.queries import Progress, Revenue
+from orbit.admin.stats import Stats
+from orbit.admin.users import UserCard
+from orbit.bot.views import Screen, format_date
+from orbit.cli.status import Status
+from orbit.marzban.drain import DrainReport
+from orbit.money import format_rub
+from orbit.promos.queries import PromoRow
+
+NOTE_SHOWN = 60  # characters of a ledger note on the user card
+ERROR_SHOWN = 60  # characters of an instance's last error
+
+
+class AdminCb(CallbackData, prefix="adm"):
+    """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc."""
+
+    screen: str
+
+
+class AdminUserCb(CallbackData, prefix="admu"):
+    action: str  # show, adjust, ban, unban
+    user_id: int
+
+
+class AdminAdjustCb(CallbackData, prefix="admadj"):
+    """Confirm the adjustment the FSM holds; the token names that one adjustment."""
+
+    token: str
+
+
+class AdminPromoCb(CallbackData, prefix="admp"):
+    """Disable a promo code."""
+
+    code: str
+
+
+class AdminInstCb(CallbackData, prefix="admi"):
+    action: str  # on, off, drain (asks), drain_yes
+    instance_id: str
+
+
+class AdminBcCb(CallbackData, prefix="admbc"):
+    action: str  # send (with the FSM's token), progress (of broadcast_id)
+    token: str = ""
+    broadcast_id: int = 0
+
+
+def _button(text: str, callback: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=callback.pack())
+
+
+def _keyboard(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[row for row in rows if row])
+
+
+def back_button(i18n: I18nContext) -> InlineKeyboardButton:
+    return _button(i18n.get("btn-admin-back"), AdminCb(screen="home"))
+
+
+def cancel_markup(i18n: I18nContext) -> InlineKeyboardMarkup:
+    return _keyboard([_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))])
+
+
+def back_markup(i18n: I18nContext) -> InlineKeyboardMarkup:
+    return _keyboard([back_button(i18n)])
+
+
+def signed_rub(kopecks: int) -> str:
+    return ("+" if kopecks > 0 else "") + format_rub(kopecks)
+
+
+def home(i18n: I18nContext) -> Screen:
+    return Screen(
+        i18n.get("admin-title"),
+        _keyboard(
+            [
+                _button(i18n.get("btn-admin-stats"), AdminCb(screen="stats")),
+                _button(i18n.get("btn-admin-health"), AdminCb(screen="health")),
+            ],
+            [
+                _button(i18n.get("btn-admin-user"), AdminCb(screen="user")),
+                _button(i18n.get("btn-admin-promos"), AdminCb(screen="promos")),
+            ],
+            [
+                _button(i18n.get("btn-admin-instances"), AdminCb(screen="inst")),
+                _button(i18n.get("btn-admin-broadcast"), AdminCb(screen="bc")),
+            ],
+        ),
+    )
+
+
+def _revenue_row(i18n: I18nContext, row: Revenue) -> str:
+    key = f"admin-source-{row.source}"
+    name = i18n.get(key) if row.source in ("purchases", "all", "ton", "stars", "cryptobot") else row.source
+    return i18n.get(
+        "admin-stats-row",
+        name=name,
+        today=format_rub(row.today),
+        week=format_rub(row.week),
+        month=format_rub(row.month),
+        total=format_rub(row.total),
+    )
+
+
+def stats_screen(i18n: I18nContext, stats: Stats) -> Screen:
+    u = stats.users
+    lines = [
+        i18n.get("admin-stats-title", at=format_date(stats.at)),
+        "",
+        i18n.get(
+            "admin-stats-users",
+            total=u.total,
+            new=u.new_today,
+            active=u.active,
+            blocked=u.blocked,
+            banned=u.banned,
+        ),
+        "",
+        i18n.get("admin-stats-revenue"),
+        _revenue_row(i18n, stats.purchases),
+        _revenue_row(i18n, stats.topups_total),
+        *(_revenue_row(i18n, row) for row in stats.topups),
+        "",
+        i18n.get("admin-stats-pending", count=stats.pending_payments, amount=format_rub(stats.pending_kop)),
+        i18n.get("admin-stats-unmatched", count=stats.unmatched_ton),
+    ]
+    return Screen(
+        "\n".join(lines),
+        _keyboard([_button(i18n.get("btn-admin-refresh"), AdminCb(screen="stats"))], [back_button(i18n)]),
+    )
+
+
+def health_screen(i18n: I18nContext, status: Status) -> Screen:
+    lines = [
+        i18n.get("admin-health-title"),
+        "",
+        i18n.get(
+            "admin-health-deps",
+            postgres=html.escape(status.postgres),
+            redis=html.escape(status.redis),
+            schema=html.escape(status.schema or "none"),
+            expected=status.schema_expected,
+        ),
+        "",
+    ]
+    for worker in status.workers:
+        age = (
+            i18n.get("admin-health-missing")
+            if worker.heartbeat_age is None
+            else i18n.get("admin-health-age", seconds=f"{worker.heartbeat_age:.1f}")
+        )
+        lines.append(
+            i18n.get(
+                "admin-health-worker",
+                mark="✅" if worker.ok else "❌",
+                name=worker.name,
+                age=age,
+                pid=str(worker.pid or "-"),
+                state=worker.supervisor_state,
+            )
+        )
+    lines += ["", i18n.get("admin-health-ok" if status.ok else "admin-health-bad")]
+    return Screen(
+        "\n".join(lines),
+        _keyboard([_button(i18n.get("btn-admin-refresh"), AdminCb(screen="health"))], [back_button(i18n)]),
+    )
+
+
+def _subscription_line(i18n: I18nContext, card: UserCard) -> str:
+    until = card.profile.subscription_until
+    if until is None:
+        return i18n.get("admin-user-sub-none")
+    if until <= datetime.now(UTC):
+        return i18n.get("admin-user-sub-expired", until=format_date(until))
+    return i18n.get(
+        "admin-user-sub-active",
+        until=format_date(until),
+        plan=html.escape(card.plan_id or i18n.get("admin-none")),
+        renew=i18n.get("admin-yes" if card.profile.auto_renew else "admin-no"),
+    )
+
+
+def user_screen(i18n: I18nContext, card: UserCard) -> Screen:
+    p = card.profile
+    lines = [
+        i18n.get(
+            "admin-user-head",
+            name=html.escape(p.first_name or str(p.id)),
+            id=str(p.id),
+            username=f"@{html.escape(p.username)}" if p.username else i18n.get("admin-none"),
+        ),
+        i18n.get(
+            "admin-user-meta",
+            language=p.language,
+            joined=format_date(p.created_at),
+            seen=format_date(p.last_seen_at),
+        ),
+        i18n.get("admin-user-balance", balance=format_rub(p.balance_kop)),
+        _subscription_line(i18n, card),
+    ]
+    if p.is_banned:
+        lines.append(i18n.get("admin-user-banned"))
+    if p.blocked_at is not None:
+        lines.append(i18n.get("admin-user-blocked", at=format_date(p.blocked_at)))
+    lines += ["", i18n.get("admin-user-configs", count=len(card.configs))]
+    lines += [
+        i18n.get(
+            "admin-user-config",
+            name=html.escape(c.name),
+            instance=html.escape(c.instance_id),
+            status=c.status,
+        )
+        for c in card.configs
+    ]
+    if card.payments:
+        lines += ["", i18n.get("admin-user-payments")]
+        lines += [
+            i18n.get(
+                "admin-user-payment",
+                id=str(pay.id),
+                method=pay.method,
+                amount=format_rub(pay.amount_kop),
+                status=pay.status,
+                at=format_date(pay.created_at),
+            )
+            for pay in card.payments
+        ]
+    if card.ledger:
+        lines += ["", i18n.get("admin-user-ledger")]
+        lines += [
+            i18n.get(
+                "admin-user-entry",
+                amount=signed_rub(e.amount_kop),
+                kind=e.kind,
+                after=format_rub(e.balance_after_kop),
+                at=format_date(e.created_at),
+                note=html.escape((e.note or "")[:NOTE_SHOWN]),
+            ).rstrip()
+            for e in card.ledger
+        ]
+    ban = (
+        _button(i18n.get("btn-admin-unban"), AdminUserCb(action="unban", user_id=p.id))
+        if p.is_banned
+        else _button(i18n.get("btn-admin-ban"), AdminUserCb(action="ban", user_id=p.id))
+    )
+    return Screen(
+        "\n".join(lines),
+        _keyboard(
+            [_button(i18n.get("btn-admin-adjust"), AdminUserCb(action="adjust", user_id=p.id)), ban],
+            [_button(i18n.get("btn-admin-user-refresh"), AdminUserCb(action="show", user_id=p.id))],
+            [back_button(i18n)],
+        ),
+    )
+
+
+def open_user_markup(i18n: I18nContext, user_id: int) -> InlineKeyboardMarkup:
+    return _keyboard(
+        [
+            _button(
+                i18n.get("btn-admin-open-user", id=str(user_id)), AdminUserCb(action="show", user_id=user_id)
+            )
+        ],
+        [back_button(i18n)],
+    )
+
+
+def adjust_confirm_screen(
+    i18n: I18nContext, user_id: int, amount_kop: int, reason: str, token: str
+) -> Screen:
+    return Screen(
+        i18n.get(
+            "admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=html.escape(reason)
+        ),
+        _keyboard(
+            [_button(i18n.get("btn-admin-confirm"), AdminAdjustCb(token=token))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
+        ),
+    )
+
+
+def _promo_line(i18n: I18nContext, promo: PromoRow) -> str:
+    value = (
+        i18n.get("admin-promo-value-balance", amount=format_rub(promo.value))
+        if promo.kind == "balance"
+        else i18n.get("admin-promo-value-days", days=promo.value)
+    )
+    uses = f"{promo.uses}/{promo.max_uses if promo.max_uses is not None else '∞'}"
+    expires = i18n.get("admin-promo-expires", at=format_date(promo.expires_at)) if promo.expires_at else ""
+    return i18n.get("admin-promo-line", code=html.escape(promo.code), value=value, uses=uses, expires=expires)
+
+
+def promos_screen(i18n: I18nContext, promos: list[PromoRow], notice: str | None = None) -> Screen:
+    lines = [notice, ""] if notice else []
+    lines.append(i18n.get("admin-promos-title"))
+    lines += [_promo_line(i18n, p) for p in promos] or [i18n.get("admin-promos-empty")]
+    buttons = [
+        _button(i18n.get("btn-admin-promo-off", code=p.code), AdminPromoCb(code=p.code)) for p in promos
+    ]
+    return Screen(
+        "\n".join(lines),
+        _keyboard(
+            *(buttons[i : i + 3] for i in range(0, len(buttons), 3)),
+            [_button(i18n.get("btn-admin-promo-new"), AdminCb(screen="promo_new"))],
+            [back_button(i18n)],
+        ),
+    )
+
+
+def _health_text(i18n: I18nContext, line: InstanceLine) -> str:
+    health = line.health
+    if health is None:
+        return i18n.get("admin-instance-health-unknown")
+    if health.status == "up":
+        text = i18n.get(
+            "admin-instance-up", usable=health.nodes_usable, total=health.nodes_total or health.nodes_usable
+        )
+    elif health.status == "down":
+        text = i18n.get("admin-instance-down", error=html.escape(health.error[:ERROR_SHOWN]))
+    else:
+        text = html.escape(health.status)
+    return text if health.fresh else f"{text} {i18n.get('admin-instance-stale')}"
+
+
+def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str | None = None) -> Screen:
+    text = [notice, ""] if notice else []
+    text.append(i18n.get("admin-instances-title"))
+    if not lines:
+        text.append(i18n.get("admin-instances-empty"))
+    rows = []
+    for line in lines:
+        i = line.instance
+        healthy = line.health is not None and line.health.status == "up"
+        text.append(
+            i18n.get(
+                "admin-instance-line",
+                mark="🟢" if i.is_active and healthy else ("⚪️" if not i.is_active else "🔴"),
+                id=i.id,
+                name=html.escape(i.name),
+                state=i18n.get("admin-instance-active" if i.is_active else "admin-instance-inactive"),
+                priority=i.priority,
+                configs=line.configs,
+                health=_health_text(i18n, line),
+            )
+        )
+        toggle = (
+            _button(i18n.get("btn-admin-inst-disable", id=i.id), AdminInstCb(action="off", instance_id=i.id))
+            if i.is_active
+            else _button(
+                i18n.get("btn-admin-inst-enable", id=i.id), AdminInstCb(action="on", instance_id=i.id)
+            )
+        )
+        drain = _button(
+            i18n.get("btn-admin-inst-drain", id=i.id), AdminInstCb(action="drain", instance_id=i.id)
+        )
+        rows.append([toggle, drain])
+    return Screen(
+        "\n".join(text),
+        _keyboard(
+            *rows,
+            [_button(i18n.get("btn-admin-refresh"), AdminCb(screen="inst"))],
+            [back_button(i18n)],
+        ),
+    )
+
+
+def drain_confirm_screen(i18n: I18nContext, line: InstanceLine) -> Screen:
+    instance_id = line.instance.id
+    return Screen(
+        i18n.get("admin-drain-confirm", id=instance_id, configs=line.configs),
+        _keyboard(
+            [
+                _button(
+                    i18n.get("btn-admin-inst-drain", id=instance_id),
+                    AdminInstCb(action="drain_yes", instance_id=instance_id),
+                )
+            ],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="inst"))],
+        ),
+    )
+
+
+def drain_report_screen(i18n: I18nContext, report: DrainReport) -> Screen:
+    lines = [
+        i18n.get(
+            "admin-drain-done",
+            id=report.instance_id,
+            moved=report.moved,
+            deleted=report.deleted,
+            skipped=report.skipped,
+            failed=len(report.failed),
+        )
+    ]
+    if report.failed:
+        lines.append(i18n.get("admin-drain-incomplete"))
+    return Screen(
+        "\n".join(lines), _keyboard([_button(i18n.get("btn-admin-instances"), AdminCb(screen="inst"))])
+    )
+
+
+def broadcast_confirm_screen(i18n: I18nContext, count: int, token: str) -> Screen:
+    return Screen(
+        i18n.get("admin-broadcast-preview", count=count),
+        _keyboard(
+            [_button(i18n.get("btn-admin-broadcast-send"), AdminBcCb(action="send", token=token))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
+        ),
+    )
+
+
+def _progress_markup(i18n: I18nContext, broadcast_id: int) -> InlineKeyboardMarkup:
+    return _keyboard(
+        [
+            _button(
+                i18n.get("btn-admin-broadcast-progress"),
+                AdminBcCb(action="progress", broadcast_id=broadcast_id),
+            )
+        ],
+        [back_button(i18n)],
+    )
+
+
+def broadcast_queued_screen(i18n: I18nContext, broadcast_id: int, count: int, replayed: bool) -> Screen:
+    key = "admin-broadcast-replayed" if replayed else "admin-broadcast-queued"
+    return Screen(i18n.get(key, id=str(broadcast_id), count=count), _progress_markup(i18n, broadcast_id))
+
+
+def broadcast_progress_screen(i18n: I18nContext, progress: Progress) -> Screen:
+    lines = [
+        i18n.get(
+            "admin-broadcast-progress",
+            id=str(progress.id),
+            total=progress.total,
+            sent=progress.sent,
+            pending=progress.pending,
+            failed=progress.failed,
+            skipped=progress.skipped,
+        )
+    ]
+    if progress.queued_at is None:
+        lines.append(i18n.get("admin-broadcast-queuing"))
+    return Screen("\n".join(lines), _progress_markup(i18n, progress.id))

@@ -1,0 +1,81 @@
+"""The bot's HTTP server: `/healthz`, `/metrics` (and webhooks added by other areas)."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from orbit.bot.metrics import Metrics
+from orbit.i18n import Translator
+from orbit.payments import cryptobot
+from orbit.settings import Settings
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", Redis)
+METRICS = web.AppKey("metrics", Metrics)
+SETTINGS = web.AppKey("settings", Settings)
+TRANSLATOR = web.AppKey("translator", Translator)
+CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    problems = []
+    try:
+        await request.app[POOL].fetchval("SELECT 1")
+    except Exception as exc:  # any failure is reported, none is raised
+        problems.append(f"postgres: {exc}")
+    try:
+        await request.app[REDIS].ping()
+    except Exception as exc:
+        problems.append(f"redis: {exc}")
+    if problems:
+        return web.json_response({"ok": False, "problems": problems}, status=503)
+    return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
+
+
+async def cryptobot_webhook(request: web.Request) -> web.Response:
+    """Crypto Pay's `invoice_paid`: the signature is checked on the raw bytes first."""
+    app = request.app
+    try:
+        done = await cryptobot.handle_webhook(
+            app[POOL],
+            app[REDIS],
+            app[TRANSLATOR],
+            app[SETTINGS],
+            await request.read(),
+            request.headers.get(cryptobot.SIGNATURE_HEADER),
+        )
+    except cryptobot.BadSignature:
+        app[METRICS].inc("cryptobot_webhooks_total", outcome="bad_signature")
+        return web.json_response({"ok": False, "error": "bad signature"}, status=401)
+    except cryptobot.BadUpdate:
+        app[METRICS].inc("cryptobot_webhooks_total", outcome="bad_update")
+        return web.json_response({"ok": False, "error": "unreadable update"}, status=400)
+    outcome = "ignored" if done is None else "replayed" if done.replayed else "confirmed"
+    app[METRICS].inc("cryptobot_webhooks_total", outcome=outcome)
+    return web.json_response({"ok": True})
+
+
+def create_app(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    metrics_: Metrics,
+    settings: Settings | None = None,
+    translator: Translator | None = None,
+) -> web.Application:
+    app = web.Application()
+    app[POOL] = pool
+    app[REDIS] = redis
+    app[METRICS] = metrics_
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    if settings is not None and translator is not None:
+        app[SETTINGS] = settings
+        app[TRANSLATOR] = translator
+        app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook)
+    return app

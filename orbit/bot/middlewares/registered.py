@@ -1,0 +1,44 @@
+"""Keeps the handlers of a router for users who pressed /start (a row in `users`).
+
+An inner middleware: it runs only once a handler's filters matched, so an update
+that no handler of the router takes falls through to the next router untouched.
+For someone without a row (`user` is None, see UserMiddleware) the handler does not
+run and the user is asked to press /start; the handler then gets a `UserRow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram_i18n import I18nContext
+
+from orbit.bot import screens
+from orbit.bot.routers.menu import unregistered
+
+
+class RequireRegistered(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if data["user"] is not None:
+            return await handler(event, data)
+        i18n: I18nContext = data["i18n"]
+        if isinstance(event, CallbackQuery):
+            callback_answer: CallbackAnswer = data["callback_answer"]
+            if callback_answer.answered:  # answered before the handler (`pre`): no alert left to show
+                await screens.show(event, i18n.get("start-first"))
+            else:
+                unregistered(callback_answer, i18n)
+        elif isinstance(event, Message):
+            state: FSMContext = data["state"]
+            await state.clear()  # leave the text-input flow the message was meant for
+            await event.answer(i18n.get("start-first"))
+        return None

@@ -1,0 +1,150 @@
+"""The bot process: checks its token with getMe, serves HTTP, polls Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from contextlib import AsyncExitStack
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram_i18n import I18nMiddleware
+from aiohttp import web
+
+from orbit import keys
+from orbit.bot import http
+from orbit.bot.commands import set_commands
+from orbit.bot.errors import setup_errors
+from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares.locale import UserLocaleManager
+from orbit.bot.middlewares.throttling import install_throttling
+from orbit.bot.middlewares.user import UserMiddleware
+from orbit.bot.responses import pin_response_types
+from orbit.bot.routers import get_routers
+from orbit.connections import StartupError
+from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
+from orbit.marzban.instances import ensure_legacy_instance
+from orbit.marzban.provisioning import PanelDeps
+from orbit.outbox.limiter import SendLimiter
+from orbit.outbox.sender import OutboxSender
+from orbit.ratelimit import RateLimiter
+from orbit.runtime import Context, Job, Worker
+from orbit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GETME_ATTEMPTS = 5  # the Bot API (or the sandbox emulator) may still be starting
+
+
+def create_bot(settings: Settings) -> Bot:
+    assert settings.bot_token is not None
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        settings.bot_token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+async def check_token(bot: Bot, settings: Settings) -> None:
+    for attempt in range(1, GETME_ATTEMPTS + 1):
+        try:
+            me = await bot.get_me()
+        except TelegramUnauthorizedError:
+            raise StartupError("BOT_TOKEN was rejected by the Bot API (401 Unauthorized)") from None
+        except TelegramNetworkError as exc:
+            if attempt == GETME_ATTEMPTS:
+                raise StartupError(f"Bot API at {settings.telegram_api_url}: {exc}") from None
+            await asyncio.sleep(attempt)
+            continue
+        except TelegramAPIError as exc:
+            raise StartupError(f"Bot API at {settings.telegram_api_url} failed: {exc}") from None
+        log.info("bot @%s (id %d) via %s", me.username, me.id, settings.telegram_api_url)
+        return
+
+
+def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
+    """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
+    core = create_core()
+    dp = Dispatcher(
+        storage=RedisStorage(ctx.redis),
+        settings=ctx.settings,
+        pool=ctx.pool,
+        redis=ctx.redis,
+        http=ctx.http,
+        panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings),
+        plans=ctx.plans,
+        translator=Translator(core),
+        metrics=metrics,
+        pinned_response_types=pin_response_types(),  # held for the process' life (see module)
+    )
+    # Order matters: the user row is loaded before the locale is chosen from it.
+    dp.update.outer_middleware(UserMiddleware(ctx.pool))
+    I18nMiddleware(
+        core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
+    ).setup(dispatcher=dp)
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.include_routers(*get_routers())
+    # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.
+    install_throttling(dp, RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale), metrics)
+    setup_errors(dp)
+    return dp
+
+
+async def start_http(
+    ctx: Context, stack: AsyncExitStack, metrics: Metrics, translator: Translator
+) -> None:
+    app = http.create_app(ctx.pool, ctx.redis, metrics, ctx.settings, translator)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, ctx.settings.bot_http_host, ctx.settings.bot_http_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {ctx.settings.bot_http_host}:{ctx.settings.bot_http_port}: {exc}"
+        ) from None
+
+
+async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
+    bot = create_bot(ctx.settings)
+    stack.push_async_callback(bot.session.close)
+    await check_token(bot, ctx.settings)
+    await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
+    metrics = Metrics()
+    dp = build_dispatcher(ctx, metrics)
+    await set_commands(bot, dp["translator"])
+    await start_http(ctx, stack, metrics, dp["translator"])
+
+    async def serve() -> None:
+        polling = asyncio.create_task(
+            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+        )
+        stop = asyncio.create_task(ctx.stopping.wait())
+        await asyncio.wait([polling, stop], return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            await dp.stop_polling()
+        stop.cancel()
+        await polling
+
+    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
+    sender = OutboxSender(bot, ctx.pool, limiter, ctx.stopping, metrics=metrics)
+    # What was built so far lives as long as the process: keep it out of the cyclic GC's
+    # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
+    gc.collect()
+    gc.freeze()
+    return Job(tick=sender.tick, serve=serve)
+
+
+# The tick is the outbox sender: woken by `orbit:outbox`, and by the timer for retries.
+WORKER = Worker(
+    name="bot", setup=setup, interval=10.0, channels=(keys.OUTBOX_CHANNEL,), require=("bot_token",)
+)

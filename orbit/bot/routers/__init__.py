@@ -1,0 +1,36 @@
+"""All routers, in the order updates try them; `fallback` must stay last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from orbit.bot.routers import (
+    admin,
+    balance,
+    banned,
+    configs,
+    fallback,
+    menu,
+    plans,
+    promo,
+    stars,
+    start,
+    subscription,
+)
+
+
+def get_routers() -> list[Router]:
+    return [
+        banned.router,  # first: a banned user reaches no other handler
+        # Menu buttons are the hottest updates: every router before them costs each press.
+        menu.router,
+        subscription.router,
+        plans.router,
+        start.router,  # before configs/promo: /start and /menu leave any text-input flow
+        configs.router,
+        promo.router,
+        balance.router,
+        stars.router,
+        admin.router,
+        fallback.router,
+    ]

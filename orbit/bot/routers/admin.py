@@ -1,0 +1,532 @@
+"""🛠 The admin panel: `/admin` for ADMIN_IDS only.
+
+The router's filters let only admins in, on every message and every button
+press: for anyone else `/admin` is an unknown command (no answer) and a forged
+admin button falls through to `fallback` (a "stale button" alert), changing
+nothing. Flows that take text (a user lookup, an adjustment, a promo code, a
+broadcast) keep their state in the FSM; a money or mass action is confirmed
+with a button carrying a token that is also its idempotency key, so a double
+press acts once.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import secrets
+
+import asyncpg
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram_i18n import I18nContext
+from redis.asyncio import Redis
+
+from orbit.admin.broadcasts import audience_count, broadcast_progress, check_text, create_broadcast
+from orbit.admin.errors import AdminError
+from orbit.admin.panels import instance_overview, set_instance_active
+from orbit.admin.promo_line import parse_promo_line
+from orbit.admin.stats import collect_stats
+from orbit.admin.users import (
+    adjust_balance,
+    check_reason,
+    parse_amount,
+    parse_user_ref,
+    set_banned,
+    user_card,
+)
+from orbit.bot import admin_views as views
+from orbit.bot import screens
+from orbit.bot.admin_views import (
+    AdminAdjustCb,
+    AdminBcCb,
+    AdminCb,
+    AdminInstCb,
+    AdminPromoCb,
+    AdminUserCb,
+)
+from orbit.cli.status import SUPERVISOR_SOCKET, collect
+from orbit.i18n import Translator
+from orbit.marzban.drain import drain_instance
+from orbit.marzban.errors import DrainRefused, InstanceNotFound
+from orbit.marzban.provisioning import PanelDeps
+from orbit.money import format_rub
+from orbit.promos.service import PromoInputError, create_promo, disable_promo, list_promos
+from orbit.settings import Settings
+from orbit.users.queries import get_user
+
+log = logging.getLogger(__name__)
+
+router = Router(name="admin")
+
+
+# async: aiogram runs a plain-def filter in a worker thread (asyncio.to_thread) on every update.
+async def is_admin(_: TelegramObject, settings: Settings, event_from_user: User | None = None) -> bool:
+    return event_from_user is not None and event_from_user.id in settings.admin_ids
+
+
+# Checked on every update the router sees, so every admin button re-checks the presser.
+router.message.filter(is_admin)
+router.callback_query.filter(is_admin)
+
+
+class AdminFlow(StatesGroup):
+    user_query = State()
+    adjust_amount = State()
+    adjust_reason = State()
+    adjust_confirm = State()
+    promo_new = State()
+    broadcast_text = State()
+    broadcast_confirm = State()
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def _refusal(i18n: I18nContext, exc: AdminError) -> str:
+    return i18n.get(exc.message_key, **exc.params)
+
+
+def _admin_id(event: Message | CallbackQuery) -> int:
+    assert event.from_user is not None  # the router filter let only a known admin in
+    return event.from_user.id
+
+
+# --- home, stats, health ---------------------------------------------------------------
+
+
+@router.message(Command("admin"))
+async def admin_command(message: Message, i18n: I18nContext, state: FSMContext) -> None:
+    await state.clear()
+    screen = views.home(i18n)
+    await screens.show(message, screen.text, screen.markup)
+
+
+@router.message(StateFilter(AdminFlow), Command("cancel"))
+async def cancel(message: Message, i18n: I18nContext, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(i18n.get("admin-cancelled"), reply_markup=views.back_markup(i18n))
+
+
+@router.callback_query(AdminCb.filter(F.screen == "home"))
+async def home(callback: CallbackQuery, i18n: I18nContext, state: FSMContext, raw_state: str | None) -> None:
+    if raw_state is not None:
+        await state.clear()
+    screen = views.home(i18n)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminCb.filter(F.screen == "stats"))
+async def stats(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
+    screen = views.stats_screen(i18n, await collect_stats(pool))
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminCb.filter(F.screen == "health"))
+async def health(callback: CallbackQuery, settings: Settings, i18n: I18nContext) -> None:
+    # The bot may not see supervisord's socket: the state then reads "unknown".
+    screen = views.health_screen(i18n, await collect(settings, str(SUPERVISOR_SOCKET)))
+    await screens.show(callback, screen.text, screen.markup)
+
+
+# --- users: lookup, ban, balance adjustment --------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "user"))
+async def ask_user(callback: CallbackQuery, i18n: I18nContext, state: FSMContext) -> None:
+    await state.set_state(AdminFlow.user_query)
+    await screens.show(callback, i18n.get("admin-user-prompt"), views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.user_query), F.text, ~F.text.startswith("/"))
+async def find_user(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        card = await user_card(pool, parse_user_ref(message.text or ""))
+    except AdminError as exc:  # stay in the flow: the admin may have mistyped
+        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        return
+    await state.clear()
+    screen = views.user_screen(i18n, card)
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+@router.callback_query(AdminUserCb.filter(F.action == "show"))
+async def show_user(
+    callback: CallbackQuery,
+    callback_data: AdminUserCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        card = await user_card(pool, callback_data.user_id)
+    except AdminError as exc:
+        callback_answer.text = _refusal(i18n, exc)
+        callback_answer.show_alert = True
+        return
+    screen = views.user_screen(i18n, card)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminUserCb.filter(F.action.in_({"ban", "unban"})))
+async def ban(
+    callback: CallbackQuery,
+    callback_data: AdminUserCb,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    banned = callback_data.action == "ban"
+    user_id = callback_data.user_id
+    try:
+        await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
+        card = await user_card(pool, user_id)
+    except AdminError as exc:
+        callback_answer.text = _refusal(i18n, exc)
+        callback_answer.show_alert = True
+        return
+    notice = i18n.get("admin-banned-done" if banned else "admin-unbanned-done", id=str(user_id))
+    callback_answer.text = notice
+    screen = views.user_screen(i18n, card)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminUserCb.filter(F.action == "adjust"))
+async def ask_amount(
+    callback: CallbackQuery,
+    callback_data: AdminUserCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+) -> None:
+    target = await get_user(pool, callback_data.user_id)
+    if target is None:
+        callback_answer.text = i18n.get("admin-user-not-found", user=str(callback_data.user_id))
+        callback_answer.show_alert = True
+        return
+    await state.set_state(AdminFlow.adjust_amount)
+    await state.set_data({"user_id": target.id})
+    text = i18n.get("admin-adjust-prompt", id=str(target.id), balance=format_rub(target.balance_kop))
+    await screens.show(callback, text, views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.adjust_amount), F.text, ~F.text.startswith("/"))
+async def take_amount(message: Message, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        amount = parse_amount(message.text or "")
+    except AdminError as exc:
+        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        return
+    await state.update_data(amount_kop=amount)
+    await state.set_state(AdminFlow.adjust_reason)
+    await message.answer(
+        i18n.get("admin-adjust-reason-prompt", amount=views.signed_rub(amount)),
+        reply_markup=views.cancel_markup(i18n),
+    )
+
+
+@router.message(StateFilter(AdminFlow.adjust_reason), F.text, ~F.text.startswith("/"))
+async def take_reason(message: Message, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        reason = check_reason(message.text or "")
+    except AdminError as exc:
+        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        return
+    data = await state.update_data(reason=reason, token=_token())
+    await state.set_state(AdminFlow.adjust_confirm)
+    screen = views.adjust_confirm_screen(i18n, data["user_id"], data["amount_kop"], reason, data["token"])
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+@router.callback_query(AdminAdjustCb.filter())
+async def confirm_adjustment(
+    callback: CallbackQuery,
+    callback_data: AdminAdjustCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    data = await state.get_data()
+    if raw_state != AdminFlow.adjust_confirm.state or data.get("token") != callback_data.token:
+        callback_answer.text = i18n.get("admin-confirm-stale")
+        callback_answer.show_alert = True
+        return
+    admin_id = _admin_id(callback)
+    user_id = int(data["user_id"])
+    try:
+        # The token is the action's key: a second press of this button replays it.
+        done = await adjust_balance(
+            pool,
+            user_id,
+            int(data["amount_kop"]),
+            reason=str(data["reason"]),
+            admin=f"admin {admin_id}",
+            action_key=f"bot:{admin_id}:{callback_data.token}",
+        )
+    except AdminError as exc:
+        await state.clear()
+        await screens.show(callback, _refusal(i18n, exc), views.open_user_markup(i18n, user_id))
+        return
+    await state.clear()
+    if done.replayed:
+        text = i18n.get("admin-adjust-replayed", id=str(user_id), balance=format_rub(done.balance_after_kop))
+    else:
+        text = i18n.get(
+            "admin-adjust-done",
+            id=str(user_id),
+            amount=views.signed_rub(done.amount_kop),
+            balance=format_rub(done.balance_after_kop),
+        )
+    await screens.show(callback, text, views.open_user_markup(i18n, user_id))
+
+
+# --- promo codes ---------------------------------------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "promos"))
+async def promos(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
+    screen = views.promos_screen(i18n, await list_promos(pool))
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminPromoCb.filter())
+async def disable_code(
+    callback: CallbackQuery,
+    callback_data: AdminPromoCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        promo = await disable_promo(pool, callback_data.code)
+    except PromoInputError as exc:
+        callback_answer.text = str(exc)
+        callback_answer.show_alert = True
+        return
+    notice = i18n.get("admin-promo-disabled", code=html.escape(promo.code))
+    callback_answer.text = notice
+    screen = views.promos_screen(i18n, await list_promos(pool), notice)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminCb.filter(F.screen == "promo_new"))
+async def ask_promo(callback: CallbackQuery, i18n: I18nContext, state: FSMContext) -> None:
+    await state.set_state(AdminFlow.promo_new)
+    await screens.show(callback, i18n.get("admin-promo-prompt"), views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.promo_new), F.text, ~F.text.startswith("/"))
+async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        spec = parse_promo_line(message.text or "")
+        promo = await create_promo(
+            pool, spec.code, spec.kind, spec.value, max_uses=spec.max_uses, created_by=_admin_id(message)
+        )
+    except AdminError as exc:
+        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        return
+    except PromoInputError as exc:  # the promo service's sentence (English)
+        await message.answer(
+            i18n.get("admin-promo-refused", reason=html.escape(str(exc))),
+            reply_markup=views.cancel_markup(i18n),
+        )
+        return
+    await state.clear()
+    notice = i18n.get("admin-promo-created", code=html.escape(promo.code))
+    screen = views.promos_screen(i18n, await list_promos(pool), notice)
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+# --- Marzban instances -----------------------------------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "inst"))
+async def instances(callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext) -> None:
+    screen = views.instances_screen(i18n, await instance_overview(pool, redis))
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminInstCb.filter(F.action.in_({"on", "off"})))
+async def toggle_instance(
+    callback: CallbackQuery,
+    callback_data: AdminInstCb,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    active = callback_data.action == "on"
+    try:
+        line = await set_instance_active(pool, redis, callback_data.instance_id, active)
+    except InstanceNotFound:
+        callback_answer.text = i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+        callback_answer.show_alert = True
+        return
+    notice = i18n.get(
+        "admin-instance-enabled" if active else "admin-instance-disabled",
+        id=line.instance.id,
+        configs=line.configs,
+    )
+    callback_answer.text = notice
+    screen = views.instances_screen(i18n, await instance_overview(pool, redis), notice)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminInstCb.filter(F.action == "drain"))
+async def ask_drain(
+    callback: CallbackQuery,
+    callback_data: AdminInstCb,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    found = [
+        line for line in await instance_overview(pool, redis) if line.instance.id == callback_data.instance_id
+    ]
+    if not found:
+        callback_answer.text = i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+        callback_answer.show_alert = True
+        return
+    screen = views.drain_confirm_screen(i18n, found[0])
+    await screens.show(callback, screen.text, screen.markup)
+
+
+# Answered at once: a drain takes as long as its panels, the report comes as an edit.
+@router.callback_query(AdminInstCb.filter(F.action == "drain_yes"), flags={"callback_answer": {"pre": True}})
+async def drain(
+    callback: CallbackQuery,
+    callback_data: AdminInstCb,
+    panel_deps: PanelDeps,
+    translator: Translator,
+    i18n: I18nContext,
+) -> None:
+    instance_id = callback_data.instance_id
+    await screens.show(callback, i18n.get("admin-drain-running", id=html.escape(instance_id)))
+    try:
+        report = await drain_instance(panel_deps, instance_id, translator)
+    except InstanceNotFound:
+        text = i18n.get("admin-instance-not-found", id=html.escape(instance_id))
+        await screens.show(callback, text, views.back_markup(i18n))
+        return
+    except DrainRefused as exc:
+        text = i18n.get("admin-drain-refused", id=html.escape(instance_id), reason=html.escape(str(exc)))
+        await screens.show(callback, text, views.back_markup(i18n))
+        return
+    log.info("admin %d drained %s", _admin_id(callback), instance_id)
+    screen = views.drain_report_screen(i18n, report)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+# --- broadcasts --------------------------------------------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "bc"))
+async def ask_broadcast(
+    callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext
+) -> None:
+    await state.set_state(AdminFlow.broadcast_text)
+    text = i18n.get("admin-broadcast-prompt", count=await audience_count(pool))
+    await screens.show(callback, text, views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.broadcast_text), F.text, ~F.text.startswith("/"))
+async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    # The admin's formatting (bold, links...) arrives as entities; as HTML it is
+    # exactly what recipients get, and the preview below proves Telegram takes it.
+    text = message.html_text
+    try:
+        check_text(text)
+    except AdminError as exc:
+        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        return
+    await message.answer(text)
+    token = _token()
+    await state.set_state(AdminFlow.broadcast_confirm)
+    await state.set_data({"text": text, "token": token})
+    screen = views.broadcast_confirm_screen(i18n, await audience_count(pool), token)
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "send"))
+async def send_broadcast(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    settings: Settings,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    data = await state.get_data()
+    if raw_state != AdminFlow.broadcast_confirm.state or data.get("token") != callback_data.token:
+        callback_answer.text = i18n.get("admin-confirm-stale")
+        callback_answer.show_alert = True
+        return
+    admin_id = _admin_id(callback)
+    try:
+        # The token is the action's key: a second press finds this broadcast.
+        queued = await create_broadcast(
+            pool,
+            redis,
+            str(data["text"]),
+            created_by=admin_id,
+            action_key=f"bot:{admin_id}:{callback_data.token}",
+            rate_per_second=settings.outbox_rate_per_second,
+        )
+    except AdminError as exc:
+        await state.clear()
+        await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
+        return
+    await state.clear()
+    screen = views.broadcast_queued_screen(i18n, queued.broadcast_id, queued.queued, queued.replayed)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "progress"))
+async def progress(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        found = await broadcast_progress(pool, callback_data.broadcast_id)
+    except AdminError as exc:
+        callback_answer.text = _refusal(i18n, exc)
+        callback_answer.show_alert = True
+        return
+    screen = views.broadcast_progress_screen(i18n, found)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+# A message while a confirmation waits: the buttons decide, not the text.
+@router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), ~F.text.startswith("/"))
+async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
+    await message.answer(i18n.get("admin-confirm-pending"), reply_markup=views.cancel_markup(i18n))
+
+
+# Anything but text inside a text flow (a photo, a sticker).
+@router.message(
+    StateFilter(
+        AdminFlow.user_query,
+        AdminFlow.adjust_amount,
+        AdminFlow.adjust_reason,
+        AdminFlow.promo_new,
+        AdminFlow.broadcast_text,
+    ),
+    ~F.text,
+)
+async def not_text(message: Message, i18n: I18nContext) -> None:
+    await message.answer(i18n.get("admin-text-only"), reply_markup=views.cancel_markup(i18n))

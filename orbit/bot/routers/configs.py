@@ -1,0 +1,370 @@
+"""🔑 My configs: the list with usage, one config with its link and QR code, create,
+rename (a text-input flow), delete with confirmation.
+
+Every button that names a config goes through `orbit.configs.service`, which
+finds only the pressing user's live configs: another user's id, a deleted
+config or a forged button get "not in your list" and nothing changes.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram_i18n import I18nContext
+
+from orbit.bot import screens, views
+from orbit.bot.callbacks import MenuCb
+from orbit.bot.middlewares.registered import RequireRegistered
+from orbit.bot.routers.menu import leave_flow
+from orbit.configs import service
+from orbit.configs.queries import ConfigRecord
+from orbit.configs.service import ConfigError, ConfigList, ConfigView
+from orbit.marzban.provisioning import PanelDeps, Usage
+from orbit.plans import Plans
+from orbit.users.queries import UserRow
+
+router = Router(name="configs")
+# Not on messages: the rename flow answers a missing user as a missing config.
+router.callback_query.middleware(RequireRegistered())
+
+_UNITS = ("b", "kb", "mb", "gb", "tb")
+_PANEL_STATUSES = ("active", "disabled", "limited", "expired", "on_hold")
+
+
+class ConfigCb(CallbackData, prefix="cfg"):
+    """`action`: list, new, show, qr, rename, delete (asks), erase (confirmed).
+
+    `id` is the config's, except for `new`: the count of configs the user had
+    made when the button was shown, so a double press creates one config.
+    """
+
+    action: str
+    id: int = 0
+
+
+class RenameConfig(StatesGroup):
+    name = State()
+
+
+def _button(text: str, callback: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=callback.pack())
+
+
+def _size(i18n: I18nContext, nbytes: int) -> str:
+    value = float(nbytes)
+    unit = 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    shown = f"{value:.0f}" if unit == 0 or value >= 100 else f"{value:.1f}"
+    return i18n.get("configs-size", value=shown, unit=_UNITS[unit])
+
+
+def _status(i18n: I18nContext, config: ConfigRecord, usage: Usage | None) -> str:
+    if config.status == "pending":
+        return i18n.get("configs-status-pending")
+    if usage is None:
+        return i18n.get("configs-status-unknown")
+    status = usage.status if usage.status in _PANEL_STATUSES else "unknown"
+    return i18n.get(f"configs-status-{status}")
+
+
+def _traffic(i18n: I18nContext, usage: Usage | None) -> str:
+    if usage is None:
+        return i18n.get("configs-traffic-unknown")
+    used = _size(i18n, usage.used_traffic)
+    if not usage.data_limit:
+        return i18n.get("configs-traffic-unlimited", used=used)
+    return i18n.get("configs-traffic", used=used, limit=_size(i18n, usage.data_limit))
+
+
+def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
+    lines = [
+        i18n.get("configs-title", count=len(listing.configs), max=listing.max_configs),
+        i18n.get("configs-until", until=_until(i18n, listing.until)),
+        "",
+    ]
+    if not listing.configs:
+        lines.append(i18n.get("configs-empty"))
+    for index, view in enumerate(listing.configs, 1):
+        lines.append(
+            i18n.get(
+                "configs-item",
+                index=index,
+                name=html.escape(view.config.name),
+                status=_status(i18n, view.config, view.usage),
+                traffic=_traffic(i18n, view.usage),
+            )
+        )
+    rows = [[_button(f"{i}. {v.config.name}", ConfigCb(action="show", id=v.config.id))]
+            for i, v in enumerate(listing.configs, 1)]
+    if listing.active and len(listing.configs) < listing.max_configs:
+        rows.append([_button(i18n.get("btn-config-new"), ConfigCb(action="new", id=listing.made))])
+    elif not listing.active:
+        rows.append([_button(i18n.get("btn-buy"), MenuCb(screen="buy"))])
+    rows.append([views.main_menu_button(i18n)])
+    return views.Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def _until(i18n: I18nContext, until: datetime | None) -> str:
+    """Every config lasts as long as the subscription (our row, not the panel's copy)."""
+    if until is None or until <= datetime.now(UTC):
+        return i18n.get("configs-until-inactive")
+    return views.format_date(until)
+
+
+def detail_screen(
+    i18n: I18nContext, view: ConfigView, until: datetime | None, note: str | None = None
+) -> views.Screen:
+    config = view.config
+    lines = [note, ""] if note else []
+    lines.append(
+        i18n.get(
+            "configs-detail",
+            name=html.escape(config.name),
+            status=_status(i18n, config, view.usage),
+            until=_until(i18n, until),
+            traffic=_traffic(i18n, view.usage),
+        )
+    )
+    lines.append("")
+    if config.subscription_url:
+        lines.append(i18n.get("configs-link", url=html.escape(config.subscription_url)))
+    else:
+        lines.append(i18n.get("configs-link-pending"))
+    rows = []
+    if config.subscription_url:
+        rows.append([_button(i18n.get("btn-config-qr"), ConfigCb(action="qr", id=config.id))])
+    rows.append([
+        _button(i18n.get("btn-config-rename"), ConfigCb(action="rename", id=config.id)),
+        _button(i18n.get("btn-config-delete"), ConfigCb(action="delete", id=config.id)),
+    ])
+    rows.append([_button(i18n.get("btn-configs-back"), ConfigCb(action="list"))])
+    return views.Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+def _back_to_list(i18n: I18nContext) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[
+        [_button(i18n.get("btn-configs-back"), ConfigCb(action="list"))],
+        [views.main_menu_button(i18n)],
+    ])
+
+
+def _error_text(i18n: I18nContext, error: ConfigError) -> str:
+    if isinstance(error, service.ConfigLimitReached):
+        return i18n.get(error.message_key, limit=error.limit)
+    if isinstance(error, service.InvalidConfigName):
+        return i18n.get(error.message_key, max=service.NAME_MAX_LENGTH)
+    return i18n.get(error.message_key)
+
+
+def _refuse(callback_answer: CallbackAnswer, i18n: I18nContext, error: ConfigError) -> None:
+    """A refused press: an alert, and the screen stays as it was."""
+    callback_answer.text = _error_text(i18n, error)
+    callback_answer.show_alert = True
+
+
+@router.callback_query(MenuCb.filter(F.screen == "configs"))
+@router.callback_query(ConfigCb.filter(F.action == "list"))
+async def show_list(
+    callback: CallbackQuery,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    plans: Plans,
+    i18n: I18nContext,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    await leave_flow(state, raw_state)
+    listing = await service.list_configs(panel_deps, plans, user.id)
+    screen = list_screen(i18n, listing)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+# Answered at once: placing a config may take a while when panels fail over.
+@router.callback_query(ConfigCb.filter(F.action == "new"), flags={"callback_answer": {"pre": True}})
+async def create(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    plans: Plans,
+    i18n: I18nContext,
+) -> None:
+    await screens.show(callback, i18n.get("configs-creating"))
+    try:
+        view = await service.create_config(panel_deps, plans, user.id, seen_made=callback_data.id)
+    except ConfigError as exc:
+        await screens.show(callback, _error_text(i18n, exc), _back_to_list(i18n))
+        return
+    note = i18n.get("configs-created", name=html.escape(view.config.name))
+    screen = detail_screen(i18n, view, user.subscription_until, note)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(ConfigCb.filter(F.action == "show"))
+async def show_one(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    try:
+        view = await service.show_config(panel_deps, user.id, callback_data.id)
+    except ConfigError as exc:
+        _refuse(callback_answer, i18n, exc)
+        return
+    await leave_flow(state, raw_state)
+    screen = detail_screen(i18n, view, user.subscription_until)
+    await screens.show(callback, screen.text, screen.markup)
+
+
+@router.callback_query(ConfigCb.filter(F.action == "qr"))
+async def send_qr(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    bot: Bot,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        config, png = await service.config_qr(panel_deps, user.id, callback_data.id)
+    except ConfigError as exc:
+        _refuse(callback_answer, i18n, exc)
+        return
+    # A photo cannot be edited into a text screen: « Back sends the config screen anew.
+    back = InlineKeyboardMarkup(inline_keyboard=[
+        [_button(i18n.get("btn-back"), ConfigCb(action="show", id=config.id))]
+    ])
+    await bot.send_photo(
+        user.id,
+        BufferedInputFile(png, filename=f"config-{config.id}.png"),
+        caption=i18n.get("configs-qr-caption", name=html.escape(config.name)),
+        reply_markup=back,
+    )
+
+
+@router.callback_query(ConfigCb.filter(F.action == "rename"))
+async def ask_name(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+) -> None:
+    try:
+        config = await service.get_config(panel_deps, user.id, callback_data.id)
+    except ConfigError as exc:
+        _refuse(callback_answer, i18n, exc)
+        return
+    await state.set_state(RenameConfig.name)
+    await state.update_data(config_id=config.id)
+    cancel = InlineKeyboardMarkup(inline_keyboard=[
+        [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))]
+    ])
+    text = i18n.get("configs-rename-prompt", name=html.escape(config.name), max=service.NAME_MAX_LENGTH)
+    await screens.show(callback, text, cancel)
+
+
+@router.message(StateFilter(RenameConfig.name), Command("cancel"))
+async def cancel_rename(message: Message, i18n: I18nContext, state: FSMContext) -> None:
+    await state.clear()
+    await screens.show(message, i18n.get("configs-rename-cancelled"), _back_to_list(i18n))
+
+
+# Commands are left to their own handlers (/menu, /start end the flow there).
+@router.message(StateFilter(RenameConfig.name), F.text, ~F.text.startswith("/"))
+async def take_name(
+    message: Message,
+    user: UserRow | None,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    state: FSMContext,
+) -> None:
+    config_id = (await state.get_data()).get("config_id")
+    if user is None or not isinstance(config_id, int):
+        await state.clear()
+        await screens.show(message, i18n.get("configs-not-found"), _back_to_list(i18n))
+        return
+    try:
+        view = await service.rename_config(panel_deps, user.id, config_id, message.text or "")
+    except service.InvalidConfigName as exc:  # stay in the flow: another name may fit
+        await message.answer(_error_text(i18n, exc))
+        return
+    except ConfigError as exc:
+        await state.clear()
+        await screens.show(message, _error_text(i18n, exc), _back_to_list(i18n))
+        return
+    await state.clear()
+    note = i18n.get("configs-renamed", name=html.escape(view.config.name))
+    screen = detail_screen(i18n, view, user.subscription_until, note)
+    await screens.show(message, screen.text, screen.markup)
+
+
+@router.message(StateFilter(RenameConfig.name), ~F.text)
+async def not_a_name(message: Message, i18n: I18nContext) -> None:
+    await message.answer(i18n.get("configs-name-invalid", max=service.NAME_MAX_LENGTH))
+
+
+@router.callback_query(ConfigCb.filter(F.action == "delete"))
+async def confirm_delete(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    try:
+        config = await service.get_config(panel_deps, user.id, callback_data.id)
+    except ConfigError as exc:
+        _refuse(callback_answer, i18n, exc)
+        return
+    await leave_flow(state, raw_state)
+    markup = InlineKeyboardMarkup(inline_keyboard=[
+        [_button(i18n.get("btn-config-delete-yes"), ConfigCb(action="erase", id=config.id))],
+        [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))],
+    ])
+    await screens.show(callback, i18n.get("configs-delete-confirm", name=html.escape(config.name)), markup)
+
+
+@router.callback_query(ConfigCb.filter(F.action == "erase"))
+async def delete(
+    callback: CallbackQuery,
+    callback_data: ConfigCb,
+    user: UserRow,
+    panel_deps: PanelDeps,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        config = await service.delete_config(panel_deps, user.id, callback_data.id)
+    except ConfigError as exc:
+        _refuse(callback_answer, i18n, exc)
+        return
+    text = i18n.get("configs-deleted", name=html.escape(config.name))
+    await screens.show(callback, text, _back_to_list(i18n))

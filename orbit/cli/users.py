@@ -1,0 +1,175 @@
+"""`orbit users`: look a user up, correct a balance, ban or unban.
+
+    orbit users show <id|@username> [--json]
+    orbit users adjust <id> <±RUB> --reason TEXT [--key KEY]
+    orbit users ban <id>
+    orbit users unban <id>
+
+An adjustment is a ledger entry (kind `adjustment`) with the reason in its
+note; `--key` makes a retried command harmless (the same key adjusts once).
+A debit larger than the balance is refused. Bad input is refused in one line
+(exit code 2) and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from orbit.admin.errors import AdminError
+from orbit.admin.users import UserCard, adjust_balance, parse_amount, parse_user_ref, set_banned, user_card
+from orbit.cli.errors import CommandError
+from orbit.connections import create_pool
+from orbit.migrate import require_schema
+from orbit.money import format_rub
+from orbit.settings import Settings
+
+NOTE_SHOWN = 80
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("users", help="look up users, adjust balances, ban")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    show = actions.add_parser("show", help="balance, subscription, configs, payments, ledger of a user")
+    show.add_argument("user", help="a Telegram id or @username")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    adjust = actions.add_parser("adjust", help="add to or take from a balance (a ledger entry)")
+    adjust.add_argument("user", help="the user's Telegram id")
+    adjust.add_argument("amount", help="RUB: 100 adds, -50 takes, 99.50 has kopecks")
+    adjust.add_argument("--reason", required=True, help="why (kept in the ledger entry's note)")
+    adjust.add_argument("--key", help="idempotency key: the same key adjusts once (default: a new one)")
+
+    for action, text in (("ban", "refuse the user everything in the bot"), ("unban", "lift a ban")):
+        actions.add_parser(action, help=text).add_argument("user", help="the user's Telegram id")
+    parser.set_defaults(func=run)
+
+
+def _out(line: str = "") -> None:
+    print(line)  # noqa: T201
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _signed(kopecks: int) -> str:
+    return ("+" if kopecks > 0 else "") + format_rub(kopecks)
+
+
+def _user_id(raw: str) -> int:
+    ref = parse_user_ref(raw)
+    if not isinstance(ref, int):
+        raise CommandError(f"expected a numeric Telegram id, got {raw!r} (`orbit users show` finds the id)")
+    return ref
+
+
+@asynccontextmanager
+async def _connect(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings, max_size=2)
+    try:
+        await require_schema(pool)
+        yield pool
+    finally:
+        await pool.close()
+
+
+def render(card: UserCard) -> list[str]:
+    p = card.profile
+    name = f"@{p.username}" if p.username else "(no username)"
+    lines = [
+        f"user {p.id} {name} ({p.first_name or '-'}), language {p.language},"
+        f" joined {_when(p.created_at)}, last seen {_when(p.last_seen_at)}",
+        f"balance       {format_rub(p.balance_kop)} RUB",
+    ]
+    until = p.subscription_until
+    if until is None:
+        lines.append("subscription  none")
+    elif until <= datetime.now(UTC):
+        lines.append(f"subscription  ended {_when(until)}")
+    else:
+        renew = "on" if p.auto_renew else "off"
+        lines.append(f"subscription  until {_when(until)} (plan {card.plan_id or '-'}, auto-renew {renew})")
+    flags = ["BANNED"] if p.is_banned else []
+    if p.blocked_at is not None:
+        flags.append(f"blocked the bot {_when(p.blocked_at)}")
+    if flags:
+        lines.append(f"flags         {', '.join(flags)}")
+    lines.append(f"configs ({len(card.configs)}):")
+    lines += [
+        f"  #{c.id} {c.name!r} on {c.instance_id}, {c.status}, {c.subscription_url or 'no link yet'}"
+        for c in card.configs
+    ]
+    lines.append(f"payments (last {len(card.payments)}):")
+    lines += [
+        f"  #{pay.id} {pay.method} {format_rub(pay.amount_kop)} RUB {pay.status}, {_when(pay.created_at)}"
+        for pay in card.payments
+    ]
+    lines.append(f"ledger (last {len(card.ledger)}):")
+    lines += [
+        f"  #{e.id} {_signed(e.amount_kop)} {e.kind} -> {format_rub(e.balance_after_kop)},"
+        f" {_when(e.created_at)}{'  ' + e.note[:NOTE_SHOWN] if e.note else ''}"
+        for e in card.ledger
+    ]
+    return lines
+
+
+async def _show(args: argparse.Namespace, settings: Settings) -> int:
+    ref = parse_user_ref(args.user)
+    async with _connect(settings) as pool:
+        card = await user_card(pool, ref)
+    if args.json:
+        _out(msgspec.json.encode(card).decode())
+    else:
+        for line in render(card):
+            _out(line)
+    return 0
+
+
+async def _adjust(args: argparse.Namespace, settings: Settings) -> int:
+    # Everything is checked before we connect: bad input never reaches the database.
+    user_id = _user_id(args.user)
+    amount = parse_amount(args.amount)
+    key = args.key if args.key is not None else f"cli:{uuid.uuid4().hex}"
+    if not key.strip():
+        raise CommandError("--key is empty")
+    async with _connect(settings) as pool:
+        done = await adjust_balance(pool, user_id, amount, reason=args.reason, admin="cli", action_key=key)
+    if done.replayed:
+        _out(
+            f"already applied with key {key!r} (ledger entry {done.entry_id}): nothing changed;"
+            f" balance {format_rub(done.balance_after_kop)} RUB"
+        )
+    else:
+        _out(
+            f"user {user_id}: {_signed(done.amount_kop)} RUB (ledger entry {done.entry_id}),"
+            f" balance now {format_rub(done.balance_after_kop)} RUB"
+        )
+    return 0
+
+
+async def _ban(args: argparse.Namespace, settings: Settings) -> int:
+    user_id = _user_id(args.user)
+    banned = args.action == "ban"
+    async with _connect(settings) as pool:
+        changed = await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
+    word = "banned" if banned else "unbanned"
+    _out(f"user {user_id} {word}" if changed else f"user {user_id} was already {word}")
+    return 0
+
+
+_ACTIONS = {"show": _show, "adjust": _adjust, "ban": _ban, "unban": _ban}
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return await _ACTIONS[args.action](args, settings)
+    except AdminError as exc:
+        raise CommandError(str(exc)) from None

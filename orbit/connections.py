@@ -1,0 +1,104 @@
+"""Factories for the Postgres pool and the Redis client, called from `run()`."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+from redis.asyncio import Redis
+
+from orbit.settings import Settings
+
+
+class StartupError(Exception):
+    """A dependency is unreachable or not in the state this code needs."""
+
+
+class OrbitConnection(asyncpg.Connection):
+    """A pooled connection that can skip the pool's reset on its next release.
+
+    asyncpg resets every released connection with one more round trip (`SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`). A use that ran a
+    single statement outside a transaction leaves nothing to reset, so the hot
+    path (`fetchrow_pristine`: the user row on every update) skips it.
+    """
+
+    _skip_reset = False
+
+    def skip_next_reset(self) -> None:
+        self._skip_reset = True
+
+    def take_skip_reset(self) -> bool:
+        skip, self._skip_reset = self._skip_reset, False
+        return skip
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    # The pool has already rolled back any open transaction (`Connection._reset`).
+    if isinstance(conn, OrbitConnection) and conn.take_skip_reset():
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
+async def fetchrow_pristine(pool: asyncpg.Pool, query: str, *args: object) -> asyncpg.Record | None:
+    """`pool.fetchrow` for one plain read: one round trip, no reset on release.
+
+    Only for a single statement that leaves no session state behind (no SET,
+    LISTEN, advisory lock, cursor or transaction).
+    """
+    async with pool.acquire() as conn:
+        record = await conn.fetchrow(query, *args)
+        skip = getattr(conn, "skip_next_reset", None)  # absent on a pool not made here
+        if skip is not None:
+            skip()
+        return record
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns come back as Python objects, not strings.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            settings.dsn,
+            min_size=settings.database_pool_min,
+            max_size=max_size or settings.database_pool_max,
+            init=_init_connection,
+            connection_class=OrbitConnection,
+            reset=_reset_connection,
+            command_timeout=30,
+            timeout=10,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise StartupError(f"Postgres is unreachable at {_safe_dsn(settings)}: {exc}") from None
+    assert pool is not None
+    return pool
+
+
+def create_redis(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
+
+
+async def check_redis(redis: Redis, settings: Settings) -> None:
+    try:
+        await redis.ping()
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise StartupError(f"Redis is unreachable at {settings.redis_url}: {exc}") from None
+    except Exception as exc:  # redis.exceptions.* do not share OSError's base
+        raise StartupError(f"Redis is unreachable at {settings.redis_url}: {exc}") from None
+
+
+def _safe_dsn(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url.split("@")[-1]
+    return f"{settings.database_host}:{settings.database_port}/{settings.database_name}"

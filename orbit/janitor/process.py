@@ -1,0 +1,43 @@
+"""The janitor process: periodic chores; safe to run twice (locks, keys, SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+from orbit.i18n import create_translator
+from orbit.janitor import chores, housekeeping
+from orbit.marzban.provisioning import PanelDeps
+from orbit.runtime import Context, Job, Worker
+
+log = logging.getLogger(__name__)
+
+
+async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
+    deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings)
+    translator = create_translator()
+    work: dict[str, Callable[[], Awaitable[int]]] = {
+        "expired_payments": lambda: housekeeping.expire_pending_payments(ctx.pool),
+        "purged_outbox": lambda: housekeeping.purge_old_outbox(ctx.pool),
+        "renewed": lambda: chores.renew_subscriptions(deps, translator, ctx.plans),
+        "reminded": lambda: chores.send_reminders(deps, translator),
+        "repaired_configs": lambda: chores.repair_drift(deps),
+        "resumed_broadcasts": lambda: chores.finish_broadcasts(deps),
+    }
+
+    async def tick() -> None:
+        done: dict[str, int] = {}
+        for name, chore in work.items():
+            if ctx.stopping.is_set():
+                break
+            try:
+                done[name] = await chore()
+            except Exception:  # one broken chore must not starve the others
+                log.exception("chore %s failed", name)
+        log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
+
+    return Job(tick=tick)
+
+
+WORKER = Worker(name="janitor", setup=setup, interval=60.0)

@@ -1,0 +1,50 @@
+"""Every Redis key and channel Orbit uses, in one place (see DESIGN.md)."""
+
+from __future__ import annotations
+
+# Pub/sub wake-ups. Never the only carrier of a fact: the fact is a row.
+OUTBOX_CHANNEL = "orbit:outbox"
+TON_POKE_CHANNEL = "orbit:ton:poke"
+BALANCER_POKE_CHANNEL = "orbit:balancer:poke"
+
+BALANCER_SCORES = "balancer:scores"  # zset: "<instance>:<node>" -> load score, lowest wins
+BALANCER_REFRESHED_AT = "balancer:refreshed_at"  # unix time of the last full refresh
+TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
+
+# The outbox sender's shared limits (orbit/outbox/limiter.py), one set for every bot process.
+OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out
+OUTBOX_WINDOW = "outbox:window"  # zset: sends in flight or answered within the last second
+OUTBOX_PAUSE = "outbox:pause"  # set for a 429's retry_after: no sender sends while it lives
+
+
+def heartbeat(worker: str) -> str:
+    return f"worker:{worker}:heartbeat"
+
+
+def lease(worker: str) -> str:
+    return f"lease:{worker}"
+
+
+def rate_limit(user_id: int, action: str) -> str:
+    return f"rl:{user_id}:{action}"
+
+
+def outbox_chat(chat_id: int) -> str:
+    """Lives (PX) for the per-chat interval after a message to `chat_id` went out."""
+    return f"outbox:chat:{chat_id}"
+
+
+def balancer_instance(instance_id: str) -> str:
+    return f"balancer:instance:{instance_id}"
+
+
+def marzban_token(instance_id: str) -> str:
+    return f"marzban:{instance_id}:token"
+
+
+def marzban_token_lock(instance_id: str) -> str:
+    """Held by the one process logging in to a panel; the others wait for its token."""
+    return f"marzban:{instance_id}:token:lock"
+
+
+WORKERS = ("bot", "ton_watcher", "balancer", "janitor")

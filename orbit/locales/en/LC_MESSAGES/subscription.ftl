@@ -1,0 +1,61 @@
+# The subscription screen, the free trial, plans and purchases.
+
+plan-name = { $months ->
+    [one] { $months } month
+   *[other] { $months } months
+}
+plan-button = { $name } — { $price } ₽
+
+sub-title = <b>Subscription</b>
+sub-active = Active until { $until }.
+sub-trial = Free trial until { $until }.
+sub-expired = Expired on { $until }.
+sub-none = You have no subscription yet.
+sub-plan = Plan: { $name }.
+sub-auto-renew-on = Auto-renewal: on. When the subscription ends, the same plan is bought again from your balance.
+sub-auto-renew-off = Auto-renewal: off.
+btn-auto-renew-off = 🔁 Turn auto-renewal off
+btn-auto-renew-on = 🔁 Turn auto-renewal on
+btn-extend = 🛒 Extend
+auto-renew-saved-on = Auto-renewal is on.
+auto-renew-saved-off = Auto-renewal is off.
+
+trial-started = 🎁 Your free trial runs until { $until }. Create a config in 🔑 My configs to connect.
+trial-used = You have already used your free trial.
+trial-off = There is no free trial at the moment.
+
+plans-title =
+    <b>Choose a plan</b>
+
+    Your balance: { $balance } ₽
+plans-days = { $days ->
+    [one] { $days } day
+   *[other] { $days } days
+}
+
+buy-confirm =
+    <b>Confirm the purchase</b>
+
+    Plan: { $name } ({ $days ->
+        [one] { $days } day
+       *[other] { $days } days
+    })
+    Price: { $price } ₽
+    Your balance: { $balance } ₽
+    Subscription until: { $until }
+btn-confirm = ✅ Pay { $price } ₽
+buy-done =
+    ✅ Paid { $price } ₽ for { $name }.
+
+    Subscription until: { $until }
+    Balance: { $balance } ₽
+buy-already-done = This purchase is already done.
+buy-insufficient =
+    <b>Not enough money</b>
+
+    Price: { $price } ₽
+    Your balance: { $balance } ₽
+    Missing: { $missing } ₽
+btn-topup = 💰 Top up { $missing } ₽
+buy-price-changed = The price has changed; check the new one.
+buy-unknown-plan = There is no such plan.

@@ -1,0 +1,192 @@
+"""Draining a panel: move every config of an instance to the others.
+
+For each config, under its lock: a panel user with the same username, expiry,
+data limit and enabled state is made on the best other instance; then one
+transaction points the row there, lists the old panel user for removal and
+queues the user's message with the new link (outbox); then the old user is
+deleted if the old panel answers (else the balancer retries it later).
+
+Resumable: the instance is disabled first, so nothing new lands on it; a
+config already moved is skipped; a config whose move was cut short finds its
+half-made user through `panel_removals` and finishes on that instance. It is
+refused when no other active instance answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from orbit import outbox
+from orbit.configs import queries as configs_q
+from orbit.marzban import instances
+from orbit.marzban.client import absolute_url
+from orbit.marzban.errors import DrainRefused, InstanceNotFound, MarzbanError
+from orbit.marzban.instances import Instance
+from orbit.marzban.placement import poke_balancer
+from orbit.marzban.provisioning import (
+    PanelDeps,
+    config_lock,
+    load_target,
+    place_user,
+    process_removals,
+    remove_listed,
+)
+
+if TYPE_CHECKING:  # importing aiogram's i18n costs seconds; only the caller needs it
+    from orbit.i18n import Translator
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KIND = "config_moved"
+POKE_EVERY = 25  # moves between balancer refreshes, so the scores see the new users
+
+
+class DrainReport(msgspec.Struct, kw_only=True):
+    instance_id: str
+    moved: int = 0
+    deleted: int = 0  # configs that were being deleted: removed instead of moved
+    skipped: int = 0  # already elsewhere (another drain, a concurrent move)
+    failed: dict[int, str] = {}
+    old_users_left: int = 0  # old panel users still listed for removal
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+async def healthy_instances(deps: PanelDeps, candidates: list[Instance]) -> list[Instance]:
+    """The candidates whose panel answers `GET /api/system` right now."""
+
+    async def answers(instance: Instance) -> bool:
+        try:
+            await deps.client(instance, retries=0).get_system()
+        except MarzbanError as exc:
+            log.warning("drain: instance %s is not healthy: %s", instance.id, exc)
+            return False
+        return True
+
+    results = await asyncio.gather(*(answers(i) for i in candidates))
+    return [i for i, ok in zip(candidates, results, strict=True) if ok]
+
+
+async def drain_instance(
+    deps: PanelDeps,
+    instance_id: str,
+    translator: Translator,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> DrainReport:
+    """Move every live config of `instance_id` elsewhere; see the module docstring.
+
+    Raises `InstanceNotFound`, or `DrainRefused` when no other instance is
+    healthy. Per-config failures are collected in the report; run it again to
+    retry them.
+    """
+    started = time.monotonic()
+    source = await instances.get_instance(deps.pool, instance_id)
+    if source is None:
+        raise InstanceNotFound(instance_id)
+    others = [i for i in await instances.active_instances(deps.pool) if i.id != instance_id]
+    healthy = await healthy_instances(deps, others)
+    if not healthy:
+        raise DrainRefused(
+            f"no other instance is healthy ({len(others)} other active): nothing to move to"
+        )
+    if source.is_active:
+        await instances.set_active(deps.pool, instance_id, False)
+        log.info("drain: instance %s disabled for new configs", instance_id)
+    await poke_balancer(deps.redis)
+    avoid = {instance_id} | {i.id for i in others if i not in healthy}
+    healthy_ids = {i.id for i in healthy}
+
+    report = DrainReport(instance_id=instance_id)
+    config_ids = await configs_q.live_ids_on_instance(deps.pool, instance_id)
+    source_down = False
+    for config_id in config_ids:
+        try:
+            outcome, source_down = await _move(
+                deps, translator, config_id, instance_id, avoid, healthy_ids, source_down
+            )
+        except MarzbanError as exc:
+            report.failed[config_id] = str(exc)
+            log.warning("drain: config %d not moved: %s", config_id, exc)
+            if progress:
+                progress(f"config {config_id}: not moved: {exc}")
+            continue
+        if outcome == "moved":
+            report.moved += 1
+            if report.moved % POKE_EVERY == 0:
+                await poke_balancer(deps.redis)
+        elif outcome == "deleted":
+            report.deleted += 1
+        else:
+            report.skipped += 1
+        if progress:
+            progress(f"config {config_id}: {outcome}")
+    if not source_down:
+        await process_removals(deps, instance_ids=[instance_id], limit=10_000)
+    report.old_users_left = await configs_q.count_removals(deps.pool, instance_id)
+    await poke_balancer(deps.redis)
+    log.info(
+        "drain of %s: %d moved, %d deleted, %d skipped, %d failed, %d old users left in %.1fs",
+        instance_id, report.moved, report.deleted, report.skipped, len(report.failed),
+        report.old_users_left, time.monotonic() - started,
+    )  # fmt: skip
+    return report
+
+
+async def _move(
+    deps: PanelDeps,
+    translator: Translator,
+    config_id: int,
+    source_id: str,
+    avoid: set[str],
+    healthy_ids: set[str],
+    source_down: bool,
+) -> tuple[str, bool]:
+    """Move one config; returns its outcome and whether the source panel is down."""
+    async with config_lock(deps.pool, config_id) as conn:
+        target = await load_target(conn, config_id)
+        config = target.config
+        if config.instance_id != source_id:
+            return "skipped", source_down
+        if config.status in ("deleting", "deleted"):
+            async with conn.transaction():
+                await configs_q.mark_deleted(conn, config_id)
+                await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
+            return "deleted", source_down
+        # A move cut short left its user listed on the instance it was going to.
+        half_made = [
+            i
+            for i in await configs_q.removal_instances_of_config(conn, config_id)
+            if i in healthy_ids
+        ]
+        instance, user = await place_user(
+            deps, conn, target, avoid=avoid, prefer=half_made[0] if half_made else None
+        )
+        url = absolute_url(instance.base_url, user.subscription_url)
+        async with conn.transaction():
+            record = await configs_q.mark_placed(conn, config_id, instance.id, url, source_id)
+            if record is None:
+                return "skipped", source_down
+            await configs_q.delete_removal(conn, instance.id, config.panel_username)
+            await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
+            notify = config.status != "pending"  # a pending config's owner has no link yet
+            if notify:
+                text = translator(
+                    target.language, "marzban-config-moved", name=config.name, url=url
+                )
+                await outbox.enqueue(conn, config.user_id, MESSAGE_KIND, text)
+        if notify:
+            await outbox.wake_sender(deps.redis)
+        if not source_down:
+            removed = await remove_listed(deps, conn, source_id, config.panel_username)
+            source_down = not removed
+    log.info("drain: config %d moved %s -> %s", config_id, source_id, instance.id)
+    return "moved", source_down

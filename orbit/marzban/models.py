@@ -1,0 +1,97 @@
+"""Shapes of a Marzban v0.8.4 panel's answers (see reference/marzban-api.md), as
+msgspec structs. Unknown fields are ignored so a newer panel does not break us."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+NODE_CONNECTED = "connected"
+NODE_STATUSES = ("connected", "connecting", "error", "disabled")
+
+
+class Token(msgspec.Struct, frozen=True):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class PanelUser(msgspec.Struct, frozen=True, kw_only=True):
+    username: str
+    status: str
+    expire: int | None = None  # unix seconds; None = never
+    data_limit: int | None = None  # bytes; None = unlimited
+    data_limit_reset_strategy: str = "no_reset"
+    used_traffic: int = 0
+    lifetime_used_traffic: int = 0
+    proxies: dict[str, dict[str, Any]] = {}
+    inbounds: dict[str, list[str]] = {}
+    note: str | None = None
+    online_at: str | None = None  # ISO-8601 without timezone (UTC)
+    subscription_url: str = ""  # relative (/sub/...) unless the panel sets a prefix
+    links: list[str] = []
+
+
+class UsersPage(msgspec.Struct, frozen=True):
+    users: list[PanelUser]
+    total: int
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    name: str
+    status: str
+    usage_coefficient: float = 1.0
+    address: str = ""
+    message: str | None = None
+    xray_version: str | None = None
+
+
+class NodeUsage(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: int | None  # None is the panel's own core ("Master")
+    node_name: str
+    uplink: int = 0
+    downlink: int = 0
+
+
+class NodesUsage(msgspec.Struct, frozen=True):
+    usages: list[NodeUsage]
+
+
+class SystemStats(msgspec.Struct, frozen=True, kw_only=True):
+    version: str = ""
+    total_user: int = 0
+    users_active: int = 0
+    online_users: int = 0
+    cpu_usage: float = 0.0
+    mem_used: int = 0
+    mem_total: int = 0
+    incoming_bandwidth: int = 0
+    outgoing_bandwidth: int = 0
+
+
+class Inbound(msgspec.Struct, frozen=True, kw_only=True):
+    tag: str
+    protocol: str
+    network: str = ""
+    tls: str = ""
+    port: int | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """`{"detail": "text"}` or, for 422, `{"detail": {"field": "message"}}`."""
+
+    detail: str | dict[str, str] = ""
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """`POST /api/user`. Always carries `inbounds`: without it the user gets none."""
+
+    username: str
+    proxies: dict[str, dict[str, Any]]
+    inbounds: dict[str, list[str]]
+    expire: int = 0  # 0 = never
+    data_limit: int = 0  # 0 = unlimited
+    data_limit_reset_strategy: str = "no_reset"
+    status: str = "active"
+    note: str = ""

@@ -1,0 +1,317 @@
+"""Payments SQL (payments, ton_transactions, cursors, the referral bonus). Callers own the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+
+class PaymentRow(msgspec.Struct, frozen=True):
+    id: int
+    user_id: int
+    method: str  # ton, stars, cryptobot
+    status: str  # pending, confirmed, expired, failed, refunded
+    amount_kop: int  # what the user asked to top up
+    currency: str  # TON, XTR, RUB
+    currency_amount: int  # nanotons, stars, kopecks: fixed when the payment is created
+    credited_kop: int | None  # what the ledger got (TON may differ from amount_kop)
+    external_id: str | None  # invoice id, charge id, first tx hash
+    comment: str | None  # TON transfer comment
+    pay_url: str | None
+    details: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    confirmed_at: datetime | None
+
+
+PAYMENT_COLUMNS = (
+    "id, user_id, method, status, amount_kop, currency, currency_amount, credited_kop,"
+    " external_id, comment, pay_url, details, created_at, expires_at, confirmed_at"
+)
+
+INSERT_PAYMENT = f"""
+INSERT INTO payments
+    (user_id, method, amount_kop, currency, currency_amount, expires_at, comment, external_id, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{{}}'::jsonb))
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+GET_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+
+LOCK_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
+
+GET_BY_EXTERNAL_ID = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE method = $1 AND external_id = $2"
+
+# Comments are stored upper-case; a payer may retype one in any case or with spaces.
+LOCK_TON_BY_COMMENTS = f"""
+SELECT {PAYMENT_COLUMNS} FROM payments
+WHERE method = 'ton' AND comment = ANY($1::text[])
+ORDER BY id
+FOR UPDATE
+"""
+
+ATTACH_INVOICE = f"""
+UPDATE payments SET external_id = coalesce($2, external_id), pay_url = coalesce($3, pay_url),
+    details = details || coalesce($4::jsonb, '{{}}'::jsonb)
+WHERE id = $1
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+# The payment and its user's language (for the message) in one round trip.
+LOCK_PAYMENT_FOR_CONFIRM = f"""
+SELECT {", ".join("p." + c.strip() for c in PAYMENT_COLUMNS.split(","))}, u.language
+FROM payments p JOIN users u ON u.id = p.user_id
+WHERE p.id = $1
+FOR UPDATE OF p
+"""
+
+# Confirm, and in the same statement claim the referral bonus: it is paid once per
+# referee (`bonus_paid_at` flips here) and only on their first confirmed top-up.
+MARK_CONFIRMED = f"""
+WITH confirmed AS (
+    UPDATE payments
+    SET status = 'confirmed', credited_kop = $2, confirmed_at = now(),
+        external_id = coalesce($3, external_id),
+        details = details || coalesce($4::jsonb, '{{}}'::jsonb)
+    WHERE id = $1
+    RETURNING {PAYMENT_COLUMNS}
+),
+claimed AS (
+    UPDATE referrals r SET bonus_paid_at = now()
+    FROM confirmed c
+    WHERE r.referee_id = c.user_id AND r.bonus_paid_at IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM payments p
+          WHERE p.user_id = c.user_id AND p.id <> c.id AND p.status IN ('confirmed', 'refunded')
+      )
+    RETURNING r.referrer_id
+)
+SELECT confirmed.*, (SELECT referrer_id FROM claimed) AS referrer_id FROM confirmed
+"""
+
+ADD_CREDITED = f"""
+UPDATE payments SET credited_kop = coalesce(credited_kop, 0) + $2
+WHERE id = $1
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+MARK_REFUNDED = f"""
+UPDATE payments SET status = 'refunded', details = details || coalesce($2::jsonb, '{{}}'::jsonb)
+WHERE id = $1
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+# Only a still-pending payment fails; a late confirmation may still follow (the money arrived).
+MARK_FAILED = f"""
+UPDATE payments SET status = 'failed', details = details || coalesce($2::jsonb, '{{}}'::jsonb)
+WHERE id = $1 AND status = 'pending'
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+LEDGER_ENTRY_BY_KEY = """
+SELECT id, user_id, amount_kop, balance_after_kop, kind FROM ledger WHERE idempotency_key = $1
+"""
+
+USER_LANGUAGE = "SELECT language FROM users WHERE id = $1"
+
+
+# --- TON ---------------------------------------------------------------------------------------
+
+GET_CURSOR = "SELECT value FROM cursors WHERE name = $1"
+
+# Never moves backwards, so a stale second watcher cannot rewind it.
+ADVANCE_CURSOR = """
+INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2::text, now())
+ON CONFLICT (name) DO UPDATE
+SET value = greatest(cursors.value::bigint, EXCLUDED.value::bigint)::text, updated_at = now()
+"""
+
+SET_CURSOR = """
+INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2::text, now())
+ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+"""
+
+# One statement for a whole page; only rows not seen before come back, so a
+# transaction delivered twice is processed once.
+INSERT_TON_TRANSACTIONS = """
+INSERT INTO ton_transactions (hash, lt, source, amount_nanoton, comment, status, payment_id, utime)
+SELECT t.hash, t.lt, t.source, t.amount, t.comment, t.status, t.payment_id, to_timestamp(t.utime)
+FROM unnest(
+    $1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]
+) AS t(hash, lt, source, amount, comment, status, payment_id, utime)
+ON CONFLICT (hash) DO NOTHING
+RETURNING hash
+"""
+
+UNMATCHED_TON_TRANSACTIONS = """
+SELECT hash, lt, source, amount_nanoton, comment, utime
+FROM ton_transactions WHERE status = 'unmatched' ORDER BY lt DESC LIMIT $1
+"""
+
+LOCK_TON_TRANSACTION = """
+SELECT hash, lt, source, amount_nanoton, comment, utime, status
+FROM ton_transactions WHERE hash = $1 FOR UPDATE
+"""
+
+MARK_TON_TRANSACTION_MATCHED = "UPDATE ton_transactions SET status = 'matched' WHERE hash = $1"
+
+
+def _row(record: asyncpg.Record | None) -> PaymentRow | None:
+    return None if record is None else PaymentRow(**dict(record))
+
+
+async def insert_payment(
+    conn: asyncpg.Connection,
+    user_id: int,
+    method: str,
+    amount_kop: int,
+    currency: str,
+    currency_amount: int,
+    expires_at: datetime,
+    comment: str | None,
+    external_id: str | None,
+    details: dict[str, Any] | None,
+) -> PaymentRow:
+    record = await conn.fetchrow(
+        INSERT_PAYMENT,
+        user_id,
+        method,
+        amount_kop,
+        currency,
+        currency_amount,
+        expires_at,
+        comment,
+        external_id,
+        details,
+    )
+    row = _row(record)
+    assert row is not None
+    return row
+
+
+async def get_payment(conn: asyncpg.Connection | asyncpg.Pool, payment_id: int) -> PaymentRow | None:
+    return _row(await conn.fetchrow(GET_PAYMENT, payment_id))
+
+
+async def lock_payment(conn: asyncpg.Connection, payment_id: int) -> PaymentRow | None:
+    return _row(await conn.fetchrow(LOCK_PAYMENT, payment_id))
+
+
+async def get_by_external_id(
+    conn: asyncpg.Connection | asyncpg.Pool, method: str, external_id: str
+) -> PaymentRow | None:
+    return _row(await conn.fetchrow(GET_BY_EXTERNAL_ID, method, external_id))
+
+
+async def lock_ton_by_comments(conn: asyncpg.Connection, comments: list[str]) -> list[PaymentRow]:
+    return [PaymentRow(**dict(r)) for r in await conn.fetch(LOCK_TON_BY_COMMENTS, comments)]
+
+
+async def attach_invoice(
+    conn: asyncpg.Connection,
+    payment_id: int,
+    external_id: str | None,
+    pay_url: str | None,
+    details: dict[str, Any] | None,
+) -> PaymentRow | None:
+    return _row(await conn.fetchrow(ATTACH_INVOICE, payment_id, external_id, pay_url, details))
+
+
+async def lock_payment_for_confirm(
+    conn: asyncpg.Connection, payment_id: int
+) -> tuple[PaymentRow, str] | None:
+    """The locked payment and its user's language."""
+    record = await conn.fetchrow(LOCK_PAYMENT_FOR_CONFIRM, payment_id)
+    if record is None:
+        return None
+    fields = dict(record)
+    language = fields.pop("language")
+    return PaymentRow(**fields), language
+
+
+async def mark_confirmed(
+    conn: asyncpg.Connection,
+    payment_id: int,
+    credited_kop: int,
+    external_id: str | None,
+    details: dict[str, Any] | None,
+) -> tuple[PaymentRow, int | None]:
+    """The confirmed payment, and the referrer whose bonus this confirmation claimed."""
+    record = await conn.fetchrow(MARK_CONFIRMED, payment_id, credited_kop, external_id, details)
+    assert record is not None
+    fields = dict(record)
+    referrer_id = fields.pop("referrer_id")
+    return PaymentRow(**fields), referrer_id
+
+
+async def add_credited(conn: asyncpg.Connection, payment_id: int, amount_kop: int) -> PaymentRow:
+    row = _row(await conn.fetchrow(ADD_CREDITED, payment_id, amount_kop))
+    assert row is not None
+    return row
+
+
+async def mark_refunded(
+    conn: asyncpg.Connection, payment_id: int, details: dict[str, Any] | None
+) -> PaymentRow:
+    row = _row(await conn.fetchrow(MARK_REFUNDED, payment_id, details))
+    assert row is not None
+    return row
+
+
+async def mark_failed(
+    conn: asyncpg.Connection, payment_id: int, details: dict[str, Any] | None
+) -> PaymentRow | None:
+    return _row(await conn.fetchrow(MARK_FAILED, payment_id, details))
+
+
+async def ledger_entry(conn: asyncpg.Connection, idempotency_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(LEDGER_ENTRY_BY_KEY, idempotency_key)
+
+
+async def user_language(conn: asyncpg.Connection, user_id: int) -> str:
+    return await conn.fetchval(USER_LANGUAGE, user_id) or "en"
+
+
+async def get_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str | None:
+    return await conn.fetchval(GET_CURSOR, name)
+
+
+async def advance_cursor(conn: asyncpg.Connection, name: str, value: int) -> None:
+    await conn.execute(ADVANCE_CURSOR, name, str(value))
+
+
+async def set_cursor(conn: asyncpg.Connection | asyncpg.Pool, name: str, value: int) -> None:
+    await conn.execute(SET_CURSOR, name, str(value))
+
+# --- audit (`orbit audit`) -------------------------------------------------------------------
+
+# The last entry of each user must carry the balance the user has now.
+AUDIT_LAST_ENTRY = """
+SELECT u.id, u.balance_kop, l.balance_after_kop
+FROM users u
+JOIN LATERAL (
+    SELECT balance_after_kop FROM ledger WHERE user_id = u.id ORDER BY id DESC LIMIT 1
+) l ON true
+WHERE l.balance_after_kop <> u.balance_kop
+ORDER BY u.id
+"""
+
+# A confirmed (or since refunded) payment has its credit; the credit equals `credited_kop`.
+AUDIT_PAYMENT_CREDITS = """
+SELECT p.id, p.user_id, p.status, p.credited_kop, coalesce(l.total, 0) AS ledger_kop
+FROM payments p
+LEFT JOIN (
+    SELECT payment_id, sum(amount_kop) AS total FROM ledger
+    WHERE kind = 'topup' AND payment_id IS NOT NULL GROUP BY payment_id
+) l ON l.payment_id = p.id
+WHERE (p.status IN ('confirmed', 'refunded') AND coalesce(l.total, 0) <> coalesce(p.credited_kop, -1))
+   OR (p.status NOT IN ('confirmed', 'refunded') AND l.total IS NOT NULL)
+ORDER BY p.id
+"""
+
+# A transfer made long before the first TON payment existed cannot pay one: the
+# wallet's old history is stored as `ignored` instead of flooding `unmatched`.
+EARLIEST_TON_PAYMENT = "SELECT min(created_at) FROM payments WHERE method = 'ton'"

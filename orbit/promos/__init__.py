@@ -1,0 +1,1 @@
+"""Promo codes: balance credits or subscription days, each usable once per user."""

@@ -1,0 +1,49 @@
+"""The sandbox's fixed local addresses, printed as env lines for scripts/run.sh.
+
+`python -m orbit.sandbox.config > run/sandbox.env` then the processes see the
+emulators exactly as they would see Telegram, Marzban, tonapi and CryptoBot.
+"""
+
+from __future__ import annotations
+
+HOST = "127.0.0.1"
+TELEGRAM_PORT = 18081
+MARZBAN_PORT = 18001
+TONAPI_PORT = 18091
+CRYPTOBOT_PORT = 18092
+BOT_HTTP_PORT = 18080
+
+BOT_TOKEN = "100000001:SANDBOX-token"
+MARZBAN_USER = "admin"
+MARZBAN_PASSWORD = "admin"
+CRYPTOBOT_TOKEN = "1234:SANDBOX-cryptobot"
+TON_ADDRESS = "0:" + "ab" * 32
+SANDBOX_ADMIN_ID = 1000
+CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+
+
+def environment() -> dict[str, str]:
+    return {
+        "ORBIT_SANDBOX": "1",
+        "BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": f"http://{HOST}:{TELEGRAM_PORT}",
+        "BOT_HTTP_HOST": HOST,
+        "BOT_HTTP_PORT": str(BOT_HTTP_PORT),
+        "S001_BASE_URL": f"http://{HOST}:{MARZBAN_PORT}",
+        "S001_MARZBAN_USERNAME": MARZBAN_USER,
+        "S001_MARZBAN_PASSWORD": MARZBAN_PASSWORD,
+        "TONAPI_URL": f"http://{HOST}:{TONAPI_PORT}",
+        "TON_ADDRESS": TON_ADDRESS,
+        "CRYPTOBOT_TOKEN": CRYPTOBOT_TOKEN,
+        "CRYPTOBOT_API_URL": f"http://{HOST}:{CRYPTOBOT_PORT}",
+        "ADMIN_IDS": str(SANDBOX_ADMIN_ID),
+    }
+
+
+def main() -> None:
+    for name, value in environment().items():
+        print(f"{name}={value}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""The database schema as SQLAlchemy Core metadata.
+
+Used only by Alembic (migrations are generated from and checked against it);
+the running processes talk to Postgres with raw asyncpg SQL.
+Money columns are integer kopecks (`*_kop`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# The revision the code expects; processes refuse to start on anything else.
+# tests/test_migrations.py checks it equals Alembic's head.
+SCHEMA_HEAD = "0001_initial"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NOW = text("now()")
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # Telegram user id
+    Column("username", Text),
+    Column("first_name", Text),
+    Column("language", Text, nullable=False, server_default="en"),
+    Column("balance_kop", BigInteger, nullable=False, server_default="0"),
+    Column("subscription_until", DateTime(timezone=True)),
+    Column("trial_used_at", DateTime(timezone=True)),
+    Column("auto_renew", Boolean, nullable=False, server_default=text("true")),
+    Column("blocked_at", DateTime(timezone=True)),  # the user blocked the bot (403)
+    Column("is_banned", Boolean, nullable=False, server_default=text("false")),
+    _created_at(),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("balance_kop >= 0", name="balance_non_negative"),
+    CheckConstraint("language IN ('ru', 'en')", name="language_known"),
+)
+Index("ix_users_subscription_until", users.c.subscription_until)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("amount_kop", BigInteger, nullable=False),  # signed: credit > 0, debit < 0
+    Column("balance_after_kop", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("payment_id", BigInteger, ForeignKey("payments.id")),
+    Column("purchase_id", BigInteger, ForeignKey("purchases.id")),
+    Column("note", Text),
+    _created_at(),
+    UniqueConstraint("idempotency_key", name="uq_ledger_idempotency_key"),
+    CheckConstraint("amount_kop <> 0", name="amount_non_zero"),
+    CheckConstraint(
+        "kind IN ('topup', 'purchase', 'promo', 'referral_bonus', 'refund', 'adjustment')",
+        name="kind_known",
+    ),
+)
+Index("ix_ledger_user_id_created_at", ledger.c.user_id, ledger.c.created_at)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("method", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("amount_kop", BigInteger, nullable=False),  # what the user asked to top up
+    Column("currency", Text, nullable=False),  # TON, XTR, RUB
+    Column("currency_amount", BigInteger, nullable=False),  # nanotons, stars, kopecks
+    Column("credited_kop", BigInteger),  # what the ledger got (may differ for TON)
+    Column("external_id", Text),  # invoice id, charge id, tx hash
+    Column("comment", Text),  # TON transfer comment
+    Column("pay_url", Text),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    CheckConstraint("method IN ('ton', 'stars', 'cryptobot')", name="method_known"),
+    CheckConstraint(
+        "status IN ('pending', 'confirmed', 'expired', 'failed', 'refunded')", name="status_known"
+    ),
+    CheckConstraint("amount_kop > 0", name="amount_positive"),
+    CheckConstraint("currency_amount > 0", name="currency_amount_positive"),
+    UniqueConstraint("method", "external_id", name="uq_payments_method_external_id"),
+)
+Index(
+    "uq_payments_comment",
+    payments.c.comment,
+    unique=True,
+    postgresql_where=payments.c.comment.isnot(None),
+)
+Index(
+    "ix_payments_pending_expires_at",
+    payments.c.expires_at,
+    postgresql_where=payments.c.status == "pending",
+)
+Index("ix_payments_user_id_created_at", payments.c.user_id, payments.c.created_at)
+
+ton_transactions = Table(
+    "ton_transactions",
+    metadata,
+    Column("hash", Text, primary_key=True),
+    Column("lt", BigInteger, nullable=False),
+    Column("source", Text),
+    Column("amount_nanoton", BigInteger, nullable=False),
+    Column("comment", Text),
+    Column("payment_id", BigInteger, ForeignKey("payments.id")),
+    Column("status", Text, nullable=False),
+    Column("utime", DateTime(timezone=True), nullable=False),
+    _created_at(),
+    CheckConstraint("status IN ('matched', 'unmatched', 'ignored')", name="status_known"),
+)
+Index(
+    "ix_ton_transactions_unmatched",
+    ton_transactions.c.created_at,
+    postgresql_where=ton_transactions.c.status == "unmatched",
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("plan_id", Text, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("price_kop", BigInteger, nullable=False),
+    Column("source", Text, nullable=False, server_default="balance"),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    _created_at(),
+    CheckConstraint("price_kop >= 0", name="price_non_negative"),
+    CheckConstraint("source IN ('balance', 'auto_renew', 'admin')", name="source_known"),
+)
+Index("ix_purchases_user_id", purchases.c.user_id)
+
+marzban_instances = Table(
+    "marzban_instances",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("username", Text, nullable=False),
+    Column("password", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column(
+        "excluded_node_names",
+        ARRAY(Text),
+        nullable=False,
+        server_default=text("'{}'::text[]"),
+    ),
+    _created_at(),
+    CheckConstraint("id ~ '^[a-z0-9][a-z0-9_-]{0,31}$'", name="id_format"),
+)
+
+configs = Table(
+    "configs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("instance_id", Text, ForeignKey("marzban_instances.id"), nullable=False),
+    Column("panel_username", Text, nullable=False),
+    Column("name", Text, nullable=False),  # a label; Marzban usernames cannot be renamed
+    Column("subscription_url", Text),
+    Column("data_limit_bytes", BigInteger, nullable=False, server_default="0"),  # 0 = unlimited
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("needs_sync", Boolean, nullable=False, server_default=text("false")),
+    Column("last_error", Text),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "status IN ('pending', 'active', 'disabled', 'deleting', 'deleted')", name="status_known"
+    ),
+    CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
+    CheckConstraint("data_limit_bytes >= 0", name="data_limit_non_negative"),
+    UniqueConstraint("panel_username", name="uq_configs_panel_username"),
+)
+Index("ix_configs_user_id", configs.c.user_id, postgresql_where=configs.c.deleted_at.is_(None))
+Index(
+    "ix_configs_instance_id",
+    configs.c.instance_id,
+    postgresql_where=configs.c.deleted_at.is_(None),
+)
+Index("ix_configs_needs_sync", configs.c.id, postgresql_where=configs.c.needs_sync)
+
+# Panel users to delete once no config points at them there: the old user after a
+# config moved, or one a timed-out create may have made. Provisioning writes the
+# row *before* it creates a user on an instance and deletes it in the transaction
+# that points the config there, so no crash can leave an untracked panel user.
+panel_removals = Table(
+    "panel_removals",
+    metadata,
+    Column(
+        "instance_id",
+        Text,
+        ForeignKey("marzban_instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("panel_username", Text, nullable=False),
+    Column("config_id", BigInteger, ForeignKey("configs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    _created_at(),
+    PrimaryKeyConstraint("instance_id", "panel_username"),
+)
+Index("ix_panel_removals_config_id", panel_removals.c.config_id)
+
+promocodes = Table(
+    "promocodes",
+    metadata,
+    Column("code", Text, primary_key=True),  # stored upper-case
+    Column("kind", Text, nullable=False),
+    Column("value", BigInteger, nullable=False),  # kopecks or days
+    Column("max_uses", Integer),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_by", BigInteger),
+    _created_at(),
+    CheckConstraint("kind IN ('balance', 'days')", name="kind_known"),
+    CheckConstraint("value > 0", name="value_positive"),
+    CheckConstraint("max_uses IS NULL OR max_uses > 0", name="max_uses_positive"),
+    CheckConstraint("max_uses IS NULL OR uses <= max_uses", name="uses_within_max"),
+    CheckConstraint("code = upper(code)", name="code_upper"),
+)
+
+promocode_activations = Table(
+    "promocode_activations",
+    metadata,
+    Column("code", Text, ForeignKey("promocodes.code", ondelete="CASCADE"), nullable=False),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("code", "user_id"),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("referee_id", BigInteger, ForeignKey("users.id"), primary_key=True),
+    Column("referrer_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("bonus_paid_at", DateTime(timezone=True)),
+    _created_at(),
+    CheckConstraint("referee_id <> referrer_id", name="not_self"),
+)
+Index("ix_referrals_referrer_id", referrals.c.referrer_id)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("created_by", BigInteger, nullable=False),
+    Column("audience", Text, nullable=False, server_default="all"),
+    Column("total", Integer, nullable=False, server_default="0"),
+    _created_at(),
+    # The admin action that created it: a second press of "send" finds this row.
+    Column("idempotency_key", Text),
+    Column("queued_at", DateTime(timezone=True)),  # every recipient's outbox row is written
+    UniqueConstraint("idempotency_key", name="uq_broadcasts_idempotency_key"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("reply_markup", JSONB),
+    Column("broadcast_id", BigInteger, ForeignKey("broadcasts.id")),
+    Column("dedup_key", Text),  # e.g. one expiry reminder per user per end date
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_error", Text),
+    _created_at(),
+    Column("sent_at", DateTime(timezone=True)),
+    # 'sending': claimed by a sender; a stale one is never resent (orbit/outbox/sender.py).
+    CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'skipped')", name="status_known"),
+    UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
+)
+Index(
+    "ix_outbox_pending",
+    outbox.c.next_attempt_at,
+    outbox.c.id,
+    postgresql_where=outbox.c.status == "pending",
+)
+# Rows a sender claimed (a handful): found fast when a dead sender's claims go stale.
+Index(
+    "ix_outbox_sending",
+    outbox.c.next_attempt_at,
+    postgresql_where=outbox.c.status == "sending",
+)
+Index(
+    "ix_outbox_broadcast_id",
+    outbox.c.broadcast_id,
+    postgresql_where=outbox.c.broadcast_id.isnot(None),
+)
+
+# The ledger is append-only: the database refuses UPDATE and DELETE on it.
+# (One statement each: asyncpg prepares every statement Alembic sends.)
+LEDGER_APPEND_ONLY_SQL = (
+    """CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger is append-only' USING ERRCODE = 'restrict_violation';
+END $$""",
+    """CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only()""",
+)
+LEDGER_APPEND_ONLY_DROP_SQL = (
+    "DROP TRIGGER IF EXISTS ledger_append_only ON ledger",
+    "DROP FUNCTION IF EXISTS ledger_append_only()",
+)

@@ -1,0 +1,223 @@
+"""One typed settings object, read from the environment and `.env`.
+
+Every field is named after the environment variable that sets it (upper-cased).
+`load_settings()` checks every variable and reports all the bad ones at once in
+one line, so an operator fixes a broken `.env` in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from dotenv import dotenv_values
+
+TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
+
+_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+Url = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")]
+
+
+class SettingsError(Exception):
+    """Raised with one line that names every bad variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Telegram
+    bot_token: str | None = None
+    telegram_api_url: Url = TELEGRAM_PRODUCTION_URL
+    admin_ids: tuple[int, ...] = ()
+    support_contact: str = "@orbit_support"
+    required_channel: str | None = None
+    bot_http_host: str = "127.0.0.1"
+    bot_http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+    # Storage
+    database_url: str | None = None
+    database_user: str = "orbit"
+    database_password: str = "orbit"
+    database_name: str = "orbit"
+    database_host: str = "127.0.0.1"
+    database_port: PositiveInt = 5432
+    database_pool_min: NonNegativeInt = 1
+    database_pool_max: PositiveInt = 10
+    redis_url: str = "redis://localhost"
+
+    # Marzban: the legacy single-panel settings become instance `s001`.
+    s001_marzban_username: str | None = None
+    s001_marzban_password: str | None = None
+    s001_base_url: Url | None = None
+    max_ips_per_config: PositiveInt = 2
+    marzban_timeout_seconds: PositiveFloat = 10.0  # per request to a panel
+
+    # Payments
+    ton_address: str | None = None
+    tonapi_url: Url = "https://tonapi.io"
+    tonapi_key: str | None = None
+    ton_rub_rate: PositiveFloat = 220.0
+    cryptobot_token: str | None = None
+    cryptobot_testnet: bool = False
+    cryptobot_api_url: Url | None = None
+    telegram_stars_rate: PositiveFloat = 1.35
+    payment_timeout_minutes: PositiveInt = 10
+    topup_min_rub: PositiveInt = 50  # smallest top-up accepted, any method
+    topup_max_rub: PositiveInt = 100_000  # largest; anything above is a typo or abuse
+
+    # Notifications sent per second by all bot processes together (Telegram allows 30).
+    outbox_rate_per_second: PositiveFloat = 30.0
+
+    # Product
+    plans_file: str = "plans.json"
+    sub_1m_price: PositiveInt | None = None
+    sub_3m_price: PositiveInt | None = None
+    sub_6m_price: PositiveInt | None = None
+    sub_12m_price: PositiveInt | None = None
+    free_trial_days: NonNegativeInt = 7
+    referral_bonus: NonNegativeInt = 50
+    rate_limit_scale: PositiveFloat = 1.0  # multiplies every rate-limit interval (tests shrink them)
+
+    # Runtime
+    log_level: str = "INFO"
+    heartbeat_ttl_seconds: PositiveInt = 30
+    lease_ttl_seconds: PositiveInt = 15
+    shutdown_grace_seconds: PositiveFloat = 8.0
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None and _is_secret(name):
+                value = "***"
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return (
+            f"postgresql://{self.database_user}:{self.database_password}"
+            f"@{self.database_host}:{self.database_port}/{self.database_name}"
+        )
+
+    @property
+    def is_admin_configured(self) -> bool:
+        return bool(self.admin_ids)
+
+
+def _is_secret(name: str) -> bool:
+    return name.endswith(("_token", "_password", "_key", "_secret")) or name == "database_url"
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    return {name: hints[name] for name in Settings.__struct_fields__}
+
+
+def _describe(tp: Any) -> str:
+    """A short human description of what a field expects."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *metas = typing.get_args(tp)
+        words = [_describe(base)]
+        for meta in metas:
+            if isinstance(meta, msgspec.Meta):
+                if meta.gt is not None:
+                    words.append(f"> {meta.gt}")
+                if meta.ge is not None:
+                    words.append(f">= {meta.ge}")
+                if meta.le is not None:
+                    words.append(f"<= {meta.le}")
+                if meta.pattern is not None:
+                    words = ["an http(s) URL"]
+        return " ".join(words)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return "a comma-separated list of integers"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _raw_value(tp: Any, raw: str) -> Any:
+    """Turn the env string into what msgspec should validate."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and raw == "":
+        return None
+    base = tp
+    if typing.get_origin(base) is Annotated:
+        base = typing.get_args(base)[0]
+    if typing.get_origin(base) in (typing.Union, types.UnionType):
+        base = next(a for a in typing.get_args(base) if a is not type(None))
+    if typing.get_origin(base) is Annotated:
+        base = typing.get_args(base)[0]
+    if typing.get_origin(base) is tuple:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if base is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return raw
+    return raw.strip()
+
+
+def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
+    """`.env` values overlaid by the real environment (the environment wins)."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    require: tuple[str, ...] = (),
+) -> Settings:
+    """Build Settings from `environ` (default: `.env` + os.environ).
+
+    `require` names fields this process cannot run without (e.g. `bot_token`).
+    """
+    environ = read_environment() if environ is None else environ
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    for name, tp in _field_types().items():
+        var = name.upper()
+        if var not in environ:
+            continue
+        raw = environ[var]
+        try:
+            values[name] = msgspec.convert(_raw_value(tp, raw), tp, strict=False)
+        except msgspec.ValidationError:
+            errors.append(f"{var} expected {_describe(tp)}, got {raw!r}")
+    for name in require:
+        if values.get(name) in (None, "") and name not in {e.split()[0].lower() for e in errors}:
+            errors.append(f"{name.upper()} is required")
+    token = values.get("bot_token")
+    if token and not _TOKEN_RE.match(token):
+        errors.append("BOT_TOKEN expected <digits>:<secret> as given by @BotFather")
+    level = str(values.get("log_level", "INFO")).upper()
+    if level not in _LOG_LEVELS:
+        errors.append(f"LOG_LEVEL expected one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+    else:
+        values["log_level"] = level
+    if errors:
+        raise SettingsError("; ".join(errors))
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Users: registration, language, blocked state."""

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Run Orbit under supervisord. Without BOT_TOKEN (env or .env) it runs the sandbox:
+# local Telegram, Marzban, tonapi and CryptoBot emulators on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/bootstrap.sh
+
+env_value() {  # the environment wins over .env, as in orbit/settings.py
+    local name=$1
+    if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; return; fi
+    [ -f .env ] && sed -n "s/^${name}=//p" .env | tail -n1 | tr -d '"' || true
+}
+
+if [ -z "$(env_value BOT_TOKEN)" ]; then
+    say "BOT_TOKEN is not set: starting the SANDBOX (local emulators, no real Telegram)"
+    .venv/bin/python -m orbit.sandbox.config > run/sandbox.env
+    set -a; . run/sandbox.env; set +a
+    cp scripts/sandbox.supervisord.conf run/sandbox.conf
+else
+    rm -f run/sandbox.conf run/sandbox.env
+fi
+
+.venv/bin/orbit migrate >/dev/null
+
+if [ -S run/supervisor.sock ] && .venv/bin/supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then
+    say "supervisord is running: reloading its configuration"
+    .venv/bin/supervisorctl -c supervisord.conf reread >/dev/null
+    .venv/bin/supervisorctl -c supervisord.conf update
+    .venv/bin/supervisorctl -c supervisord.conf restart all >/dev/null
+else
+    say "starting supervisord"
+    .venv/bin/supervisord -c supervisord.conf
+fi
+
+# Wait for the four heartbeats (start-up checks take a few seconds).
+for _ in $(seq 1 30); do
+    .venv/bin/orbit status >/dev/null 2>&1 && break
+    sleep 1
+done
+.venv/bin/orbit status || true
+if [ -f run/sandbox.env ]; then
+    say "sandbox is up; talk to the bot through the Telegram emulator's control API:"
+    say "  $(grep '^TELEGRAM_API_URL=' run/sandbox.env | cut -d= -f2-)/control  (see docs/telegram-emulator.md)"
+fi
+say "logs: logs/*.log   control: .venv/bin/supervisorctl -c supervisord.conf status"

@@ -1,0 +1,213 @@
+"""CryptoBot: the client against the emulator, the webhook route on a real port, "Check payment"."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from orbit.i18n import Translator
+from orbit.payments import cryptobot as crypto_pay
+from orbit.payments import service
+from orbit.sandbox.cryptobot import CryptoBotEmulator, sign_body
+from orbit.settings import Settings
+from tests.payments.conftest import CRYPTOBOT_TOKEN, MakeUser, balance
+
+
+@pytest.fixture
+async def http() -> aiohttp.ClientSession:
+    async with aiohttp.ClientSession() as session:
+        yield session  # type: ignore[misc]
+
+
+async def _create(
+    db: asyncpg.Pool, http: aiohttp.ClientSession, settings: Settings, user: int, amount: int
+) -> service.PaymentRow:
+    return await crypto_pay.create_cryptobot_payment(db, http, settings, user, amount, "Orbit top-up")
+
+
+def test_signature_and_base_url(base_settings: Settings) -> None:
+    body = b'{"update_id": 1}'
+    good = sign_body(CRYPTOBOT_TOKEN, body)  # the emulator's own formula
+    assert crypto_pay.verify_signature(CRYPTOBOT_TOKEN, body, good)
+    assert crypto_pay.verify_signature(CRYPTOBOT_TOKEN, body, good.upper())
+    assert not crypto_pay.verify_signature(CRYPTOBOT_TOKEN, body + b" ", good)
+    assert not crypto_pay.verify_signature("other-token", body, good)
+    assert not crypto_pay.verify_signature(CRYPTOBOT_TOKEN, body, None)
+    assert not crypto_pay.verify_signature(CRYPTOBOT_TOKEN, body, "")
+
+    replace = msgspec.structs.replace
+    assert crypto_pay.api_url(base_settings) == "https://pay.crypt.bot"
+    assert (
+        crypto_pay.api_url(replace(base_settings, cryptobot_testnet=True)) == "https://testnet-pay.crypt.bot"
+    )
+    custom = replace(base_settings, cryptobot_testnet=True, cryptobot_api_url="http://127.0.0.1:1/")
+    assert crypto_pay.api_url(custom) == "http://127.0.0.1:1"
+
+
+async def test_invoice_is_created_in_rub_with_the_accepted_assets(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+) -> None:
+    await make_user(1)
+    payment = await _create(db, http, settings, 1, 15_050)
+    assert payment.status == "pending" and payment.currency == "RUB" and payment.currency_amount == 15_050
+    assert payment.external_id is not None and payment.pay_url and payment.pay_url.startswith("https://")
+    invoice = cryptobot.invoice(int(payment.external_id))
+    assert invoice["currency_type"] == "fiat" and invoice["fiat"] == "RUB" and invoice["amount"] == "150.5"
+    assert set(invoice["accepted_assets"]) == set(crypto_pay.ACCEPTED_ASSETS)
+    assert invoice["payload"] == str(payment.id)
+    [request] = [r for r in cryptobot.requests if r.api_method == "createInvoice"]
+    assert request.headers.get("Crypto-Pay-API-Token") == CRYPTOBOT_TOKEN
+
+
+async def test_paid_webhook_credits_once_even_when_delivered_twice(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+    bot_http: str,
+) -> None:
+    await make_user(1)
+    payment = await _create(db, http, settings, 1, 30_000)
+    assert payment.external_id is not None
+    paid = await cryptobot.pay_invoice(int(payment.external_id), "TON")
+    assert paid["status"] == "paid"
+    again = await cryptobot.deliver_webhook_again(int(payment.external_id))
+    assert [d.status for d in cryptobot.deliveries] == [200, 200] and again.ok
+
+    assert await balance(db, 1) == 30_000
+    row = await db.fetchrow(
+        "SELECT status, credited_kop, external_id FROM payments WHERE id = $1", payment.id
+    )
+    assert dict(row) == {"status": "confirmed", "credited_kop": 30_000, "external_id": payment.external_id}
+    assert await db.fetchval("SELECT count(*) FROM ledger WHERE user_id = 1") == 1
+    [message] = await db.fetch("SELECT text FROM outbox WHERE chat_id = 1")
+    assert "300" in message["text"]
+
+
+async def test_wrong_or_missing_signature_is_401_and_changes_nothing(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+    bot_http: str,
+) -> None:
+    await make_user(1)
+    payment = await _create(db, http, settings, 1, 30_000)
+    assert payment.external_id is not None
+    invoice = {**cryptobot.invoice(int(payment.external_id)), "status": "paid"}
+    body = msgspec.json.encode(
+        {
+            "update_id": 99,
+            "update_type": "invoice_paid",
+            "request_date": "2026-01-01T00:00:00.000Z",
+            "payload": invoice,
+        }
+    )
+    forged = [
+        await cryptobot.post_forged_webhook(body, None),  # no header
+        await cryptobot.post_forged_webhook(body, "00" * 32),  # wrong
+        await cryptobot.post_forged_webhook(body, sign_body("another-app-token", body)),  # another key
+        await cryptobot.post_forged_webhook(body + b" ", sign_body(CRYPTOBOT_TOKEN, body)),  # body changed
+        await cryptobot.post_forged_webhook(b"not json at all", "zz"),
+    ]
+    assert [d.status for d in forged] == [401] * 5
+    assert await balance(db, 1) == 0
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", payment.id) == "pending"
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+    # Correctly signed but unreadable: 400; signed and readable: credited.
+    garbage = b'{"update_id": "x"}'
+    assert (await cryptobot.post_forged_webhook(garbage, sign_body(CRYPTOBOT_TOKEN, garbage))).status == 400
+    signed = await cryptobot.post_forged_webhook(body, sign_body(CRYPTOBOT_TOKEN, body))
+    assert signed.status == 200 and await balance(db, 1) == 30_000
+
+
+async def test_check_payment_asks_get_invoices(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+    redis: Redis,
+    translator: Translator,
+) -> None:
+    await make_user(1)
+    await make_user(2)
+    payment = await _create(db, http, settings, 1, 30_000)
+    assert payment.external_id is not None
+
+    async def check(user: int = 1, payment_id: int = payment.id) -> crypto_pay.CheckResult:
+        return await crypto_pay.check_payment(db, redis, http, translator, settings, user, payment_id)
+
+    assert (await check()).status == "pending"
+    with pytest.raises(service.PaymentNotFound):
+        await check(user=2)  # not theirs
+    with pytest.raises(service.PaymentNotFound):
+        await check(payment_id=987654)
+
+    cryptobot.set_webhook_url(None)  # the webhook is lost: the user's button still finds the payment
+    await cryptobot.pay_invoice(int(payment.external_id))
+    done = await check()
+    assert done.status == "confirmed" and done.confirmation is not None and not done.confirmation.replayed
+    assert (await check()).status == "confirmed"
+    assert await balance(db, 1) == 30_000
+
+    expiring = await _create(db, http, settings, 1, 10_000)
+    assert expiring.external_id is not None
+    cryptobot.expire_invoice(int(expiring.external_id))
+    assert (await check(payment_id=expiring.id)).status == "expired"
+    assert await balance(db, 1) == 30_000
+
+    cryptobot.fail_next(1, 500, "INTERNAL_ERROR")
+    with pytest.raises(crypto_pay.CryptoPayError):
+        await check(payment_id=expiring.id)
+
+
+async def test_api_failure_fails_the_payment_and_nothing_is_configured_without_a_token(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+) -> None:
+    await make_user(1)
+    cryptobot.fail_next(1, 503, "SERVICE_UNAVAILABLE")
+    with pytest.raises(crypto_pay.CryptoPayError) as caught:
+        await _create(db, http, settings, 1, 10_000)
+    assert caught.value.code == 503 and caught.value.message_key == "cryptobot-unavailable"
+    assert await db.fetchval("SELECT status FROM payments") == "failed"
+
+    with pytest.raises(service.MethodNotConfigured):
+        await _create(db, http, msgspec.structs.replace(settings, cryptobot_token=None), 1, 10_000)
+    with pytest.raises(service.AmountOutOfRange):
+        await _create(db, http, settings, 1, 100)
+    assert await db.fetchval("SELECT count(*) FROM payments") == 1
+
+
+async def test_invoice_found_by_payload_when_its_id_was_never_recorded(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    settings: Settings,
+    cryptobot: CryptoBotEmulator,
+    http: aiohttp.ClientSession,
+    bot_http: str,
+) -> None:
+    await make_user(1)
+    payment = await _create(db, http, settings, 1, 20_000)
+    assert payment.external_id is not None
+    # As if the process died between createInvoice and recording the invoice id.
+    await db.execute("UPDATE payments SET external_id = NULL WHERE id = $1", payment.id)
+    await cryptobot.pay_invoice(int(payment.external_id))
+    assert await balance(db, 1) == 20_000
+    assert (
+        await db.fetchval("SELECT external_id FROM payments WHERE id = $1", payment.id) == payment.external_id
+    )

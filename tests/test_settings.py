@@ -1,0 +1,166 @@
+"""Settings and plans: every malformed value is named in one line; processes exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orbit.plans import PlanError, load_plans
+from orbit.settings import Settings, SettingsError, load_settings
+from tests.support.processes import run_to_exit
+
+
+def test_defaults_match_the_operators_conventions() -> None:
+    s = load_settings({})
+    assert s.redis_url == "redis://localhost"
+    assert s.max_ips_per_config == 2
+    assert s.free_trial_days == 7
+    assert s.referral_bonus == 50
+    assert s.telegram_stars_rate == 1.35
+    assert s.ton_rub_rate == 220
+    assert s.payment_timeout_minutes == 10
+    assert s.telegram_api_url == "https://api.telegram.org"
+
+
+def test_values_are_parsed_from_strings() -> None:
+    s = load_settings(
+        {
+            "BOT_TOKEN": "42:abc",
+            "ADMIN_IDS": "1, 2,3",
+            "CRYPTOBOT_TESTNET": "true",
+            "MAX_IPS_PER_CONFIG": "4",
+            "TON_RUB_RATE": "199.5",
+            "DATABASE_USER": "u",
+            "DATABASE_PASSWORD": "p",
+            "DATABASE_HOST": "db",
+            "DATABASE_NAME": "n",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert s.admin_ids == (1, 2, 3)
+    assert s.cryptobot_testnet is True
+    assert s.max_ips_per_config == 4
+    assert s.ton_rub_rate == 199.5
+    assert s.dsn == "postgresql://u:p@db:5432/n"
+    assert s.log_level == "DEBUG"
+    assert load_settings({"DATABASE_URL": "postgresql://x/y"}).dsn == "postgresql://x/y"
+
+
+def test_secrets_are_masked_in_repr() -> None:
+    s = Settings(bot_token="42:supersecret", s001_marzban_password="hunter2")
+    assert "supersecret" not in repr(s)
+    assert "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MAX_IPS_PER_CONFIG": "two"}, "MAX_IPS_PER_CONFIG expected an integer > 0, got 'two'"),
+        ({"MAX_IPS_PER_CONFIG": "0"}, "MAX_IPS_PER_CONFIG expected an integer > 0"),
+        ({"ADMIN_IDS": "1,x"}, "ADMIN_IDS expected a comma-separated list of integers"),
+        ({"CRYPTOBOT_TESTNET": "maybe"}, "CRYPTOBOT_TESTNET expected true or false"),
+        ({"S001_BASE_URL": "panel.example"}, "S001_BASE_URL expected an http(s) URL"),
+        ({"TELEGRAM_STARS_RATE": "-1"}, "TELEGRAM_STARS_RATE expected a number > 0"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL expected one of"),
+        ({"BOT_TOKEN": "not-a-token"}, "BOT_TOKEN expected <digits>:<secret>"),
+    ],
+)
+def test_malformed_values_are_named(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError, match=r"^.*$") as info:
+        load_settings(env)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_every_bad_variable_is_named_at_once() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"MAX_IPS_PER_CONFIG": "x", "FREE_TRIAL_DAYS": "-3"}, require=("bot_token",))
+    message = str(info.value)
+    assert "MAX_IPS_PER_CONFIG" in message
+    assert "FREE_TRIAL_DAYS" in message
+    assert "BOT_TOKEN is required" in message
+
+
+def test_plans_load_with_env_overrides() -> None:
+    plans = load_plans(Settings(sub_3m_price=999))
+    assert [p.id for p in plans] == ["1m", "3m", "6m", "12m"]
+    assert plans.get("3m").price == 99_900  # kopecks
+    assert plans.get("1m").days == 30
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "is invalid"),
+        (json.dumps({"plans": []}), "missing plans 1m, 3m, 6m, 12m"),
+        (
+            json.dumps({"plans": [{"id": "1m", "months": 1, "days": 30, "price_rub": -5,
+                                   "max_configs": 1}]}),
+            "is invalid",
+        ),
+        (
+            json.dumps({"plans": [{"id": "2w", "months": 1, "days": 14, "price_rub": 5,
+                                   "max_configs": 1}]}),
+            "unknown plan id '2w'",
+        ),
+    ],
+)
+def test_broken_plans_file_is_a_clear_error(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "plans.json"
+    path.write_text(content)
+    with pytest.raises(PlanError, match=expected):
+        load_plans(Settings(), path)
+
+
+def test_missing_plans_file(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="cannot be read"):
+        load_plans(Settings(), tmp_path / "nope.json")
+
+
+def _one_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+async def test_process_exits_2_on_a_bad_int(base_env: dict[str, str], log_dir: Path) -> None:
+    code, out = await run_to_exit("balancer", {**base_env, "MAX_IPS_PER_CONFIG": "lots"}, log_dir)
+    assert code == 2
+    assert "MAX_IPS_PER_CONFIG expected an integer > 0, got 'lots'" in _one_line(out)
+
+
+async def test_bot_exits_2_without_a_token(base_env: dict[str, str], log_dir: Path) -> None:
+    code, out = await run_to_exit("bot", base_env, log_dir)
+    assert code == 2
+    assert "BOT_TOKEN is required" in _one_line(out)
+
+
+async def test_process_exits_2_on_broken_plans(
+    base_env: dict[str, str], log_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "plans.json"
+    broken.write_text('{"plans": [')
+    code, out = await run_to_exit("janitor", {**base_env, "PLANS_FILE": str(broken)}, log_dir)
+    assert code == 2
+    assert f"plans file {broken} is invalid" in _one_line(out)
+
+
+async def test_process_exits_3_when_postgres_is_unreachable(
+    base_env: dict[str, str], log_dir: Path
+) -> None:
+    env = {**base_env, "DATABASE_URL": "postgresql://orbit:orbit@127.0.0.1:1/orbit"}
+    code, out = await run_to_exit("janitor", env, log_dir)
+    assert code == 3
+    assert "Postgres is unreachable at 127.0.0.1:1/orbit" in _one_line(out)
+
+
+async def test_process_exits_3_when_redis_is_unreachable(
+    base_env: dict[str, str], log_dir: Path
+) -> None:
+    env = {**base_env, "REDIS_URL": "redis://127.0.0.1:1"}
+    code, out = await run_to_exit("janitor", env, log_dir)
+    assert code == 3
+    assert "Redis is unreachable" in _one_line(out)

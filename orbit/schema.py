@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -67,6 +68,8 @@ users = Table(
     CheckConstraint("language IN ('ru', 'en')", name="language_known"),
 )
 Index("ix_users_subscription_until", users.c.subscription_until)
+# Admins look users up by @username, case-insensitively (orbit users show @name).
+Index("ix_users_username_lower", func.lower(users.c.username))
 
 ledger = Table(
     "ledger",

@@ -86,6 +86,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users'))
     )
     op.create_index('ix_users_subscription_until', 'users', ['subscription_until'], unique=False)
+    op.create_index('ix_users_username_lower', 'users', [sa.text('lower(username)')], unique=False)
     op.create_table('configs',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
@@ -272,6 +273,7 @@ def downgrade() -> None:
     op.drop_index('ix_configs_needs_sync', table_name='configs', postgresql_where='needs_sync')
     op.drop_index('ix_configs_instance_id', table_name='configs', postgresql_where=sa.text('deleted_at IS NULL'))
     op.drop_table('configs')
+    op.drop_index('ix_users_username_lower', table_name='users')
     op.drop_index('ix_users_subscription_until', table_name='users')
     op.drop_table('users')
     op.drop_table('promocodes')

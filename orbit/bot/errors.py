@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import asyncpg
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import ErrorEvent
 
 from orbit.bot.metrics import Metrics
@@ -34,7 +35,12 @@ def setup_errors(dp: Dispatcher) -> None:
                   exc_info=event.exception)
         if user is None:
             return True
-        text = translator(language_for(user.language_code), "error-generic")
+        locale = language_for(user.language_code)
+        if isinstance(event.exception, TelegramRetryAfter):  # a flood limit too long to wait out
+            seconds = max(1, math.ceil(event.exception.retry_after))
+            text = translator(locale, "rate-limited", seconds=seconds)
+        else:
+            text = translator(locale, "error-generic")
         try:
             if update.callback_query is not None:
                 await bot.answer_callback_query(update.callback_query.id, text, show_alert=True)

@@ -27,6 +27,7 @@ from orbit.bot.middlewares.locale import UserLocaleManager
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.responses import pin_response_types
+from orbit.bot.retry_after import RetryAfterMiddleware
 from orbit.bot.routers import get_routers
 from orbit.connections import StartupError
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
@@ -120,6 +121,10 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_token(bot, ctx.settings)
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
     metrics = Metrics()
+    # Replies wait out a short 429; the outbox sender's own bot reschedules instead.
+    bot.session.middleware(RetryAfterMiddleware(metrics))
+    sender_bot = create_bot(ctx.settings)
+    stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)
     await set_commands(bot, dp["translator"])
     await start_http(ctx, stack, metrics, dp["translator"])
@@ -136,7 +141,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         await polling
 
     limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
-    sender = OutboxSender(bot, ctx.pool, limiter, ctx.stopping, metrics=metrics)
+    sender = OutboxSender(sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics)
     # What was built so far lives as long as the process: keep it out of the cyclic GC's
     # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
     gc.collect()

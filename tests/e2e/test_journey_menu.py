@@ -116,3 +116,21 @@ async def test_a_user_who_blocked_the_bot_is_marked_until_they_write_again(
     shown = await ann.send("/start")
     assert shown.text is not None and shown.text.startswith("Welcome back")
     assert await blocked_at() is None
+
+
+async def test_a_press_under_telegrams_flood_limit_waits_it_out_and_ends_as_usual(
+    bot: object, make_user: MakeUser, telegram: Telegram
+) -> None:
+    # One message a second per chat: the menu sent by /start makes an edit at once a 429.
+    await telegram.control.set_rate_limits(per_chat_per_sec=1, global_per_sec=30)
+    ann = make_user(3101, first_name="Ann")
+    menu = await ann.send("/start")
+    answer = await ann.press("❓ Help")
+    assert not answer.show_alert and answer.text is None  # no "something went wrong"
+    shown = await ann.messages()
+    assert [m.message_id for m in shown] == [menu.message_id]
+    assert (shown[0].text or "").startswith("How to connect")
+    stats = await telegram.control.rate_stats()
+    limited = [t for t in stats.too_many_requests if t.method == "editMessageText"]
+    assert limited, "the edit was never limited: the test proves nothing"
+    assert stats.early_retries == 0  # the retry came after retry_after, as Telegram asks

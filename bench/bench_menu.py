@@ -17,7 +17,8 @@ Postgres queries and Redis commands of the full stack are counted per update
 Each case runs without and with `gc.freeze()` after start-up, and with aiogram's
 `Response[T]` classes pinned (as the bot does: `orbit/bot/responses.py`) or not.
 
-    .venv/bin/python -m bench.bench_menu [--write] [--updates 6000] [--in-flight 100]
+    .venv/bin/python -m bench.bench_menu [--write] [--updates 4000] [--in-flight 100]
+    .venv/bin/python -m bench.bench_menu --only full --profile   # one stack, cProfile
 
 Needs Postgres (a temporary database is created and dropped:
 ORBIT_TEST_ADMIN_DSN, as the tests) and Redis (REDIS_URL base, default
@@ -413,8 +414,9 @@ async def bench(args: argparse.Namespace) -> list[Result]:
             ctx = Context("bench", settings, pool, redis, http, load_plans(settings))
             metrics = Metrics()
             dps = {"full": build_dispatcher(ctx, metrics), "bare": _bare_dispatcher(flat)}
+            stacks = [name for name in ("bare", "full") if args.only in (None, name)]
 
-            for dp in dps.values():  # warm up: prepared statements, connections, caches
+            for dp in (dps[name] for name in stacks):  # warm up: prepared statements, connections, caches
                 await users.fresh_messages(bot, *flat["main"])
                 await _run(dp, bot, await source.make(users.presses(args.warmup)), args.in_flight)
             results: list[Result] = []
@@ -430,7 +432,7 @@ async def bench(args: argparse.Namespace) -> list[Result]:
                         gc.collect()
                         if frozen:
                             gc.freeze()
-                        for name in ("bare", "full"):
+                        for name in stacks:
                             await users.fresh_messages(bot, *flat["main"])
                             result = await _measure(dps[name], name, pinned, frozen, bot, source, users, args,
                                                     profilers.get(name))
@@ -547,10 +549,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--in-flight", type=int, default=100)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--only", choices=("bare", "full"), help="run one stack (for profiling)")
     parser.add_argument("--profile", action="store_true", help="cProfile the runs of each stack")
     parser.add_argument("--profile-file", default="bench_menu.prof", help="prefix: <file>.bare, <file>.full")
     args = parser.parse_args()
     results = asyncio.run(bench(args))
+    if args.only:
+        return  # a single stack has no ratio to write
     section = _section(results, args)
     print(section)  # noqa: T201
     if args.write:

@@ -78,6 +78,15 @@ def back_markup(i18n: I18nContext) -> InlineKeyboardMarkup:
     return _keyboard([back_button(i18n)])
 
 
+def _refresh_row(i18n: I18nContext, screen: str) -> list[InlineKeyboardButton]:
+    return [_button(i18n.get("btn-admin-refresh"), AdminCb(screen=screen))]
+
+
+def _panel(i18n: I18nContext, lines: list[str], *rows: list[InlineKeyboardButton]) -> Screen:
+    """A screen of lines whose keyboard ends with the way back to the panel's home."""
+    return Screen("\n".join(lines), _keyboard(*rows, [back_button(i18n)]))
+
+
 def signed_rub(kopecks: int) -> str:
     return ("+" if kopecks > 0 else "") + format_rub(kopecks)
 
@@ -137,10 +146,7 @@ def stats_screen(i18n: I18nContext, stats: Stats) -> Screen:
         i18n.get("admin-stats-pending", count=stats.pending_payments, amount=format_rub(stats.pending_kop)),
         i18n.get("admin-stats-unmatched", count=stats.unmatched_ton),
     ]
-    return Screen(
-        "\n".join(lines),
-        _keyboard([_button(i18n.get("btn-admin-refresh"), AdminCb(screen="stats"))], [back_button(i18n)]),
-    )
+    return _panel(i18n, lines, _refresh_row(i18n, "stats"))
 
 
 def health_screen(i18n: I18nContext, status: Status) -> Screen:
@@ -173,10 +179,7 @@ def health_screen(i18n: I18nContext, status: Status) -> Screen:
             )
         )
     lines += ["", i18n.get("admin-health-ok" if status.ok else "admin-health-bad")]
-    return Screen(
-        "\n".join(lines),
-        _keyboard([_button(i18n.get("btn-admin-refresh"), AdminCb(screen="health"))], [back_button(i18n)]),
-    )
+    return _panel(i18n, lines, _refresh_row(i18n, "health"))
 
 
 def _subscription_line(i18n: I18nContext, card: UserCard) -> str:
@@ -256,13 +259,11 @@ def user_screen(i18n: I18nContext, card: UserCard) -> Screen:
         if p.is_banned
         else _button(i18n.get("btn-admin-ban"), AdminUserCb(action="ban", user_id=p.id))
     )
-    return Screen(
-        "\n".join(lines),
-        _keyboard(
-            [_button(i18n.get("btn-admin-adjust"), AdminUserCb(action="adjust", user_id=p.id)), ban],
-            [_button(i18n.get("btn-admin-user-refresh"), AdminUserCb(action="show", user_id=p.id))],
-            [back_button(i18n)],
-        ),
+    return _panel(
+        i18n,
+        lines,
+        [_button(i18n.get("btn-admin-adjust"), AdminUserCb(action="adjust", user_id=p.id)), ban],
+        [_button(i18n.get("btn-admin-user-refresh"), AdminUserCb(action="show", user_id=p.id))],
     )
 
 
@@ -309,13 +310,11 @@ def promos_screen(i18n: I18nContext, promos: list[PromoRow], notice: str | None 
     buttons = [
         _button(i18n.get("btn-admin-promo-off", code=p.code), AdminPromoCb(code=p.code)) for p in promos
     ]
-    return Screen(
-        "\n".join(lines),
-        _keyboard(
-            *(buttons[i : i + 3] for i in range(0, len(buttons), 3)),
-            [_button(i18n.get("btn-admin-promo-new"), AdminCb(screen="promo_new"))],
-            [back_button(i18n)],
-        ),
+    return _panel(
+        i18n,
+        lines,
+        *(buttons[i : i + 3] for i in range(0, len(buttons), 3)),
+        [_button(i18n.get("btn-admin-promo-new"), AdminCb(screen="promo_new"))],
     )
 
 
@@ -366,14 +365,7 @@ def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str |
             i18n.get("btn-admin-inst-drain", id=i.id), AdminInstCb(action="drain", instance_id=i.id)
         )
         rows.append([toggle, drain])
-    return Screen(
-        "\n".join(text),
-        _keyboard(
-            *rows,
-            [_button(i18n.get("btn-admin-refresh"), AdminCb(screen="inst"))],
-            [back_button(i18n)],
-        ),
-    )
+    return _panel(i18n, text, *rows, _refresh_row(i18n, "inst"))
 
 
 def drain_confirm_screen(i18n: I18nContext, line: InstanceLine) -> Screen:

@@ -48,6 +48,7 @@ from orbit.bot.admin_views import (
     AdminPromoCb,
     AdminUserCb,
 )
+from orbit.bot.views import Screen
 from orbit.cli.status import SUPERVISOR_SOCKET, collect
 from orbit.i18n import Translator
 from orbit.marzban.drain import drain_instance
@@ -96,14 +97,28 @@ def _admin_id(event: Message | CallbackQuery) -> int:
     return event.from_user.id
 
 
+async def _show(event: Message | CallbackQuery, screen: Screen) -> None:
+    await screens.show(event, screen.text, screen.markup)
+
+
+def _alert(callback_answer: CallbackAnswer, text: str) -> None:
+    """Refuse a button press with an alert; the screen stays as it was."""
+    callback_answer.text = text
+    callback_answer.show_alert = True
+
+
+async def _ask_again(message: Message, i18n: I18nContext, text: str) -> None:
+    """Refuse a typed value but stay in the flow: the admin may have mistyped."""
+    await message.answer(text, reply_markup=views.cancel_markup(i18n))
+
+
 # --- home, stats, health ---------------------------------------------------------------
 
 
 @router.message(Command("admin"))
 async def admin_command(message: Message, i18n: I18nContext, state: FSMContext) -> None:
     await state.clear()
-    screen = views.home(i18n)
-    await screens.show(message, screen.text, screen.markup)
+    await _show(message, views.home(i18n))
 
 
 @router.message(StateFilter(AdminFlow), Command("cancel"))
@@ -116,21 +131,18 @@ async def cancel(message: Message, i18n: I18nContext, state: FSMContext) -> None
 async def home(callback: CallbackQuery, i18n: I18nContext, state: FSMContext, raw_state: str | None) -> None:
     if raw_state is not None:
         await state.clear()
-    screen = views.home(i18n)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.home(i18n))
 
 
 @router.callback_query(AdminCb.filter(F.screen == "stats"))
 async def stats(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
-    screen = views.stats_screen(i18n, await collect_stats(pool))
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.stats_screen(i18n, await collect_stats(pool)))
 
 
 @router.callback_query(AdminCb.filter(F.screen == "health"))
 async def health(callback: CallbackQuery, settings: Settings, i18n: I18nContext) -> None:
     # The bot may not see supervisord's socket: the state then reads "unknown".
-    screen = views.health_screen(i18n, await collect(settings, str(SUPERVISOR_SOCKET)))
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.health_screen(i18n, await collect(settings, str(SUPERVISOR_SOCKET))))
 
 
 # --- users: lookup, ban, balance adjustment --------------------------------------------
@@ -147,11 +159,10 @@ async def find_user(message: Message, pool: asyncpg.Pool, i18n: I18nContext, sta
     try:
         card = await user_card(pool, parse_user_ref(message.text or ""))
     except AdminError as exc:  # stay in the flow: the admin may have mistyped
-        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     await state.clear()
-    screen = views.user_screen(i18n, card)
-    await message.answer(screen.text, reply_markup=screen.markup)
+    await _show(message, views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action == "show"))
@@ -165,11 +176,9 @@ async def show_user(
     try:
         card = await user_card(pool, callback_data.user_id)
     except AdminError as exc:
-        callback_answer.text = _refusal(i18n, exc)
-        callback_answer.show_alert = True
+        _alert(callback_answer, _refusal(i18n, exc))
         return
-    screen = views.user_screen(i18n, card)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action.in_({"ban", "unban"})))
@@ -187,13 +196,11 @@ async def ban(
         await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
         card = await user_card(pool, user_id)
     except AdminError as exc:
-        callback_answer.text = _refusal(i18n, exc)
-        callback_answer.show_alert = True
+        _alert(callback_answer, _refusal(i18n, exc))
         return
     notice = i18n.get("admin-banned-done" if banned else "admin-unbanned-done", id=str(user_id))
     callback_answer.text = notice
-    screen = views.user_screen(i18n, card)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action == "adjust"))
@@ -207,8 +214,7 @@ async def ask_amount(
 ) -> None:
     target = await get_user(pool, callback_data.user_id)
     if target is None:
-        callback_answer.text = i18n.get("admin-user-not-found", user=str(callback_data.user_id))
-        callback_answer.show_alert = True
+        _alert(callback_answer, i18n.get("admin-user-not-found", user=str(callback_data.user_id)))
         return
     await state.set_state(AdminFlow.adjust_amount)
     await state.set_data({"user_id": target.id})
@@ -221,7 +227,7 @@ async def take_amount(message: Message, i18n: I18nContext, state: FSMContext) ->
     try:
         amount = parse_amount(message.text or "")
     except AdminError as exc:
-        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     await state.update_data(amount_kop=amount)
     await state.set_state(AdminFlow.adjust_reason)
@@ -236,12 +242,13 @@ async def take_reason(message: Message, i18n: I18nContext, state: FSMContext) ->
     try:
         reason = check_reason(message.text or "")
     except AdminError as exc:
-        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     data = await state.update_data(reason=reason, token=_token())
     await state.set_state(AdminFlow.adjust_confirm)
-    screen = views.adjust_confirm_screen(i18n, data["user_id"], data["amount_kop"], reason, data["token"])
-    await message.answer(screen.text, reply_markup=screen.markup)
+    await _show(
+        message, views.adjust_confirm_screen(i18n, data["user_id"], data["amount_kop"], reason, data["token"])
+    )
 
 
 @router.callback_query(AdminAdjustCb.filter())
@@ -256,8 +263,7 @@ async def confirm_adjustment(
 ) -> None:
     data = await state.get_data()
     if raw_state != AdminFlow.adjust_confirm.state or data.get("token") != callback_data.token:
-        callback_answer.text = i18n.get("admin-confirm-stale")
-        callback_answer.show_alert = True
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     admin_id = _admin_id(callback)
     user_id = int(data["user_id"])
@@ -293,8 +299,7 @@ async def confirm_adjustment(
 
 @router.callback_query(AdminCb.filter(F.screen == "promos"))
 async def promos(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
-    screen = views.promos_screen(i18n, await list_promos(pool))
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.promos_screen(i18n, await list_promos(pool)))
 
 
 @router.callback_query(AdminPromoCb.filter())
@@ -308,13 +313,11 @@ async def disable_code(
     try:
         promo = await disable_promo(pool, callback_data.code)
     except PromoInputError as exc:
-        callback_answer.text = str(exc)
-        callback_answer.show_alert = True
+        _alert(callback_answer, str(exc))
         return
     notice = i18n.get("admin-promo-disabled", code=html.escape(promo.code))
     callback_answer.text = notice
-    screen = views.promos_screen(i18n, await list_promos(pool), notice)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.promos_screen(i18n, await list_promos(pool), notice))
 
 
 @router.callback_query(AdminCb.filter(F.screen == "promo_new"))
@@ -331,18 +334,14 @@ async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, st
             pool, spec.code, spec.kind, spec.value, max_uses=spec.max_uses, created_by=_admin_id(message)
         )
     except AdminError as exc:
-        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     except PromoInputError as exc:  # the promo service's sentence (English)
-        await message.answer(
-            i18n.get("admin-promo-refused", reason=html.escape(str(exc))),
-            reply_markup=views.cancel_markup(i18n),
-        )
+        await _ask_again(message, i18n, i18n.get("admin-promo-refused", reason=html.escape(str(exc))))
         return
     await state.clear()
     notice = i18n.get("admin-promo-created", code=html.escape(promo.code))
-    screen = views.promos_screen(i18n, await list_promos(pool), notice)
-    await message.answer(screen.text, reply_markup=screen.markup)
+    await _show(message, views.promos_screen(i18n, await list_promos(pool), notice))
 
 
 # --- Marzban instances -----------------------------------------------------------------------
@@ -350,8 +349,7 @@ async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, st
 
 @router.callback_query(AdminCb.filter(F.screen == "inst"))
 async def instances(callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext) -> None:
-    screen = views.instances_screen(i18n, await instance_overview(pool, redis))
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis)))
 
 
 @router.callback_query(AdminInstCb.filter(F.action.in_({"on", "off"})))
@@ -367,8 +365,9 @@ async def toggle_instance(
     try:
         line = await set_instance_active(pool, redis, callback_data.instance_id, active)
     except InstanceNotFound:
-        callback_answer.text = i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
-        callback_answer.show_alert = True
+        _alert(
+            callback_answer, i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+        )
         return
     notice = i18n.get(
         "admin-instance-enabled" if active else "admin-instance-disabled",
@@ -376,8 +375,7 @@ async def toggle_instance(
         configs=line.configs,
     )
     callback_answer.text = notice
-    screen = views.instances_screen(i18n, await instance_overview(pool, redis), notice)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis), notice))
 
 
 @router.callback_query(AdminInstCb.filter(F.action == "drain"))
@@ -393,11 +391,11 @@ async def ask_drain(
         line for line in await instance_overview(pool, redis) if line.instance.id == callback_data.instance_id
     ]
     if not found:
-        callback_answer.text = i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
-        callback_answer.show_alert = True
+        _alert(
+            callback_answer, i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+        )
         return
-    screen = views.drain_confirm_screen(i18n, found[0])
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.drain_confirm_screen(i18n, found[0]))
 
 
 # Answered at once: a drain takes as long as its panels, the report comes as an edit.
@@ -422,8 +420,7 @@ async def drain(
         await screens.show(callback, text, views.back_markup(i18n))
         return
     log.info("admin %d drained %s", _admin_id(callback), instance_id)
-    screen = views.drain_report_screen(i18n, report)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.drain_report_screen(i18n, report))
 
 
 # --- broadcasts --------------------------------------------------------------------------------
@@ -446,14 +443,13 @@ async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext
     try:
         check_text(text)
     except AdminError as exc:
-        await message.answer(_refusal(i18n, exc), reply_markup=views.cancel_markup(i18n))
+        await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     await message.answer(text)
     token = _token()
     await state.set_state(AdminFlow.broadcast_confirm)
     await state.set_data({"text": text, "token": token})
-    screen = views.broadcast_confirm_screen(i18n, await audience_count(pool), token)
-    await message.answer(screen.text, reply_markup=screen.markup)
+    await _show(message, views.broadcast_confirm_screen(i18n, await audience_count(pool), token))
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "send"))
@@ -470,8 +466,7 @@ async def send_broadcast(
 ) -> None:
     data = await state.get_data()
     if raw_state != AdminFlow.broadcast_confirm.state or data.get("token") != callback_data.token:
-        callback_answer.text = i18n.get("admin-confirm-stale")
-        callback_answer.show_alert = True
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     admin_id = _admin_id(callback)
     try:
@@ -489,8 +484,9 @@ async def send_broadcast(
         await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
         return
     await state.clear()
-    screen = views.broadcast_queued_screen(i18n, queued.broadcast_id, queued.queued, queued.replayed)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(
+        callback, views.broadcast_queued_screen(i18n, queued.broadcast_id, queued.queued, queued.replayed)
+    )
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "progress"))
@@ -504,11 +500,9 @@ async def progress(
     try:
         found = await broadcast_progress(pool, callback_data.broadcast_id)
     except AdminError as exc:
-        callback_answer.text = _refusal(i18n, exc)
-        callback_answer.show_alert = True
+        _alert(callback_answer, _refusal(i18n, exc))
         return
-    screen = views.broadcast_progress_screen(i18n, found)
-    await screens.show(callback, screen.text, screen.markup)
+    await _show(callback, views.broadcast_progress_screen(i18n, found))
 
 
 # A message while a confirmation waits: the buttons decide, not the text.

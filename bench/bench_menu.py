@@ -530,11 +530,12 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
     ])
 
 
-def _write(section: str) -> None:
+def _write(section: str, title: str = SECTION) -> None:
+    """Replace the section headed `title` in BENCHMARKS.md (or append it)."""
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
         text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

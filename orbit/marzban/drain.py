@@ -6,6 +6,10 @@ transaction points the row there, lists the old panel user for removal and
 queues the user's message with the new link (outbox); then the old user is
 deleted if the old panel answers (else the balancer retries it later).
 
+Spread: the balancer's scores only see the moved users at its next refresh,
+so the drain keeps its own tally (`DrainSpread`) and sends each config to the
+target whose score, plus what this drain already put there, is lowest.
+
 Resumable: the instance is disabled first, so nothing new lands on it; a
 config already moved is skipped; a config whose move was cut short finds its
 half-made user through `panel_removals` and finishes on that instance. It is
@@ -21,14 +25,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
+from redis.exceptions import RedisError
 
-from orbit import outbox
+from orbit import keys, outbox
+from orbit.balancer.scoring import PRIORITY_BASE, PRIORITY_LIMIT
 from orbit.configs import queries as configs_q
 from orbit.marzban import instances
 from orbit.marzban.client import absolute_url
 from orbit.marzban.errors import DrainRefused, InstanceNotFound, MarzbanError
 from orbit.marzban.instances import Instance
-from orbit.marzban.placement import poke_balancer
+from orbit.marzban.placement import InstanceHealth, instance_of, poke_balancer, read_health
 from orbit.marzban.provisioning import (
     PanelDeps,
     config_lock,
@@ -58,6 +64,50 @@ class DrainReport(msgspec.Struct, kw_only=True):
     @property
     def complete(self) -> bool:
         return not self.failed
+
+
+class DrainSpread:
+    """Which target the next moved config goes to.
+
+    Starts from each target's best node score as the balancer last wrote it (0 for
+    all when there are none) and adds, per config this drain puts there, what one
+    more user adds to that score by the balancer's formula for a node of usage
+    coefficient 1: 1 / usable nodes, lightened by the instance's priority
+    (orbit/balancer/scoring.py). Without it every config of a large drain would go
+    to the same instance until the balancer refreshed.
+    """
+
+    def __init__(self, scores: dict[str, float], steps: dict[str, float]) -> None:
+        self.scores = scores
+        self.steps = steps
+
+    @classmethod
+    async def load(cls, deps: PanelDeps, targets: list[Instance]) -> DrainSpread:
+        best: dict[str, float] = {}
+        health: dict[str, InstanceHealth | None] = {}
+        try:
+            ranked = await deps.redis.zrange(keys.BALANCER_SCORES, 0, -1, withscores=True)
+            health = await read_health(deps.redis, [t.id for t in targets])
+        except (RedisError, OSError) as exc:  # spread by priority alone
+            log.warning("drain: balancer scores unreadable (%s): spreading evenly", exc)
+            ranked = []
+        for name, score in ranked:  # lowest first: the first seen is the best node
+            best.setdefault(instance_of(name), float(score))
+        steps = {}
+        for target in targets:
+            seen = health.get(target.id)
+            nodes = max(1, seen.nodes_usable if seen is not None else 1)
+            priority = max(-PRIORITY_LIMIT, min(PRIORITY_LIMIT, target.priority))
+            steps[target.id] = 1 / nodes / PRIORITY_BASE**priority
+        scores = {t.id: best.get(t.id, 0.0) for t in targets}
+        return cls(scores, steps)
+
+    def pick(self) -> str | None:
+        return min(self.scores, key=lambda i: (self.scores[i], i)) if self.scores else None
+
+    def placed(self, instance_id: str) -> None:
+        if instance_id in self.scores:
+            self.scores[instance_id] += self.steps[instance_id]
 
 
 async def healthy_instances(deps: PanelDeps, candidates: list[Instance]) -> list[Instance]:
@@ -105,13 +155,14 @@ async def drain_instance(
     avoid = {instance_id} | {i.id for i in others if i not in healthy}
     healthy_ids = {i.id for i in healthy}
 
+    spread = await DrainSpread.load(deps, healthy)
     report = DrainReport(instance_id=instance_id)
     config_ids = await configs_q.live_ids_on_instance(deps.pool, instance_id)
     source_down = False
     for config_id in config_ids:
         try:
             outcome, source_down = await _move(
-                deps, translator, config_id, instance_id, avoid, healthy_ids, source_down
+                deps, translator, config_id, instance_id, avoid, healthy_ids, spread, source_down
             )
         except MarzbanError as exc:
             report.failed[config_id] = str(exc)
@@ -148,6 +199,7 @@ async def _move(
     source_id: str,
     avoid: set[str],
     healthy_ids: set[str],
+    spread: DrainSpread,
     source_down: bool,
 ) -> tuple[str, bool]:
     """Move one config; returns its outcome and whether the source panel is down."""
@@ -168,8 +220,9 @@ async def _move(
             if i in healthy_ids
         ]
         instance, user = await place_user(
-            deps, conn, target, avoid=avoid, prefer=half_made[0] if half_made else None
+            deps, conn, target, avoid=avoid, prefer=half_made[0] if half_made else spread.pick()
         )
+        spread.placed(instance.id)
         url = absolute_url(instance.base_url, user.subscription_url)
         async with conn.transaction():
             record = await configs_q.mark_placed(conn, config_id, instance.id, url, source_id)

@@ -96,6 +96,23 @@ async def test_drain_moves_every_config_and_tells_each_user(
     assert await deps.pool.fetchval("SELECT count(*) FROM outbox") == 5
 
 
+async def test_a_large_drain_is_spread_over_the_targets_before_the_balancer_refreshes(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    count = 12
+    for user_id in range(1, count + 1):
+        await add_user(deps.pool, user_id)
+        config = await pending_config(deps.pool, user_id, "a")
+        await provision_config(deps, config.id)
+    await refresh_scores(deps)  # b and c: empty, one usable node each, equal scores
+    # No balancer runs here: the scores stay as they are during the whole drain.
+    report = await drain_instance(deps, "a", create_translator())
+    assert report.complete and report.moved == count
+    assert await _configs_on(deps, "b") == count // 2
+    assert await _configs_on(deps, "c") == count // 2
+    await _assert_each_user_once_on_its_instance(deps, registered)
+
+
 async def test_drain_is_refused_when_no_other_instance_is_healthy(
     deps: PanelDeps, registered: Panels
 ) -> None:

@@ -18,7 +18,6 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit.bot import screens
-from orbit.bot.routers.menu import unregistered
 
 
 class RequireRegistered(BaseMiddleware):
@@ -36,7 +35,8 @@ class RequireRegistered(BaseMiddleware):
             if callback_answer.answered:  # answered before the handler (`pre`): no alert left to show
                 await screens.show(event, i18n.get("start-first"))
             else:
-                unregistered(callback_answer, i18n)
+                callback_answer.text = i18n.get("start-first")
+                callback_answer.show_alert = True
         elif isinstance(event, Message):
             state: FSMContext = data["state"]
             await state.clear()  # leave the text-input flow the message was meant for

@@ -9,7 +9,9 @@ config or a forged button get "not in your list" and nothing changes.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
@@ -40,6 +42,8 @@ from orbit.users.queries import UserRow
 router = Router(name="configs")
 # Not on messages: the rename flow answers a missing user as a missing config.
 router.callback_query.middleware(RequireRegistered())
+
+_T = TypeVar("_T")
 
 _UNITS = ("b", "kb", "mb", "gb", "tb")
 _PANEL_STATUSES = ("active", "disabled", "limited", "expired", "on_hold")
@@ -172,10 +176,15 @@ def _error_text(i18n: I18nContext, error: ConfigError) -> str:
     return i18n.get(error.message_key)
 
 
-def _refuse(callback_answer: CallbackAnswer, i18n: I18nContext, error: ConfigError) -> None:
-    """A refused press: an alert, and the screen stays as it was."""
-    callback_answer.text = _error_text(i18n, error)
-    callback_answer.show_alert = True
+async def _pressed(found: Awaitable[_T], callback_answer: CallbackAnswer, i18n: I18nContext) -> _T | None:
+    """What a button's lookup found; None when the service refused the press (an
+    alert, and the screen stays as it was)."""
+    try:
+        return await found
+    except ConfigError as exc:
+        callback_answer.text = _error_text(i18n, exc)
+        callback_answer.show_alert = True
+        return None
 
 
 @router.callback_query(MenuCb.filter(F.screen == "configs"))
@@ -227,10 +236,8 @@ async def show_one(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    try:
-        view = await service.show_config(panel_deps, user.id, callback_data.id)
-    except ConfigError as exc:
-        _refuse(callback_answer, i18n, exc)
+    view = await _pressed(service.show_config(panel_deps, user.id, callback_data.id), callback_answer, i18n)
+    if view is None:
         return
     await leave_flow(state, raw_state)
     screen = detail_screen(i18n, view, user.subscription_until)
@@ -247,11 +254,10 @@ async def send_qr(
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    try:
-        config, png = await service.config_qr(panel_deps, user.id, callback_data.id)
-    except ConfigError as exc:
-        _refuse(callback_answer, i18n, exc)
+    found = await _pressed(service.config_qr(panel_deps, user.id, callback_data.id), callback_answer, i18n)
+    if found is None:
         return
+    config, png = found
     # A photo cannot be edited into a text screen: « Back sends the config screen anew.
     back = InlineKeyboardMarkup(inline_keyboard=[
         [_button(i18n.get("btn-back"), ConfigCb(action="show", id=config.id))]
@@ -274,10 +280,8 @@ async def ask_name(
     callback_answer: CallbackAnswer,
     state: FSMContext,
 ) -> None:
-    try:
-        config = await service.get_config(panel_deps, user.id, callback_data.id)
-    except ConfigError as exc:
-        _refuse(callback_answer, i18n, exc)
+    config = await _pressed(service.get_config(panel_deps, user.id, callback_data.id), callback_answer, i18n)
+    if config is None:
         return
     await state.set_state(RenameConfig.name)
     await state.update_data(config_id=config.id)
@@ -339,10 +343,8 @@ async def confirm_delete(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    try:
-        config = await service.get_config(panel_deps, user.id, callback_data.id)
-    except ConfigError as exc:
-        _refuse(callback_answer, i18n, exc)
+    config = await _pressed(service.get_config(panel_deps, user.id, callback_data.id), callback_answer, i18n)
+    if config is None:
         return
     await leave_flow(state, raw_state)
     markup = InlineKeyboardMarkup(inline_keyboard=[
@@ -361,10 +363,9 @@ async def delete(
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    try:
-        config = await service.delete_config(panel_deps, user.id, callback_data.id)
-    except ConfigError as exc:
-        _refuse(callback_answer, i18n, exc)
+    deleting = service.delete_config(panel_deps, user.id, callback_data.id)
+    config = await _pressed(deleting, callback_answer, i18n)
+    if config is None:
         return
     text = i18n.get("configs-deleted", name=html.escape(config.name))
     await screens.show(callback, text, _back_to_list(i18n))

@@ -16,12 +16,17 @@ from aiogram_i18n import I18nContext
 
 from orbit.bot import screens, views
 from orbit.bot.callbacks import LangCb, MenuCb
+from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.i18n import LOCALES
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
 from orbit.users.registration import referral_payload, referral_stats
 
-router = Router(name="menu")
+router = Router(name="menu")  # help: open to anyone, registered or not
+# Every other button here needs a registered user; the middleware answers everyone else.
+registered = Router(name="menu-registered")
+registered.callback_query.middleware(RequireRegistered())
+router.include_router(registered)
 
 
 async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
@@ -30,24 +35,15 @@ async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
         await state.clear()
 
 
-def unregistered(callback_answer: CallbackAnswer, i18n: I18nContext) -> None:
-    callback_answer.text = i18n.get("start-first")
-    callback_answer.show_alert = True
-
-
-@router.callback_query(MenuCb.filter(F.screen == "main"))
+@registered.callback_query(MenuCb.filter(F.screen == "main"))
 async def main_menu(
     callback: CallbackQuery,
-    user: UserRow | None,
+    user: UserRow,
     settings: Settings,
     i18n: I18nContext,
-    callback_answer: CallbackAnswer,
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if user is None:
-        unregistered(callback_answer, i18n)
-        return
     await leave_flow(state, raw_state)
     screen = views.main_menu(i18n, user, settings.free_trial_days)
     await screens.show(callback, screen.text, screen.markup)
@@ -66,34 +62,27 @@ async def help_screen(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(MenuCb.filter(F.screen == "settings"))
+@registered.callback_query(MenuCb.filter(F.screen == "settings"))
 async def settings_screen(
     callback: CallbackQuery,
-    user: UserRow | None,
+    user: UserRow,
     i18n: I18nContext,
-    callback_answer: CallbackAnswer,
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if user is None:
-        unregistered(callback_answer, i18n)
-        return
     await leave_flow(state, raw_state)
     screen = views.settings_screen(i18n, i18n.locale)
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(LangCb.filter(F.code.in_(LOCALES)))
+@registered.callback_query(LangCb.filter(F.code.in_(LOCALES)))
 async def choose_language(
     callback: CallbackQuery,
     callback_data: LangCb,
-    user: UserRow | None,
+    user: UserRow,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    if user is None:
-        unregistered(callback_answer, i18n)
-        return
     if callback_data.code != user.language:
         # Stores the choice (UserLocaleManager.set_locale) and renders in it from now on.
         await i18n.set_locale(callback_data.code)
@@ -102,21 +91,17 @@ async def choose_language(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(MenuCb.filter(F.screen == "ref"))
+@registered.callback_query(MenuCb.filter(F.screen == "ref"))
 async def referral_screen(
     callback: CallbackQuery,
     bot: Bot,
-    user: UserRow | None,
+    user: UserRow,
     pool: asyncpg.Pool,
     settings: Settings,
     i18n: I18nContext,
-    callback_answer: CallbackAnswer,
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if user is None:
-        unregistered(callback_answer, i18n)
-        return
     await leave_flow(state, raw_state)
     stats = await referral_stats(pool, user.id)
     me = await bot.me()  # cached by aiogram after the first call

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import secrets
 
-import aiohttp
 import asyncpg
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
-from redis.asyncio import Redis
 
 from orbit import ledger
 from orbit.bot import screens, views
@@ -37,7 +35,6 @@ async def plans_screen(
     user: UserRow,
     plans: Plans,
     i18n: I18nContext,
-    callback_answer: CallbackAnswer,
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
@@ -54,6 +51,17 @@ async def show_confirmation(
     assert until is not None
     screen = views.confirm_screen(i18n, plan, user.balance_kop, until, secrets.token_hex(4))
     await screens.show(callback, screen.text, screen.markup)
+
+
+def _pressed_plan(
+    plans: Plans, plan_id: str, i18n: I18nContext, callback_answer: CallbackAnswer
+) -> Plan | None:
+    """The plan a button names; None, with an alert, once it is no longer sold."""
+    plan = plans.get(plan_id)
+    if plan is None:
+        callback_answer.text = i18n.get("buy-unknown-plan")
+        callback_answer.show_alert = True
+    return plan
 
 
 async def _gate(
@@ -81,10 +89,8 @@ async def confirm_screen(
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    plan = plans.get(callback_data.plan_id)
+    plan = _pressed_plan(plans, callback_data.plan_id, i18n, callback_answer)
     if plan is None:
-        callback_answer.text = i18n.get("buy-unknown-plan")
-        callback_answer.show_alert = True
         return
     if await _gate(callback, bot, settings, metrics, i18n, user, plan.id):
         await show_confirmation(callback, pool, i18n, user, plan)
@@ -97,18 +103,15 @@ async def buy(
     bot: Bot,
     user: UserRow,
     pool: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
+    panel_deps: PanelDeps,
     plans: Plans,
     settings: Settings,
     metrics: Metrics,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    plan = plans.get(callback_data.plan_id)
+    plan = _pressed_plan(plans, callback_data.plan_id, i18n, callback_answer)
     if plan is None:
-        callback_answer.text = i18n.get("buy-unknown-plan")
-        callback_answer.show_alert = True
         return
     if callback_data.price != plan.price:  # the user must pay what they were shown
         callback_answer.text = i18n.get("buy-price-changed")
@@ -117,9 +120,8 @@ async def buy(
         return
     if not await _gate(callback, bot, settings, metrics, i18n, user, plan.id):
         return
-    deps = PanelDeps(pool=pool, redis=redis, http=http, settings=settings)
     try:
-        purchase = await purchase_plan(deps, user.id, plan, callback_data.token)
+        purchase = await purchase_plan(panel_deps, user.id, plan, callback_data.token)
     except ledger.InsufficientFunds as exc:
         metrics.inc("purchases_refused_total", reason="insufficient_funds")
         screen = views.insufficient_screen(i18n, exc.needed_kop, exc.balance_kop)

@@ -7,14 +7,12 @@ it is taken, and /start stays a cheap idempotent upsert.
 
 from __future__ import annotations
 
-import aiohttp
 import asyncpg
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
-from redis.asyncio import Redis
 
 from orbit.bot import screens, views
 from orbit.bot.callbacks import AutoRenewCb, GateCb, MenuCb, TrialCb
@@ -42,7 +40,6 @@ async def subscription_screen(
     plans: Plans,
     settings: Settings,
     i18n: I18nContext,
-    callback_answer: CallbackAnswer,
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
@@ -108,16 +105,12 @@ async def trial(
     callback: CallbackQuery,
     bot: Bot,
     user: UserRow,
-    pool: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    settings: Settings,
+    panel_deps: PanelDeps,
     metrics: Metrics,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    deps = PanelDeps(pool=pool, redis=redis, http=http, settings=settings)
-    await _take_trial(callback, bot, user, deps, metrics, i18n, callback_answer)
+    await _take_trial(callback, bot, user, panel_deps, metrics, i18n, callback_answer)
 
 
 @router.callback_query(GateCb.filter())
@@ -127,8 +120,7 @@ async def gate_check(
     bot: Bot,
     user: UserRow,
     pool: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
+    panel_deps: PanelDeps,
     plans: Plans,
     settings: Settings,
     metrics: Metrics,
@@ -148,5 +140,4 @@ async def gate_check(
     if plan is not None:
         await show_confirmation(callback, pool, i18n, user, plan)
         return
-    deps = PanelDeps(pool=pool, redis=redis, http=http, settings=settings)
-    await _take_trial(callback, bot, user, deps, metrics, i18n, callback_answer)
+    await _take_trial(callback, bot, user, panel_deps, metrics, i18n, callback_answer)

@@ -6,15 +6,12 @@ bodies; see ``docs/cryptobot-emulator.md`` for the error names and the controls.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
 import logging
 import secrets
-import signal
 import string
 import time
 from collections import deque
@@ -26,6 +23,8 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 from aiohttp import web
+
+from orbit.sandbox import standalone
 
 logger = logging.getLogger(__name__)
 
@@ -931,30 +930,14 @@ async def _control(
 
 
 async def serve(host: str, port: int, token: str, webhook_url: str | None) -> None:
-    emulator = CryptoBotEmulator(token, webhook_url)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stopping.set)
-    await emulator.start(host, port)
-    try:
-        await stopping.wait()
-    finally:
-        await emulator.stop()
+    await standalone.run_until_signal(host, [(CryptoBotEmulator(token, webhook_url), port)])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local Crypto Pay API (@CryptoBot) emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8092)
+    parser = standalone.arguments("Local Crypto Pay API (@CryptoBot) emulator", port=8092)
     parser.add_argument("--token", default="sandbox-token", help="app token clients must send")
     parser.add_argument("--webhook-url", default=None, help="where invoice_paid updates go")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    args = standalone.parse(parser, argv)
     asyncio.run(serve(args.host, args.port, args.token, args.webhook_url))
 
 

@@ -11,7 +11,6 @@ Run alone: ``python -m orbit.sandbox.marzban --port 8001 --port 8002``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -24,7 +23,6 @@ import logging
 import math
 import re
 import secrets
-import signal
 import time
 import uuid
 from collections import Counter
@@ -35,6 +33,8 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 from aiohttp import web
+
+from orbit.sandbox import standalone
 
 logger = logging.getLogger(__name__)
 
@@ -2131,46 +2131,37 @@ async def serve(
     users: int,
     subscription_url_prefix: str,
 ) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stopping.set)
-    panels: list[MarzbanEmulator] = []
-    try:
-        for index, port in enumerate(ports, start=1):
-            panel = MarzbanEmulator(
-                admin_username=username,
-                admin_password=password,
-                nodes=[
-                    NodeSpec(name=f"panel{index}-node{n}", address=f"127.0.{index}.{n}")
-                    for n in range(1, nodes + 1)
-                ],
-                subscription_url_prefix=subscription_url_prefix,
-            )
-            panels.append(panel)
-            url = await panel.start(host, port)
+    panels = [
+        MarzbanEmulator(
+            admin_username=username,
+            admin_password=password,
+            nodes=[
+                NodeSpec(name=f"panel{index}-node{n}", address=f"127.0.{index}.{n}")
+                for n in range(1, nodes + 1)
+            ],
+            subscription_url_prefix=subscription_url_prefix,
+        )
+        for index in range(1, len(ports) + 1)
+    ]
+
+    def ready() -> None:
+        for index, panel in enumerate(panels, start=1):
             panel.add_users(users)
             logger.info(
                 "marzban panel %d: %s (admin %s / %s, %d nodes, %d users)",
                 index,
-                url,
+                panel.base_url,
                 username,
                 password,
                 nodes,
                 users,
             )
-        await stopping.wait()
-    finally:
-        for panel in panels:
-            await panel.stop()
+
+    await standalone.run_until_signal(host, list(zip(panels, ports, strict=True)), ready)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m orbit.sandbox.marzban", description="Local Marzban v0.8.4 panel(s)"
-    )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = standalone.arguments("Local Marzban v0.8.4 panel(s)", prog="python -m orbit.sandbox.marzban")
     parser.add_argument("--port", type=int, action="append", help="one panel per --port (default 8001)")
     parser.add_argument("--username", default="admin", help="sudo admin username")
     parser.add_argument("--password", default="admin", help="sudo admin password")
@@ -2181,11 +2172,7 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="like XRAY_SUBSCRIPTION_URL_PREFIX; empty keeps subscription_url relative",
     )
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    args = standalone.parse(parser, argv)
     asyncio.run(
         serve(
             args.host,

@@ -10,7 +10,6 @@ Run alone: ``python -m orbit.sandbox.telegram --host 127.0.0.1 --port 8081``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import logging
@@ -18,7 +17,6 @@ import math
 import mimetypes
 import re
 import secrets
-import signal
 import struct
 import time
 from collections import deque
@@ -31,6 +29,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from orbit.sandbox import standalone
 from orbit.sandbox import telegram_control as ctl
 
 logger = logging.getLogger(__name__)
@@ -1518,6 +1517,22 @@ class TelegramEmulator:
             raise _bad("message can't be edited")
         return chat, message
 
+    def _send(self, world: _World, chat: _Chat, method: str, *, kind: str, **fields: Any) -> Message:
+        """The bot's new message, within the flood limits: checked before, counted once stored."""
+        self._throttle(world, method, chat.chat_id)
+        message = self._add_message(world, chat, from_bot=True, kind=kind, **fields)
+        self._count(world, method, chat.chat_id)
+        return self._wire(world, message)
+
+    def _edited(
+        self, world: _World, chat: _Chat, message: _StoredMessage, method: str, **changes: Any
+    ) -> Message:
+        """The bot's message changed, within the flood limits like a new one."""
+        self._throttle(world, method, chat.chat_id)
+        self._edit(world, chat, message, **changes)
+        self._count(world, method, chat.chat_id)
+        return self._wire(world, message)
+
     # --- Bot API methods -----------------------------------------------------------------
 
     async def _accept(self, world: _World, params: _Params) -> bool:
@@ -1678,9 +1693,8 @@ class TelegramEmulator:
                 logger.info("webhook reply %s failed: %s", method, body.get("description"))
         return None
 
-    async def _send_message(self, world: _World, params: _Params) -> Message:
-        chat = self._target_chat(world, params)
-        text, entities = self._render(
+    def _text(self, params: _Params) -> tuple[str | None, list[dict[str, Any]] | None]:
+        return self._render(
             params,
             "text",
             "entities",
@@ -1689,13 +1703,16 @@ class TelegramEmulator:
             too_long="message is too long",
             required=True,
         )
+
+    async def _send_message(self, world: _World, params: _Params) -> Message:
+        chat = self._target_chat(world, params)
+        text, entities = self._text(params)
         markup = self._markup(params, inline_only=False)
         reply_to = self._reply_to(params, chat)
-        self._throttle(world, "sendMessage", chat.chat_id)
-        message = self._add_message(
+        return self._send(
             world,
             chat,
-            from_bot=True,
+            "sendMessage",
             kind="text",
             text=text,
             entities=entities,
@@ -1705,8 +1722,6 @@ class TelegramEmulator:
             link_preview_options=self._link_preview(params),
             reply_to=reply_to,
         )
-        self._count(world, "sendMessage", chat.chat_id)
-        return self._wire(world, message)
 
     def _caption(self, params: _Params) -> tuple[str | None, list[dict[str, Any]] | None]:
         return self._render(
@@ -1727,11 +1742,10 @@ class TelegramEmulator:
         caption, caption_entities = self._caption(params)
         markup = self._markup(params, inline_only=False)
         stored = self._photo(world, photo)
-        self._throttle(world, "sendPhoto", chat.chat_id)
-        message = self._add_message(
+        return self._send(
             world,
             chat,
-            from_bot=True,
+            "sendPhoto",
             kind="photo",
             photo=stored,
             caption=caption,
@@ -1740,8 +1754,6 @@ class TelegramEmulator:
             parse_mode=params.string("parse_mode"),
             reply_markup=markup,
         )
-        self._count(world, "sendPhoto", chat.chat_id)
-        return self._wire(world, message)
 
     def _photo(self, world: _World, photo: _Upload | str) -> _StoredFile:
         if isinstance(photo, str):
@@ -1835,11 +1847,10 @@ class TelegramEmulator:
                 file_name=document.filename,
                 mime_type=mimetypes.guess_type(document.filename)[0] or document.content_type,
             )
-        self._throttle(world, "sendDocument", chat.chat_id)
-        message = self._add_message(
+        return self._send(
             world,
             chat,
-            from_bot=True,
+            "sendDocument",
             kind="document",
             document=stored,
             caption=caption,
@@ -1848,8 +1859,6 @@ class TelegramEmulator:
             parse_mode=params.string("parse_mode"),
             reply_markup=markup,
         )
-        self._count(world, "sendDocument", chat.chat_id)
-        return self._wire(world, message)
 
     async def _get_file(self, world: _World, params: _Params) -> dict[str, Any]:
         stored = world.files.get(params.string("file_id", required=True) or "")
@@ -1873,19 +1882,10 @@ class TelegramEmulator:
         chat, message = self._editable(world, params)
         if message.kind != "text":
             raise _bad("there is no text in the message to edit")
-        text, entities = self._render(
-            params,
-            "text",
-            "entities",
-            limit=MAX_TEXT,
-            empty="message text is empty",
-            too_long="message is too long",
-            required=True,
-        )
+        text, entities = self._text(params)
         markup = self._markup(params, inline_only=True)
         if (text, entities, markup) == (message.text, message.entities, message.inline_markup):
             raise _bad(NOT_MODIFIED)
-        self._throttle(world, "editMessageText", chat.chat_id)
         changes: dict[str, Any] = {
             "text": text,
             "entities": entities,
@@ -1895,9 +1895,7 @@ class TelegramEmulator:
         }
         if markup is not None or message.inline_markup is not None:
             changes["reply_markup"] = markup
-        self._edit(world, chat, message, **changes)
-        self._count(world, "editMessageText", chat.chat_id)
-        return self._wire(world, message)
+        return self._edited(world, chat, message, "editMessageText", **changes)
 
     async def _edit_message_caption(self, world: _World, params: _Params) -> Message:
         chat, message = self._editable(world, params)
@@ -1908,29 +1906,24 @@ class TelegramEmulator:
         current = (message.caption, message.caption_entities, message.inline_markup)
         if (caption, caption_entities, markup) == current:
             raise _bad(NOT_MODIFIED)
-        self._throttle(world, "editMessageCaption", chat.chat_id)
-        self._edit(
+        return self._edited(
             world,
             chat,
             message,
+            "editMessageCaption",
             caption=caption,
             caption_entities=caption_entities,
             source_text=params.string("caption"),
             parse_mode=params.string("parse_mode"),
             reply_markup=markup,
         )
-        self._count(world, "editMessageCaption", chat.chat_id)
-        return self._wire(world, message)
 
     async def _edit_message_reply_markup(self, world: _World, params: _Params) -> Message:
         chat, message = self._editable(world, params)
         markup = self._markup(params, inline_only=True)
         if markup == message.inline_markup:
             raise _bad(NOT_MODIFIED)
-        self._throttle(world, "editMessageReplyMarkup", chat.chat_id)
-        self._edit(world, chat, message, reply_markup=markup)
-        self._count(world, "editMessageReplyMarkup", chat.chat_id)
-        return self._wire(world, message)
+        return self._edited(world, chat, message, "editMessageReplyMarkup", reply_markup=markup)
 
     def _delete(self, world: _World, chat: _Chat, message_id: int) -> None:
         message = chat.messages.get(message_id)
@@ -2030,12 +2023,7 @@ class TelegramEmulator:
         chat = self._target_chat(world, params)
         spec = self._invoice_spec(params, link=False)
         markup = self._markup(params, inline_only=True)
-        self._throttle(world, "sendInvoice", chat.chat_id)
-        message = self._add_message(
-            world, chat, from_bot=True, kind="invoice", invoice=spec, reply_markup=markup
-        )
-        self._count(world, "sendInvoice", chat.chat_id)
-        return self._wire(world, message)
+        return self._send(world, chat, "sendInvoice", kind="invoice", invoice=spec, reply_markup=markup)
 
     async def _create_invoice_link(self, world: _World, params: _Params) -> str:
         spec = self._invoice_spec(params, link=True)
@@ -2572,26 +2560,18 @@ class TelegramEmulator:
 
 async def _serve(host: str, port: int) -> None:
     emulator = TelegramEmulator()
-    url = await emulator.start(host, port)
-    logger.info("Telegram Bot API emulator listening on %s", url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+
+    def ready() -> None:
+        logger.info("Telegram Bot API emulator listening on %s", emulator.base_url)
+
     try:
-        await stop.wait()
+        await standalone.run_until_signal(host, [(emulator, port)], ready)
     finally:
-        await emulator.stop()
         logger.info("Telegram Bot API emulator stopped")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="In-memory Telegram Bot API emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args()
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = standalone.parse(standalone.arguments("In-memory Telegram Bot API emulator", port=8081), None)
     asyncio.run(_serve(args.host, args.port))
 
 

@@ -6,22 +6,21 @@ Shapes follow tonapi's OpenAPI spec (``Transactions``/``Transaction``/``Message`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import itertools
 import logging
 import os
-import signal
 import time
 from collections import deque
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+
+from orbit.sandbox import standalone
 
 logger = logging.getLogger(__name__)
 
@@ -850,29 +849,14 @@ async def _decode(request: web.Request, kind: type[_T]) -> _T:
 async def serve(host: str, port: int, api_key: str | None, rub: float) -> None:
     emulator = TonapiEmulator(api_key=api_key)
     emulator.set_rate(rub, "RUB")
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stopping.set)
-    await emulator.start(host, port)
-    try:
-        await stopping.wait()
-    finally:
-        await emulator.stop()
+    await standalone.run_until_signal(host, [(emulator, port)])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local tonapi.io v2 emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8091)
+    parser = standalone.arguments("Local tonapi.io v2 emulator", port=8091)
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     parser.add_argument("--rub", type=float, default=DEFAULT_RATES["RUB"], help="TON/RUB price")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    args = standalone.parse(parser, argv)
     asyncio.run(serve(args.host, args.port, args.api_key, args.rub))
 
 

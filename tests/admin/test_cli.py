@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import sys
 
 import asyncpg
@@ -15,20 +14,7 @@ import pytest
 from orbit.cli.errors import CommandError
 from orbit.cli.main import build_parser
 from orbit.settings import Settings
-from tests.support.processes import ROOT
-
-
-async def orbit(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from orbit.cli.main import main; main()", *args,
-        cwd=str(ROOT),
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.support.cli import orbit
 
 
 async def command(settings: Settings, capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> str:
@@ -60,7 +46,8 @@ async def test_bad_input_is_one_line_and_exit_2(
         ),
         ("broadcast", "send", "--text", "  ", "--yes"): "orbit broadcast: the broadcast text is empty",
     }
-    results = await asyncio.gather(*(orbit(base_env, *args) for args in cases))
+    # All at once, so each may take longer than one alone.
+    results = await asyncio.gather(*(orbit(base_env, *args, timeout=120) for args in cases))
     for (args, line), (code, out, err) in zip(cases.items(), results, strict=True):
         assert (code, out, err) == (2, "", line + "\n"), args
     # The rest in-process: `main` prints a CommandError as one line and exits 2.

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import Callable
 
 import asyncpg
 
 from tests.e2e.conftest import ADMIN_ID, Telegram
+from tests.support.cli import orbit
 from tests.support.journey import eventually
-from tests.support.processes import ROOT
 from tests.support.telegram_user import TelegramUser
 
 MakeUser = Callable[..., TelegramUser]
 RECEIVED = "✅ Payment received: +300 ₽. Balance: 300 ₽."
-
-
-async def orbit(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """The `orbit` command line as an operator runs it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from orbit.cli.main import main; main()", *args,
-        cwd=str(ROOT),
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def _stars_invoice(user: TelegramUser, amount_button: str = "300 ₽") -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 import asyncpg
 import msgspec
@@ -15,6 +17,8 @@ from orbit.sandbox.cryptobot import CryptoBotEmulator, sign_body
 from orbit.settings import Settings
 from tests.payments.conftest import CRYPTOBOT_TOKEN, MakeUser, balance
 
+Create = Callable[..., Awaitable[service.PaymentRow]]
+
 
 @pytest.fixture
 async def http() -> aiohttp.ClientSession:
@@ -22,10 +26,22 @@ async def http() -> aiohttp.ClientSession:
         yield session  # type: ignore[misc]
 
 
-async def _create(
-    db: asyncpg.Pool, http: aiohttp.ClientSession, settings: Settings, user: int, amount: int
-) -> service.PaymentRow:
-    return await crypto_pay.create_cryptobot_payment(db, http, settings, user, amount, "Orbit top-up")
+@pytest.fixture
+async def create(
+    db: asyncpg.Pool, make_user: MakeUser, settings: Settings, http: aiohttp.ClientSession
+) -> Create:
+    """User 1; `create(kopecks)` makes them a CryptoBot top-up through the real client."""
+    await make_user(1)
+
+    async def create(amount_kop: int, settings: Settings = settings) -> service.PaymentRow:
+        return await crypto_pay.create_cryptobot_payment(db, http, settings, 1, amount_kop, "Orbit top-up")
+
+    return create
+
+
+def _invoice_id(payment: service.PaymentRow) -> int:
+    assert payment.external_id is not None
+    return int(payment.external_id)
 
 
 def test_signature_and_base_url(base_settings: Settings) -> None:
@@ -48,14 +64,9 @@ def test_signature_and_base_url(base_settings: Settings) -> None:
 
 
 async def test_invoice_is_created_in_rub_with_the_accepted_assets(
-    db: asyncpg.Pool,
-    make_user: MakeUser,
-    settings: Settings,
-    cryptobot: CryptoBotEmulator,
-    http: aiohttp.ClientSession,
+    create: Create, cryptobot: CryptoBotEmulator
 ) -> None:
-    await make_user(1)
-    payment = await _create(db, http, settings, 1, 15_050)
+    payment = await create(15_050)
     assert payment.status == "pending" and payment.currency == "RUB" and payment.currency_amount == 15_050
     assert payment.external_id is not None and payment.pay_url and payment.pay_url.startswith("https://")
     invoice = cryptobot.invoice(int(payment.external_id))
@@ -67,19 +78,12 @@ async def test_invoice_is_created_in_rub_with_the_accepted_assets(
 
 
 async def test_paid_webhook_credits_once_even_when_delivered_twice(
-    db: asyncpg.Pool,
-    make_user: MakeUser,
-    settings: Settings,
-    cryptobot: CryptoBotEmulator,
-    http: aiohttp.ClientSession,
-    bot_http: str,
+    db: asyncpg.Pool, create: Create, cryptobot: CryptoBotEmulator, bot_http: str
 ) -> None:
-    await make_user(1)
-    payment = await _create(db, http, settings, 1, 30_000)
-    assert payment.external_id is not None
-    paid = await cryptobot.pay_invoice(int(payment.external_id), "TON")
+    payment = await create(30_000)
+    paid = await cryptobot.pay_invoice(_invoice_id(payment), "TON")
     assert paid["status"] == "paid"
-    again = await cryptobot.deliver_webhook_again(int(payment.external_id))
+    again = await cryptobot.deliver_webhook_again(_invoice_id(payment))
     assert [d.status for d in cryptobot.deliveries] == [200, 200] and again.ok
 
     assert await balance(db, 1) == 30_000
@@ -93,17 +97,10 @@ async def test_paid_webhook_credits_once_even_when_delivered_twice(
 
 
 async def test_wrong_or_missing_signature_is_401_and_changes_nothing(
-    db: asyncpg.Pool,
-    make_user: MakeUser,
-    settings: Settings,
-    cryptobot: CryptoBotEmulator,
-    http: aiohttp.ClientSession,
-    bot_http: str,
+    db: asyncpg.Pool, create: Create, cryptobot: CryptoBotEmulator, bot_http: str
 ) -> None:
-    await make_user(1)
-    payment = await _create(db, http, settings, 1, 30_000)
-    assert payment.external_id is not None
-    invoice = {**cryptobot.invoice(int(payment.external_id)), "status": "paid"}
+    payment = await create(30_000)
+    invoice = {**cryptobot.invoice(_invoice_id(payment)), "status": "paid"}
     body = msgspec.json.encode(
         {
             "update_id": 99,
@@ -134,16 +131,15 @@ async def test_wrong_or_missing_signature_is_401_and_changes_nothing(
 async def test_check_payment_asks_get_invoices(
     db: asyncpg.Pool,
     make_user: MakeUser,
+    create: Create,
     settings: Settings,
     cryptobot: CryptoBotEmulator,
     http: aiohttp.ClientSession,
     redis: Redis,
     translator: Translator,
 ) -> None:
-    await make_user(1)
     await make_user(2)
-    payment = await _create(db, http, settings, 1, 30_000)
-    assert payment.external_id is not None
+    payment = await create(30_000)
 
     async def check(user: int = 1, payment_id: int = payment.id) -> crypto_pay.CheckResult:
         return await crypto_pay.check_payment(db, redis, http, translator, settings, user, payment_id)
@@ -155,15 +151,14 @@ async def test_check_payment_asks_get_invoices(
         await check(payment_id=987654)
 
     cryptobot.set_webhook_url(None)  # the webhook is lost: the user's button still finds the payment
-    await cryptobot.pay_invoice(int(payment.external_id))
+    await cryptobot.pay_invoice(_invoice_id(payment))
     done = await check()
     assert done.status == "confirmed" and done.confirmation is not None and not done.confirmation.replayed
     assert (await check()).status == "confirmed"
     assert await balance(db, 1) == 30_000
 
-    expiring = await _create(db, http, settings, 1, 10_000)
-    assert expiring.external_id is not None
-    cryptobot.expire_invoice(int(expiring.external_id))
+    expiring = await create(10_000)
+    cryptobot.expire_invoice(_invoice_id(expiring))
     assert (await check(payment_id=expiring.id)).status == "expired"
     assert await balance(db, 1) == 30_000
 
@@ -173,40 +168,29 @@ async def test_check_payment_asks_get_invoices(
 
 
 async def test_api_failure_fails_the_payment_and_nothing_is_configured_without_a_token(
-    db: asyncpg.Pool,
-    make_user: MakeUser,
-    settings: Settings,
-    cryptobot: CryptoBotEmulator,
-    http: aiohttp.ClientSession,
+    db: asyncpg.Pool, create: Create, settings: Settings, cryptobot: CryptoBotEmulator
 ) -> None:
-    await make_user(1)
     cryptobot.fail_next(1, 503, "SERVICE_UNAVAILABLE")
     with pytest.raises(crypto_pay.CryptoPayError) as caught:
-        await _create(db, http, settings, 1, 10_000)
+        await create(10_000)
     assert caught.value.code == 503 and caught.value.message_key == "cryptobot-unavailable"
     assert await db.fetchval("SELECT status FROM payments") == "failed"
 
     with pytest.raises(service.MethodNotConfigured):
-        await _create(db, http, msgspec.structs.replace(settings, cryptobot_token=None), 1, 10_000)
+        await create(10_000, msgspec.structs.replace(settings, cryptobot_token=None))
     with pytest.raises(service.AmountOutOfRange):
-        await _create(db, http, settings, 1, 100)
+        await create(100)
     assert await db.fetchval("SELECT count(*) FROM payments") == 1
 
 
 async def test_invoice_found_by_payload_when_its_id_was_never_recorded(
-    db: asyncpg.Pool,
-    make_user: MakeUser,
-    settings: Settings,
-    cryptobot: CryptoBotEmulator,
-    http: aiohttp.ClientSession,
-    bot_http: str,
+    db: asyncpg.Pool, create: Create, cryptobot: CryptoBotEmulator, bot_http: str
 ) -> None:
-    await make_user(1)
-    payment = await _create(db, http, settings, 1, 20_000)
-    assert payment.external_id is not None
+    payment = await create(20_000)
+    invoice_id = _invoice_id(payment)
     # As if the process died between createInvoice and recording the invoice id.
     await db.execute("UPDATE payments SET external_id = NULL WHERE id = $1", payment.id)
-    await cryptobot.pay_invoice(int(payment.external_id))
+    await cryptobot.pay_invoice(invoice_id)
     assert await balance(db, 1) == 20_000
     assert (
         await db.fetchval("SELECT external_id FROM payments WHERE id = $1", payment.id) == payment.external_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -16,7 +17,7 @@ from orbit import keys
 from orbit.i18n import Translator
 from orbit.payments import service, ton
 from orbit.payments.audit import audit
-from orbit.payments.ton_watch import cursor_name, poll_wallet
+from orbit.payments.ton_watch import PAGE_SIZE, PageResult, cursor_name, poll_wallet
 from orbit.payments.tonapi import TonapiClient, TonapiError, TonapiUnavailable
 from orbit.sandbox.tonapi import TonapiEmulator
 from orbit.settings import Settings
@@ -37,22 +38,39 @@ def _client(http: aiohttp.ClientSession, tonapi: TonapiEmulator, **kw: object) -
     return TonapiClient(http, tonapi.base_url or "", TONAPI_KEY, **kw)  # type: ignore[arg-type]
 
 
-async def _invoice(
-    db: asyncpg.Pool, redis: Redis, http: aiohttp.ClientSession, settings: Settings, user: int, rub: int
-) -> ton.TonInvoice:
-    return await ton.create_ton_payment(db, redis, http, settings, user, rub * 100)
+@dataclass(frozen=True)
+class Shop:
+    """TON top-ups as the bot creates them and the watcher matches them."""
+
+    db: asyncpg.Pool
+    redis: Redis
+    http: aiohttp.ClientSession
+    tonapi: TonapiEmulator
+    translator: Translator
+    settings: Settings
+
+    async def invoice(self, user: int, rub: int, settings: Settings | None = None) -> ton.TonInvoice:
+        return await ton.create_ton_payment(
+            self.db, self.redis, self.http, settings or self.settings, user, rub * 100
+        )
+
+    async def poll(self, *, page_size: int = PAGE_SIZE) -> PageResult:
+        client = _client(self.http, self.tonapi)
+        return await poll_wallet(
+            self.db, self.redis, client, self.translator, self.settings, page_size=page_size
+        )
 
 
-async def _poll(
+@pytest.fixture
+def shop(
     db: asyncpg.Pool,
     redis: Redis,
     http: aiohttp.ClientSession,
     tonapi: TonapiEmulator,
     translator: Translator,
     settings: Settings,
-    **kw: object,
-) -> object:
-    return await poll_wallet(db, redis, _client(http, tonapi), translator, settings, **kw)  # type: ignore[arg-type]
+) -> Shop:
+    return Shop(db, redis, http, tonapi, translator, settings)
 
 
 async def _balance(db: asyncpg.Pool, user_id: int) -> int:
@@ -96,16 +114,11 @@ def test_amount_arithmetic() -> None:
 
 
 async def test_create_ton_payment(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, settings: Settings, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
     tonapi.set_rate(200.0)
-    invoices = [await _invoice(db, redis, http, settings, 1, 300) for _ in range(20)]
+    invoices = [await shop.invoice(1, 300) for _ in range(20)]
     first = invoices[0]
     assert first.nanotons == 1_500_000_000 and first.amount_ton == "1.5" and first.rate_rub == 200.0
     assert first.address == TON_WALLET
@@ -121,9 +134,9 @@ async def test_create_ton_payment(
     assert ton.qr_png(first.link).startswith(b"\x89PNG\r\n\x1a\n")
 
     with pytest.raises(service.AmountOutOfRange):
-        await _invoice(db, redis, http, settings, 1, 10)
+        await shop.invoice(1, 10)
     with pytest.raises(service.MethodNotConfigured):
-        await _invoice(db, redis, http, msgspec.structs.replace(settings, ton_address=None), 1, 300)
+        await shop.invoice(1, 300, msgspec.structs.replace(settings, ton_address=None))
     assert await db.fetchval("SELECT count(*) FROM payments") == 20
 
 
@@ -131,22 +144,16 @@ async def test_create_ton_payment(
 
 
 async def test_transfers_are_matched_and_credited(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(5)
     await make_user(1, referrer=5)
     await make_user(2, language="ru")
     tonapi.set_rate(200.0)
-    exact = await _invoice(db, redis, http, settings, 1, 300)  # 1.5 TON
-    under = await _invoice(db, redis, http, settings, 2, 200)  # 1 TON
-    over = await _invoice(db, redis, http, settings, 2, 200)
-    late = await _invoice(db, redis, http, settings, 2, 200)
+    exact = await shop.invoice(1, 300)  # 1.5 TON
+    under = await shop.invoice(2, 200)  # 1 TON
+    over = await shop.invoice(2, 200)
+    late = await shop.invoice(2, 200)
     await db.execute(
         "UPDATE payments SET status = 'expired', expires_at = now() - interval '1 hour' WHERE id = $1",
         late.payment.id,
@@ -163,8 +170,8 @@ async def test_transfers_are_matched_and_credited(
     tonapi.send_outgoing(TON_WALLET, "0:" + "cd" * 32, NANO, exact.comment)
     tonapi.send_ton("0:" + "ef" * 32, NANO, exact.comment)  # someone else's wallet
 
-    result = await _poll(db, redis, http, tonapi, translator, settings)
-    assert (result.new, result.matched, result.unmatched, result.ignored) == (8, 4, 2, 2)  # type: ignore[attr-defined]
+    result = await shop.poll()
+    assert (result.new, result.matched, result.unmatched, result.ignored) == (8, 4, 2, 2)
 
     payments = {
         r["id"]: r for r in await db.fetch("SELECT id, status, credited_kop, external_id FROM payments")
@@ -193,21 +200,15 @@ async def test_transfers_are_matched_and_credited(
 
 
 async def test_a_further_transfer_to_a_paid_comment_is_credited(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
     tonapi.set_rate(200.0)
-    invoice = await _invoice(db, redis, http, settings, 1, 200)
+    invoice = await shop.invoice(1, 200)
     tonapi.send_ton(TON_WALLET, NANO // 2, invoice.comment)  # underpaid: 100 of 200
-    await _poll(db, redis, http, tonapi, translator, settings)
+    await shop.poll()
     tonapi.send_ton(TON_WALLET, NANO // 2, invoice.comment)  # the rest
-    await _poll(db, redis, http, tonapi, translator, settings)
+    await shop.poll()
     assert await _balance(db, 1) == 20_000
     row = await db.fetchrow("SELECT status, credited_kop FROM payments")
     assert tuple(row) == ("confirmed", 20_000)
@@ -218,31 +219,25 @@ async def test_a_further_transfer_to_a_paid_comment_is_credited(
 
 
 async def test_the_same_transaction_delivered_twice_is_credited_once(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
-    invoices = [await _invoice(db, redis, http, settings, 1, 100) for _ in range(3)]
+    invoices = [await shop.invoice(1, 100) for _ in range(3)]
     for invoice in invoices:
         tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
     tonapi.send_ton(TON_WALLET, 5 * invoices[0].nanotons, invoices[0].comment)  # a further transfer too
-    await _poll(db, redis, http, tonapi, translator, settings)
+    await shop.poll()
     balance = await _balance(db, 1)
     assert balance == 3 * 10_000 + 5 * 10_000
 
     # tonapi hands the whole history out again (a cursor lost or rewound, a second watcher).
     async with db.acquire() as conn:
         await conn.execute("UPDATE cursors SET value = '0'")
-    again = await _poll(db, redis, http, tonapi, translator, settings)
-    assert (again.fetched, again.new, again.matched) == (4, 0, 0)  # type: ignore[attr-defined]
+    again = await shop.poll()
+    assert (again.fetched, again.new, again.matched) == (4, 0, 0)
     # Two watchers at once (a lease hand-over) on a rewound cursor: still once.
     await db.execute("UPDATE cursors SET value = '0'")
-    await asyncio.gather(*(_poll(db, redis, http, tonapi, translator, settings) for _ in range(3)))
+    await asyncio.gather(*(shop.poll() for _ in range(3)))
     assert await _balance(db, 1) == balance
     assert await db.fetchval("SELECT count(*) FROM ledger") == 4
     assert await db.fetchval("SELECT count(*) FROM outbox") == 4
@@ -250,20 +245,14 @@ async def test_the_same_transaction_delivered_twice_is_credited_once(
 
 
 async def test_pages_through_everything_new(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
-    invoices = [await _invoice(db, redis, http, settings, 1, 100) for _ in range(11)]
+    invoices = [await shop.invoice(1, 100) for _ in range(11)]
     for invoice in invoices:
         tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
-    result = await _poll(db, redis, http, tonapi, translator, settings, page_size=3)
-    assert result.matched == 11  # type: ignore[attr-defined]
+    result = await shop.poll(page_size=3)
+    assert result.matched == 11
     pages = [r for r in tonapi.requests if r.path.endswith("/transactions")]
     assert pages[0].query["after_lt"] == "0" and len(pages) == 4
     assert all(r.query["sort_order"] == "asc" and r.query["limit"] == "3" for r in pages)
@@ -272,21 +261,15 @@ async def test_pages_through_everything_new(
 
 
 async def test_old_wallet_history_is_ignored_not_unmatched(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-    make_user: MakeUser,
+    db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
     old = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
     tonapi.send_ton(TON_WALLET, NANO, "thanks for the coffee", utime=old)
-    await _poll(db, redis, http, tonapi, translator, settings)  # no TON payment ever: history
-    await _invoice(db, redis, http, settings, 1, 100)
+    await shop.poll()  # no TON payment ever: history
+    await shop.invoice(1, 100)
     tonapi.send_ton(TON_WALLET, NANO, "ORBWHAT00")
-    await _poll(db, redis, http, tonapi, translator, settings)
+    await shop.poll()
     rows = await db.fetch("SELECT comment, status FROM ton_transactions ORDER BY lt")
     assert [tuple(r) for r in rows] == [("thanks for the coffee", "ignored"), ("ORBWHAT00", "unmatched")]
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import asyncpg
 import msgspec
 import pytest
@@ -13,20 +9,7 @@ import pytest
 from orbit.cli.errors import CommandError
 from orbit.cli.main import build_parser
 from orbit.settings import Settings
-from tests.support.processes import ROOT
-
-
-async def orbit(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from orbit.cli.main import main; main()", *args,
-        cwd=str(ROOT),
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.support.cli import orbit
 
 
 async def _codes(db: asyncpg.Pool) -> list[tuple[object, ...]]:

@@ -54,6 +54,13 @@ class Shop:
             self.db, self.redis, self.http, settings or self.settings, user, rub * 100
         )
 
+    async def paid_in_full(self, user: int, rub: int, count: int) -> list[ton.TonInvoice]:
+        """`count` invoices of `rub` each, every one paid exactly, with its comment."""
+        invoices = [await self.invoice(user, rub) for _ in range(count)]
+        for invoice in invoices:
+            self.tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
+        return invoices
+
     async def poll(self, *, page_size: int = PAGE_SIZE) -> PageResult:
         client = _client(self.http, self.tonapi)
         return await poll_wallet(
@@ -222,9 +229,7 @@ async def test_the_same_transaction_delivered_twice_is_credited_once(
     db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
-    invoices = [await shop.invoice(1, 100) for _ in range(3)]
-    for invoice in invoices:
-        tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
+    invoices = await shop.paid_in_full(1, 100, 3)
     tonapi.send_ton(TON_WALLET, 5 * invoices[0].nanotons, invoices[0].comment)  # a further transfer too
     await shop.poll()
     balance = await _balance(db, 1)
@@ -248,9 +253,7 @@ async def test_pages_through_everything_new(
     db: asyncpg.Pool, tonapi: TonapiEmulator, shop: Shop, make_user: MakeUser
 ) -> None:
     await make_user(1)
-    invoices = [await shop.invoice(1, 100) for _ in range(11)]
-    for invoice in invoices:
-        tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
+    await shop.paid_in_full(1, 100, 11)
     result = await shop.poll(page_size=3)
     assert result.matched == 11
     pages = [r for r in tonapi.requests if r.path.endswith("/transactions")]

@@ -517,10 +517,13 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
         "(`fetchrow_pristine`: no pool-reset query on release) and one Lua script that takes",
         "the rate-limit token and reads the FSM state. The throughput target (≥ 85 % of bare)",
         "is **not** met on this host: the bench process is CPU-bound, bare aiogram spends",
-        "1.2-1.3 ms of CPU per update on its two Bot API calls, and the full stack adds",
-        "0.7-0.8 ms (in-process, with a fake Bot API session, the added work is ~0.4 ms: redis-py",
-        "~0.12, asyncpg ~0.1, aiogram routing/middlewares/aiogram-i18n ~0.15, the screen ~0.03;",
-        "the rest is event-loop work for the two extra sockets). Fixed on the way, each",
+        "1.1-1.5 ms of CPU per update on its two Bot API calls, and the full stack adds",
+        "0.7-1.2 ms over HTTP (sessions 6 and 7). In-process, with the Bot API answered in",
+        "memory, the added work is ~0.4 ms, a third each Postgres, Redis and aiogram (next",
+        "section); over HTTP the full stack's own Bot API calls also cost more CPU than bare's",
+        "(py-spy: aiogram's form building +40 %, with the GC off too), which we read as cache",
+        "pressure from a larger working set, unproven. uvloop did not change CPU/update, and",
+        "higher GC thresholds help bare more than full. Fixed on the way, each",
         "found with `--profile`: aiogram rebuilt a pydantic `Response[T]` class (ms of CPU)",
         "whenever a GC pass freed it (now pinned), a plain-`def` router filter ran in a worker",
         "thread on every update (now `async def`), the pool's reset query doubled the Postgres",
@@ -536,7 +539,8 @@ def _write(section: str, title: str = SECTION) -> None:
     if title in text:
         start = text.index(title)
         end = text.find("\n## ", start + len(title))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+        rest = text[end + 1 :] if end != -1 else ""
+        text = text[:start] + (section.rstrip("\n") + "\n\n" + rest if rest else section)
     else:
         text = text.rstrip("\n") + "\n\n" + section
     BENCHMARKS.write_text(text)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -13,7 +10,7 @@ import pytest
 from orbit.i18n import Translator, create_translator
 from orbit.sandbox.tonapi import TonapiEmulator
 from orbit.settings import Settings
-from tests.support.processes import ROOT
+from tests.support.cli import orbit
 
 TON_WALLET = "0:" + "ab" * 32
 TONAPI_KEY = "test-tonapi-key"
@@ -59,14 +56,6 @@ def make_user(db: asyncpg.Pool) -> Callable[..., Awaitable[int]]:
 
 
 async def orbit_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run `orbit ARGS...` as an operator would; return (exit code, stdout+stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from orbit.cli.main import main; main()", *args,
-        cwd=str(ROOT),
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    """Run `orbit ARGS...` as an operator would; return (exit code, stdout then stderr)."""
+    code, out, err = await orbit(env, *args)
+    return code, out + err

@@ -22,6 +22,7 @@ from orbit import keys
 from orbit.bot import http
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
+from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares.locale import UserLocaleManager
 from orbit.bot.middlewares.throttling import install_throttling
@@ -86,6 +87,8 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         metrics=metrics,
         pinned_response_types=pin_response_types(),  # held for the process' life (see module)
     )
+    # First of the shutdown handlers: in-flight updates finish before i18n shuts down.
+    wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
     # Order matters: the user row is loaded before the locale is chosen from it.
     dp.update.outer_middleware(UserMiddleware(ctx.pool))
     I18nMiddleware(

@@ -232,3 +232,23 @@ async def test_panels_down_fail_over_show_unknown_and_refuse_cleanly(
     assert len(rows) == 3 and rows[2]["gone"] and rows[2]["status"] == "deleted"
     await cat.press("« My configs")
     assert text(await cat.last()).startswith("🔑 My configs (2 of 3)")
+
+
+async def test_a_config_being_made_when_the_bot_is_stopped_is_finished_first(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
+) -> None:
+    worker = await start_bot()  # type: ignore[misc]
+    ann = make_user(3401, first_name="Ann")
+    await subscribed(db, ann)
+    await ann.press("🔑 My configs")
+    for panel in panels:  # the panel user takes 2 s to make, wherever it goes
+        panel.emulator.slow(2.0, method="POST", path="/api/user")
+    answer = await ann.press("➕ New config")  # answered at once; the config is made after
+    assert answer.text is None and not answer.show_alert
+    await asyncio.sleep(0.5)
+    assert await worker.stop() == 0  # type: ignore[attr-defined]  # SIGTERM mid-creation
+    shown = await ann.messages()
+    assert text(shown[-1]).startswith("✅ Config «Config 1» is ready."), text(shown[-1])
+    assert [c["status"] for c in await configs(db, 3401)] == ["active"]
+    log = worker.output()  # type: ignore[attr-defined]
+    assert "orbit.bot.errors" not in log and "Traceback" not in log, log[-3000:]

@@ -17,6 +17,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram_i18n import I18nMiddleware
 from aiohttp import web
+from redis.asyncio import Redis
 
 from orbit import keys
 from orbit.bot import http
@@ -76,7 +77,9 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
     core = create_core()
     dp = Dispatcher(
-        storage=RedisStorage(ctx.redis),
+        # Its own client: aiogram closes the storage's connection pool at shutdown, which
+        # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
+        storage=RedisStorage(Redis.from_url(ctx.settings.redis_url)),
         settings=ctx.settings,
         pool=ctx.pool,
         redis=ctx.redis,

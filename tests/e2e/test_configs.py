@@ -252,3 +252,4 @@ async def test_a_config_being_made_when_the_bot_is_stopped_is_finished_first(
     assert [c["status"] for c in await configs(db, 3401)] == ["active"]
     log = worker.output()  # type: ignore[attr-defined]
     assert "orbit.bot.errors" not in log and "Traceback" not in log, log[-3000:]
+    assert "pub/sub" not in log, log[-3000:]  # a clean stop does not cut the shared Redis client

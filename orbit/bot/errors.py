@@ -7,12 +7,17 @@ import math
 
 import asyncpg
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from aiogram.types import ErrorEvent
 
 from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator, language_for
-from orbit.users.queries import mark_blocked
+from orbit.users.queries import UserRow, mark_blocked
 
 log = logging.getLogger(__name__)
 
@@ -20,32 +25,48 @@ log = logging.getLogger(__name__)
 def setup_errors(dp: Dispatcher) -> None:
     @dp.errors()
     async def on_error(
-        event: ErrorEvent, bot: Bot, translator: Translator, metrics: Metrics, pool: asyncpg.Pool
+        event: ErrorEvent,
+        bot: Bot,
+        translator: Translator,
+        metrics: Metrics,
+        pool: asyncpg.Pool,
+        user: UserRow | None = None,  # the row, when the user middleware got that far
     ) -> bool:
         update = event.update
-        user = update.event.from_user if hasattr(update.event, "from_user") else None
-        if isinstance(event.exception, TelegramForbiddenError) and user is not None:
+        sender = update.event.from_user if hasattr(update.event, "from_user") else None
+        if isinstance(event.exception, TelegramForbiddenError) and sender is not None:
             # The user blocked the bot: notifications skip them until they write again.
-            await mark_blocked(pool, user.id)
+            await mark_blocked(pool, sender.id)
             metrics.inc("users_blocked_total")
-            log.info("user %s blocked the bot (update %s)", user.id, update.update_id)
+            log.info("user %s blocked the bot (update %s)", sender.id, update.update_id)
             return True
         metrics.inc("handler_errors_total", kind=type(event.exception).__name__)
         log.error("update %s failed: %r", event.update.update_id, event.exception,
                   exc_info=event.exception)
-        if user is None:
+        if sender is None:
             return True
-        locale = language_for(user.language_code)
+        # The stored language choice when the row was loaded, else Telegram's.
+        locale = user.language if user is not None else language_for(sender.language_code)
         if isinstance(event.exception, TelegramRetryAfter):  # a flood limit too long to wait out
             seconds = max(1, math.ceil(event.exception.retry_after))
             text = translator(locale, "rate-limited", seconds=seconds)
         else:
             text = translator(locale, "error-generic")
         try:
-            if update.callback_query is not None:
-                await bot.answer_callback_query(update.callback_query.id, text, show_alert=True)
-            elif update.message is not None:
-                await bot.send_message(user.id, text)
+            if update.callback_query is not None and await _alert(bot, update.callback_query.id, text):
+                return True
+            if update.callback_query is not None or update.message is not None:
+                await bot.send_message(sender.id, text)
         except TelegramAPIError as exc:
-            log.warning("could not tell user %s about the error: %s", user.id, exc)
+            log.warning("could not tell user %s about the error: %s", sender.id, exc)
         return True
+
+
+async def _alert(bot: Bot, callback_query_id: str, text: str) -> bool:
+    """Tell a press's user in an alert; False when the press was answered already (a
+    handler flagged `pre` is answered before it runs), so a message must tell them."""
+    try:
+        await bot.answer_callback_query(callback_query_id, text, show_alert=True)
+    except TelegramBadRequest:
+        return False
+    return True

@@ -14,7 +14,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram_i18n import I18nMiddleware
 from aiohttp import web
 from redis.asyncio import Redis
@@ -25,6 +24,7 @@ from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserLocaleManager
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
@@ -97,7 +97,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     I18nMiddleware(
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
-    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.callback_query.middleware(AnswerUnlessFailed())
     dp.include_routers(*get_routers())
     # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.
     install_throttling(dp, RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale), metrics)

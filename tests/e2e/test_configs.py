@@ -253,3 +253,21 @@ async def test_a_config_being_made_when_the_bot_is_stopped_is_finished_first(
     log = worker.output()  # type: ignore[attr-defined]
     assert "orbit.bot.errors" not in log and "Traceback" not in log, log[-3000:]
     assert "pub/sub" not in log, log[-3000:]  # a clean stop does not cut the shared Redis client
+
+
+async def test_a_failure_after_the_press_was_answered_is_told_in_a_message(
+    bot: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
+) -> None:
+    ann = make_user(3501, first_name="Ann")
+    await subscribed(db, ann)
+    await ann.press("🔑 My configs")
+    # ➕ is answered before the config is made; making it now fails (its table is gone).
+    await db.execute("ALTER TABLE configs RENAME TO configs_away")
+    try:
+        answer = await ann.press("➕ New config")
+        shown = await ann.wait_until(lambda ms: "went wrong" in (ms[-1].text or ""))
+    finally:
+        await db.execute("ALTER TABLE configs_away RENAME TO configs")
+    assert answer.text is None and not answer.show_alert
+    assert shown[-1].text == "Something went wrong on our side. Please try again in a minute."
+    assert panel_users(panels) == {"p1": [], "p2": [], "p3": []}

@@ -134,3 +134,23 @@ async def test_a_press_under_telegrams_flood_limit_waits_it_out_and_ends_as_usua
     limited = [t for t in stats.too_many_requests if t.method == "editMessageText"]
     assert limited, "the edit was never limited: the test proves nothing"
     assert stats.early_retries == 0  # the retry came after retry_after, as Telegram asks
+
+
+async def test_a_failing_handler_still_answers_the_press_in_the_users_language(
+    bot: object, make_user: MakeUser, db: asyncpg.Pool
+) -> None:
+    ann = make_user(3201, first_name="Ann", language_code="en")
+    await ann.send("/start")
+    await ann.press("⚙️ Settings")
+    await ann.press("Русский 🇷🇺")  # stored: ru, while Telegram still says en
+    before = await ann.last()
+    # The referral screen's query now fails inside the handler (the table is gone).
+    await db.execute("ALTER TABLE referrals RENAME TO referrals_away")
+    try:
+        await ann.press("« Меню")
+        answer = await ann.press("👥 Пригласить друзей")
+    finally:
+        await db.execute("ALTER TABLE referrals_away RENAME TO referrals")
+    assert answer.show_alert and answer.text == "У нас что-то пошло не так. Попробуйте ещё раз через минуту."
+    after = await ann.last()
+    assert after.message_id == before.message_id and (after.text or "").startswith("Orbit VPN")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -39,6 +40,9 @@ def setup_errors(dp: Dispatcher) -> None:
             await mark_blocked(pool, sender.id)
             metrics.inc("users_blocked_total")
             log.info("user %s blocked the bot (update %s)", sender.id, update.update_id)
+            if update.callback_query is not None:  # still stop the button's spinner
+                with contextlib.suppress(TelegramAPIError):
+                    await bot.answer_callback_query(update.callback_query.id)
             return True
         metrics.inc("handler_errors_total", kind=type(event.exception).__name__)
         log.error("update %s failed: %r", event.update.update_id, event.exception,

@@ -521,7 +521,7 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
         "0.7-1.2 ms over HTTP (sessions 6 and 7). In-process, with the Bot API answered in",
         "memory, the added work is ~0.4 ms, a third each Postgres, Redis and aiogram (next",
         "section); over HTTP the full stack's own Bot API calls also cost more CPU than bare's",
-        "(py-spy: aiogram's form building +40 %, with the GC off too), which we read as cache",
+        "(py-spy: aiogram's form building +40 %; the gap stays with the GC off), which we read as cache",
         "pressure from a larger working set, unproven. uvloop did not change CPU/update, and",
         "higher GC thresholds help bare more than full. Fixed on the way, each",
         "found with `--profile`: aiogram rebuilt a pydantic `Response[T]` class (ms of CPU)",

@@ -16,7 +16,6 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramU
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram_i18n import I18nMiddleware
 from aiohttp import web
-from redis.asyncio import Redis
 
 from orbit import keys
 from orbit.bot import http
@@ -31,7 +30,7 @@ from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.responses import pin_response_types
 from orbit.bot.retry_after import RetryAfterMiddleware
 from orbit.bot.routers import get_routers
-from orbit.connections import StartupError
+from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
 from orbit.marzban.provisioning import PanelDeps
@@ -79,7 +78,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     dp = Dispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
-        storage=RedisStorage(Redis.from_url(ctx.settings.redis_url)),
+        storage=RedisStorage(create_redis(ctx.settings)),
         settings=ctx.settings,
         pool=ctx.pool,
         redis=ctx.redis,

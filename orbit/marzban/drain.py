@@ -28,7 +28,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from orbit import keys, outbox
-from orbit.balancer.scoring import PRIORITY_BASE, PRIORITY_LIMIT
+from orbit.balancer.scoring import adjust_for_priority, node_load
 from orbit.configs import queries as configs_q
 from orbit.marzban import instances
 from orbit.marzban.client import absolute_url
@@ -97,8 +97,11 @@ class DrainSpread:
         for target in targets:
             seen = health.get(target.id)
             nodes = max(1, seen.nodes_usable if seen is not None else 1)
-            priority = max(-PRIORITY_LIMIT, min(PRIORITY_LIMIT, target.priority))
-            steps[target.id] = 1 / nodes / PRIORITY_BASE**priority
+            # The balancer's own formula (orbit/balancer/scoring.py): score with one more
+            # user per node minus the score without.
+            added = node_load(1 / nodes, usage_coefficient=1.0, traffic_bytes=0)
+            empty = adjust_for_priority(0.0, target.priority)
+            steps[target.id] = adjust_for_priority(added, target.priority) - empty
         scores = {t.id: best.get(t.id, 0.0) for t in targets}
         return cls(scores, steps)
 

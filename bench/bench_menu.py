@@ -225,8 +225,8 @@ class Users:
         self.screen = dict.fromkeys(self.ids, "main")
 
     def presses(self, count: int) -> list[Press]:
-        # Whole pairs (a screen, then back to main) per user: every run shows the same mix
-        # of screens, so the two stacks get the same work.
+        # Whole pairs (a screen, then back to main) per user, and half the users on each
+        # screen: every run shows the same mix, so the two stacks get the same work.
         if count % (2 * len(self.ids)):
             raise ValueError(f"updates per run must be a multiple of 2 × {len(self.ids)} users")
         out = []
@@ -234,7 +234,7 @@ class Users:
             user = self.ids[i % len(self.ids)]
             if self.screen[user] == "main":
                 self.turn[user] += 1
-                nxt = ("help", "settings")[self.turn[user] % 2]
+                nxt = ("help", "settings")[(self.turn[user] + user) % 2]
             else:
                 nxt = "main"
             self.screen[user] = nxt

@@ -57,7 +57,6 @@ from bench.bench_menu import (
 )
 from orbit.bot.callbacks import MenuCb
 from orbit.bot.metrics import Metrics
-from orbit.bot.middlewares import user as user_middleware
 from orbit.bot.process import build_dispatcher
 from orbit.bot.views import help_screen, main_menu, settings_screen
 from orbit.connections import create_pool
@@ -66,6 +65,7 @@ from orbit.ratelimit import Decision, RateLimiter
 from orbit.runtime import Context
 from orbit.settings import Settings
 from orbit.users import queries as user_queries
+from orbit.users.loader import UserRows
 
 SECTION = "## Menu presses: where the full stack's CPU goes (in-process)"
 COMMAND = ".venv/bin/python -m bench.bench_menu_cost --write"
@@ -108,9 +108,9 @@ def _update(update_id: int, user_id: int, screen: str, bot: Bot) -> Update:
 @contextmanager
 def _from_memory(case: str, rows: dict[int, Any]) -> Iterator[None]:
     """Swap the Postgres read and/or the Redis script for in-memory answers."""
-    real_get_user, real_hit = user_middleware.queries.get_user, RateLimiter.hit
+    real_get, real_hit = UserRows.get, RateLimiter.hit
 
-    async def get_user(conn: Any, user_id: int) -> Any:
+    async def get(self: UserRows, user_id: int) -> Any:
         return rows.get(user_id)
 
     async def hit(self: RateLimiter, user_id: int, action: str, *, also_get: str | None = None) -> Decision:
@@ -118,12 +118,12 @@ def _from_memory(case: str, rows: dict[int, Any]) -> Iterator[None]:
 
     try:
         if "user row" in case or "both" in case:
-            user_middleware.queries.get_user = get_user  # type: ignore[assignment]
+            UserRows.get = get  # type: ignore[method-assign]
         if "rate limit" in case or "both" in case:
             RateLimiter.hit = hit  # type: ignore[method-assign]
         yield
     finally:
-        user_middleware.queries.get_user = real_get_user  # type: ignore[assignment]
+        UserRows.get = real_get  # type: ignore[method-assign]
         RateLimiter.hit = real_hit  # type: ignore[method-assign]
 
 

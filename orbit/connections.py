@@ -50,10 +50,22 @@ async def fetchrow_pristine(pool: asyncpg.Pool, query: str, *args: object) -> as
     """
     async with pool.acquire() as conn:
         record = await conn.fetchrow(query, *args)
-        skip = getattr(conn, "skip_next_reset", None)  # absent on a pool not made here
-        if skip is not None:
-            skip()
+        _skip_next_reset(conn)
         return record
+
+
+async def fetch_pristine(pool: asyncpg.Pool, query: str, *args: object) -> list[asyncpg.Record]:
+    """`pool.fetch` for one plain read, on the same terms as `fetchrow_pristine`."""
+    async with pool.acquire() as conn:
+        records = await conn.fetch(query, *args)
+        _skip_next_reset(conn)
+        return records
+
+
+def _skip_next_reset(conn: asyncpg.Connection) -> None:
+    skip = getattr(conn, "skip_next_reset", None)  # absent on a pool not made here
+    if skip is not None:
+        skip()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -11,8 +11,10 @@ bot uses that to read the update's FSM state along with the rate limit.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import msgspec
+from aiodataloader import DataLoader
 from redis.asyncio import Redis
 
 from orbit import keys
@@ -45,44 +47,73 @@ class Decision(msgspec.Struct, frozen=True):
     extra: str | None = None  # the value of the extra key, if one was asked for
 
 
-# KEYS[1] bucket, KEYS[2] (optional) a key to GET in the same round trip.
-# ARGV[1] milliseconds per token, ARGV[2] burst, ARGV[3] TTL in milliseconds.
-# Returns {allowed, retry_after_ms, first_refusal, extra}.
+# Hits of concurrent updates go in one call (see RateLimiter): for hit i (from 0),
+# KEYS[2i+1] is its bucket and KEYS[2i+2] a key to GET in the same round trip;
+# ARGV[4i+1..4i+4]: milliseconds per token, burst, TTL in milliseconds, 1 if that
+# key is to be read. Returns {allowed, retry_after_ms, first_refusal, extra} per hit,
+# flattened. Hits run in order, so two hits on one bucket in a batch both count.
 _SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'refused')
-local tokens = tonumber(bucket[1])
-local ts = tonumber(bucket[2])
-if tokens == nil or ts == nil then
-    tokens = burst
-    ts = now
+local out = {}
+for i = 0, #KEYS / 2 - 1 do
+    local key = KEYS[2 * i + 1]
+    local interval = tonumber(ARGV[4 * i + 1])
+    local burst = tonumber(ARGV[4 * i + 2])
+    local bucket = redis.call('HMGET', key, 'tokens', 'ts', 'refused')
+    local tokens = tonumber(bucket[1])
+    local ts = tonumber(bucket[2])
+    if tokens == nil or ts == nil then
+        tokens = burst
+        ts = now
+    end
+    tokens = math.min(burst, tokens + math.max(0, now - ts) / interval)
+    local allowed, retry, first = 0, 0, 0
+    if tokens >= 1 then
+        tokens = tokens - 1
+        allowed = 1
+        redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', now, 'refused', 0)
+    else
+        retry = math.ceil((1 - tokens) * interval)
+        if bucket[3] ~= '1' then first = 1 end
+        redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', now, 'refused', 1)
+    end
+    redis.call('PEXPIRE', key, ARGV[4 * i + 3])
+    local extra = false
+    if ARGV[4 * i + 4] == '1' then extra = redis.call('GET', KEYS[2 * i + 2]) end
+    out[4 * i + 1] = allowed
+    out[4 * i + 2] = retry
+    out[4 * i + 3] = first
+    out[4 * i + 4] = extra
 end
-tokens = math.min(burst, tokens + math.max(0, now - ts) / interval)
-local allowed, retry, first = 0, 0, 0
-if tokens >= 1 then
-    tokens = tokens - 1
-    allowed = 1
-    redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'refused', 0)
-else
-    retry = math.ceil((1 - tokens) * interval)
-    if bucket[3] ~= '1' then first = 1 end
-    redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'refused', 1)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local extra = false
-if #KEYS > 1 then extra = redis.call('GET', KEYS[2]) end
-return {allowed, retry, first, extra}
+return out
 """
+
+MAX_BATCH = 256  # hits per script call; a larger turn of the event loop is split
+
+
+class _Hit(NamedTuple):
+    bucket: str
+    limit: Limit
+    also_get: str | None
 
 
 class RateLimiter:
-    """Build one per process (it registers the script); share it across updates."""
+    """Build one per process (it registers the script); share it across updates.
+
+    Hits made in the same turn of the event loop (concurrent updates) are sent as
+    one script call by a DataLoader (aiodataloader): under load, updates share a
+    Redis round trip and the client's CPU for it; a lone hit is one call, sent on
+    the loop's next turn. Each hit still gets its own Decision.
+    """
 
     def __init__(
-        self, redis: Redis, limits: dict[str, Limit] | None = None, *, scale: float = 1.0
+        self,
+        redis: Redis,
+        limits: dict[str, Limit] | None = None,
+        *,
+        scale: float = 1.0,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.limits = {
             action: Limit(interval=limit.interval * scale, burst=limit.burst)
@@ -92,24 +123,38 @@ class RateLimiter:
             raise ValueError(f"limits need a {DEFAULT_ACTION!r} entry")
         # EVALSHA, falling back to EVAL (one extra round trip) only when Redis lost the script.
         self._script = redis.register_script(_SCRIPT)
+        self.max_batch = max_batch
+        self._loader: DataLoader[_Hit, Decision] | None = None
 
     def limit(self, action: str) -> Limit:
         return self.limits.get(action) or self.limits[DEFAULT_ACTION]
 
     async def hit(self, user_id: int, action: str, *, also_get: str | None = None) -> Decision:
         """Take a token from the user's bucket for `action`; raises Redis errors to the caller."""
-        limit = self.limit(action)
+        if self._loader is None:  # built in the running loop, which DataLoader binds to
+            self._loader = DataLoader(self._hit_many, cache=False, max_batch_size=self.max_batch)
         bucket = keys.rate_limit(user_id, action if action in self.limits else DEFAULT_ACTION)
-        script_keys = [bucket] if also_get is None else [bucket, also_get]
-        allowed, retry_ms, first, extra = await self._script(
-            keys=script_keys,
-            args=[max(1, round(limit.interval * 1000)), limit.burst, limit.ttl_ms],
-        )
-        if isinstance(extra, bytes):
-            extra = extra.decode()
-        return Decision(
-            allowed=bool(allowed),
-            retry_after=int(retry_ms) / 1000,
-            first_refusal=bool(first),
-            extra=extra,
-        )
+        return await self._loader.load(_Hit(bucket, self.limit(action), also_get))
+
+    async def _hit_many(self, hits: list[_Hit]) -> list[Decision]:
+        script_keys: list[str] = []
+        args: list[int] = []
+        for hit in hits:
+            interval_ms = max(1, round(hit.limit.interval * 1000))
+            script_keys += (hit.bucket, hit.also_get or hit.bucket)
+            args += (interval_ms, hit.limit.burst, hit.limit.ttl_ms, int(hit.also_get is not None))
+        out = await self._script(keys=script_keys, args=args)
+        decisions = []
+        for i in range(0, len(out), 4):
+            allowed, retry_ms, first, extra = out[i : i + 4]
+            if isinstance(extra, bytes):
+                extra = extra.decode()
+            decisions.append(
+                Decision(
+                    allowed=bool(allowed),
+                    retry_after=int(retry_ms) / 1000,
+                    first_refusal=bool(first),
+                    extra=extra,
+                )
+            )
+        return decisions

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from orbit.connections import fetchrow_pristine
+from orbit.connections import fetch_pristine, fetchrow_pristine
 
 
 class UserRow(msgspec.Struct, frozen=True):
@@ -27,6 +27,8 @@ USER_COLUMNS = (
 
 GET_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
 
+GET_USERS = f"SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1::bigint[])"
+
 # The user wrote again after blocking the bot: notifications may reach them.
 UNBLOCK = "UPDATE users SET blocked_at = NULL WHERE id = $1 AND blocked_at IS NOT NULL"
 
@@ -43,6 +45,12 @@ async def get_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> Use
     if isinstance(conn, asyncpg.Pool):  # every update: one round trip, no pool reset
         return _row(await fetchrow_pristine(conn, GET_USER, user_id))
     return _row(await conn.fetchrow(GET_USER, user_id))
+
+
+async def get_users(pool: asyncpg.Pool, user_ids: list[int]) -> dict[int, UserRow]:
+    """The rows of those ids that exist, in one round trip (no pool reset)."""
+    records = await fetch_pristine(pool, GET_USERS, user_ids)
+    return {r["id"]: UserRow(**dict(r)) for r in records}
 
 
 async def unblock(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiogram import Router
@@ -53,6 +54,52 @@ async def test_the_extra_key_is_read_in_the_same_call(redis: Redis) -> None:
     assert (await limiter.hit(1, "default", also_get="fsm:missing")).extra is None
 
 
+class _CountingRedis(Redis):
+    """A real client that counts the commands it sends (each one round trip)."""
+
+    sent = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent += 1
+        return await super().execute_command(*args, **options)
+
+
+async def test_concurrent_hits_share_one_call_each_with_its_decision(redis: Redis, redis_url: str) -> None:
+    client = _CountingRedis.from_url(redis_url, decode_responses=True)  # `redis` emptied the db
+    try:
+        await client.set("fsm:2", "PromoForm:code")
+        limiter = RateLimiter(client, {"default": Limit(interval=5.0), "start": Limit(interval=3.0)})
+        await limiter.hit(99, "default")  # loads the script (EVALSHA, then EVAL once)
+        client.sent = 0
+        first, second, other, start, with_state = await asyncio.gather(
+            limiter.hit(1, "default"),
+            limiter.hit(1, "default"),  # the same bucket in the same call: it counts twice
+            limiter.hit(2, "default"),
+            limiter.hit(1, "start"),
+            limiter.hit(2, "start", also_get="fsm:2"),
+        )
+        assert client.sent == 1
+        assert first.allowed and first.extra is None
+        assert not second.allowed and second.first_refusal and second.retry_after > 4
+        assert other.allowed and start.allowed
+        assert with_state.allowed and with_state.extra == "PromoForm:code"
+        assert not (await limiter.hit(1, "start")).allowed  # later calls see what the batch did
+    finally:
+        await client.aclose()
+
+
+async def test_a_large_turn_is_split_into_calls(redis: Redis, redis_url: str) -> None:
+    client = _CountingRedis.from_url(redis_url, decode_responses=True)
+    try:
+        limiter = RateLimiter(client, max_batch=10)
+        await limiter.hit(99, "default")
+        client.sent = 0
+        decisions = await asyncio.gather(*(limiter.hit(user, "default") for user in range(25)))
+        assert all(d.allowed for d in decisions) and client.sent == 3
+    finally:
+        await client.aclose()
+
+
 async def test_scale_shrinks_every_interval(redis: Redis) -> None:
     limiter = RateLimiter(redis, scale=0.001)
     assert limiter.limit("start").interval == pytest.approx(LIMITS["start"].interval / 1000)
@@ -64,8 +111,13 @@ async def test_scale_shrinks_every_interval(redis: Redis) -> None:
 async def test_an_unreachable_redis_raises_for_the_middleware_to_catch() -> None:
     dead = Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
     try:
+        limiter = RateLimiter(dead)
         with pytest.raises(RedisError):
-            await RateLimiter(dead).hit(1, "default")
+            await limiter.hit(1, "default")
+        # Every hit of a batch that failed gets the error.
+        both = limiter.hit(1, "default"), limiter.hit(2, "start")
+        results = await asyncio.gather(*both, return_exceptions=True)
+        assert all(isinstance(r, RedisError) for r in results), results
     finally:
         await dead.aclose()
 

@@ -10,13 +10,15 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 
 from orbit.users import queries
+from orbit.users.loader import UserRows
 
 
 class UserMiddleware(BaseMiddleware):
     """Puts `user` (UserRow or None for someone who never pressed /start) in handler data."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, rows: UserRows) -> None:
         self.pool = pool
+        self.rows = rows
 
     async def __call__(
         self,
@@ -27,7 +29,7 @@ class UserMiddleware(BaseMiddleware):
         from_user: User | None = data.get("event_from_user")
         user = None
         if from_user is not None:
-            user = await queries.get_user(self.pool, from_user.id)
+            user = await self.rows.get(from_user.id)
             if user is not None and user.blocked_at is not None:
                 await queries.unblock(self.pool, from_user.id)
         data["user"] = user

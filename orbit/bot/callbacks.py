@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery
 
 
 class MenuCb(CallbackData, prefix="m"):
@@ -42,3 +44,18 @@ class GateCb(CallbackData, prefix="gate"):
     """Check the channel membership again, then go on with `then`: "trial" or a plan id."""
 
     then: str
+
+
+class Pressed(Filter):
+    """This one button: its packed data compared as a string.
+
+    For the hottest handlers (menu navigation): `MenuCb.filter(F.screen == ...)`
+    unpacks the data into a model and resolves a magic filter for every handler
+    it is checked against, and a press may be checked against several.
+    """
+
+    def __init__(self, button: CallbackData) -> None:
+        self.data = button.pack()
+
+    async def __call__(self, callback: CallbackQuery) -> bool:
+        return callback.data == self.data

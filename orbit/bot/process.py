@@ -23,6 +23,7 @@ from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserLocaleManager
 from orbit.bot.middlewares.throttling import install_throttling
@@ -97,6 +98,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     I18nMiddleware(
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
+    dp.update.outer_middleware(RefuseBanned(ctx.settings))  # needs the row and i18n
     dp.callback_query.middleware(AnswerUnlessFailed())
     dp.include_routers(*get_routers())
     # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.

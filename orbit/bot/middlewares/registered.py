@@ -4,6 +4,7 @@ An inner middleware: it runs only once a handler's filters matched, so an update
 that no handler of the router takes falls through to the next router untouched.
 For someone without a row (`user` is None, see UserMiddleware) the handler does not
 run and the user is asked to press /start; the handler then gets a `UserRow`.
+A handler flagged `flags={OPEN_TO_ALL: True}` runs for everyone.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit.bot import screens
+
+OPEN_TO_ALL = "open_to_all"
 
 
 class RequireRegistered(BaseMiddleware):
@@ -27,7 +31,7 @@ class RequireRegistered(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if data["user"] is not None:
+        if data["user"] is not None or get_flag(data, OPEN_TO_ALL):
             return await handler(event, data)
         i18n: I18nContext = data["i18n"]
         if isinstance(event, CallbackQuery):

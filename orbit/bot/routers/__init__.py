@@ -7,7 +7,6 @@ from aiogram import Router
 from orbit.bot.routers import (
     admin,
     balance,
-    banned,
     configs,
     fallback,
     menu,
@@ -21,8 +20,8 @@ from orbit.bot.routers import (
 
 def get_routers() -> list[Router]:
     return [
-        banned.router,  # first: a banned user reaches no other handler
         # Menu buttons are the hottest updates: every router before them costs each press.
+        # (Banned users are refused before routing: orbit/bot/middlewares/banned.py.)
         menu.router,
         subscription.router,
         plans.router,

@@ -15,18 +15,18 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit.bot import screens, views
-from orbit.bot.callbacks import LangCb, MenuCb
-from orbit.bot.middlewares.registered import RequireRegistered
+from orbit.bot.callbacks import LangCb, MenuCb, Pressed
+from orbit.bot.middlewares.registered import OPEN_TO_ALL, RequireRegistered
 from orbit.i18n import LOCALES
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
 from orbit.users.registration import referral_payload, referral_stats
 
-router = Router(name="menu")  # help: open to anyone, registered or not
-# Every other button here needs a registered user; the middleware answers everyone else.
-registered = Router(name="menu-registered")
-registered.callback_query.middleware(RequireRegistered())
-router.include_router(registered)
+router = Router(name="menu")
+# Every button here but help needs a registered user; the middleware answers everyone
+# else. One router with a flag rather than a sub-router: each router level a press
+# passes costs it the routing work again (menu presses are the hottest updates).
+router.callback_query.middleware(RequireRegistered())
 
 
 async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
@@ -35,7 +35,7 @@ async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
         await state.clear()
 
 
-@registered.callback_query(MenuCb.filter(F.screen == "main"))
+@router.callback_query(Pressed(MenuCb(screen="main")))
 async def main_menu(
     callback: CallbackQuery,
     user: UserRow,
@@ -49,7 +49,7 @@ async def main_menu(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(MenuCb.filter(F.screen == "help"))
+@router.callback_query(Pressed(MenuCb(screen="help")), flags={OPEN_TO_ALL: True})
 async def help_screen(
     callback: CallbackQuery,
     settings: Settings,
@@ -62,7 +62,7 @@ async def help_screen(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@registered.callback_query(MenuCb.filter(F.screen == "settings"))
+@router.callback_query(Pressed(MenuCb(screen="settings")))
 async def settings_screen(
     callback: CallbackQuery,
     user: UserRow,
@@ -75,7 +75,7 @@ async def settings_screen(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@registered.callback_query(LangCb.filter(F.code.in_(LOCALES)))
+@router.callback_query(LangCb.filter(F.code.in_(LOCALES)))
 async def choose_language(
     callback: CallbackQuery,
     callback_data: LangCb,
@@ -91,7 +91,7 @@ async def choose_language(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@registered.callback_query(MenuCb.filter(F.screen == "ref"))
+@router.callback_query(Pressed(MenuCb(screen="ref")))
 async def referral_screen(
     callback: CallbackQuery,
     bot: Bot,

@@ -1,0 +1,49 @@
+"""Banned users (`users.is_banned`, set by an admin) get a polite refusal to
+everything they send or press, before any router runs. Payments Telegram
+reports (pre-checkout queries, `successful_payment`, `refunded_payment`) are let
+through: money a banned user already paid must still reach their balance.
+Admins are never refused.
+
+An outer middleware after the user row and i18n, rather than a first router:
+every update would pass that router's propagation (its filters, the middleware
+wrapping) for a check that is one attribute of the row already loaded.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+from aiogram_i18n import I18nContext
+
+from orbit.settings import Settings
+from orbit.users.queries import UserRow
+
+
+class RefuseBanned(BaseMiddleware):
+    def __init__(self, settings: Settings) -> None:
+        self.admin_ids = frozenset(settings.admin_ids)
+        self.support = settings.support_contact
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: UserRow | None = data.get("user")
+        if user is None or not user.is_banned or user.id in self.admin_ids or not isinstance(event, Update):
+            return await handler(event, data)
+        i18n: I18nContext = data["i18n"]
+        if event.callback_query is not None:
+            text = i18n.get("banned-text", support=self.support)  # an alert is plain text
+            await event.callback_query.answer(text, show_alert=True)
+            return None
+        message = event.message
+        if message is not None and message.successful_payment is None and message.refunded_payment is None:
+            await message.answer(i18n.get("banned-text", support=html.escape(self.support)))
+            return None
+        return await handler(event, data)

@@ -211,15 +211,17 @@ class Users:
     """Known users, each with a menu message whose screen alternates with every press,
     so every edit changes the message (an identical edit would be refused)."""
 
-    def __init__(self, ids: list[int]) -> None:
+    def __init__(self, ids: list[int], main: tuple[str, InlineKeyboardMarkup | None]) -> None:
         self.ids = ids
+        self.main = main  # the main menu's text and keyboard
         self.message_ids: dict[int, int] = {}
         self.screen = dict.fromkeys(ids, "main")
         self.turn = dict.fromkeys(ids, 0)
 
-    async def fresh_messages(self, bot: Bot, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def fresh_messages(self, bot: Bot) -> None:
         """A new menu message per user before each run: the emulator keeps every version of
         an edited message, and long histories would slow it down as the benchmark goes."""
+        text, markup = self.main
         sent = await _bounded(self.ids, 32, lambda u: bot.send_message(u, text, reply_markup=markup))
         self.message_ids = {u: m.message_id for u, m in zip(self.ids, sent, strict=True)}
         self.screen = dict.fromkeys(self.ids, "main")
@@ -356,13 +358,24 @@ async def _measure(
     args: argparse.Namespace,
     profiler: cProfile.Profile | None,
 ) -> Result:
+    await users.fresh_messages(bot)
     updates = await source.make(users.presses(args.updates))
+    # The freeze comes after the run's input is made: the bot holds at most one polling
+    # batch of updates, not thousands made in advance, and left unfrozen they made every
+    # full GC pass scan what the bench, not the stack, keeps in memory (a cost that grows
+    # with how much a stack allocates, so it skewed the comparison).
+    gc.collect()
+    if frozen:
+        gc.freeze()
     pg0, redis0 = RoundTrips.queries, CountingRedis.commands
     if profiler is not None:
         profiler.enable()
-    seconds, latencies, failures, cpu = await _run(dp, bot, updates, args.in_flight)
-    if profiler is not None:
-        profiler.disable()
+    try:
+        seconds, latencies, failures, cpu = await _run(dp, bot, updates, args.in_flight)
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        gc.unfreeze()
     result = Result(name, pinned, frozen, len(updates), seconds, latencies, failures)
     result.pg = (RoundTrips.queries - pg0) / len(updates)
     result.redis = (CountingRedis.commands - redis0) / len(updates)
@@ -409,7 +422,7 @@ async def bench(args: argparse.Namespace) -> list[Result]:
                 "settings": settings_screen(i18n, "en"),  # type: ignore[arg-type]
             }
             flat = {k: (v.text, v.markup) for k, v in screens.items()}
-            users = Users(ids)
+            users = Users(ids, flat["main"])
 
             ctx = Context("bench", settings, pool, redis, http, load_plans(settings))
             metrics = Metrics()
@@ -417,7 +430,7 @@ async def bench(args: argparse.Namespace) -> list[Result]:
             stacks = [name for name in ("bare", "full") if args.only in (None, name)]
 
             for dp in (dps[name] for name in stacks):  # warm up: prepared statements, connections, caches
-                await users.fresh_messages(bot, *flat["main"])
+                await users.fresh_messages(bot)
                 await _run(dp, bot, await source.make(users.presses(args.warmup)), args.in_flight)
             results: list[Result] = []
             profilers = {name: cProfile.Profile() for name in dps} if args.profile else {}
@@ -429,16 +442,11 @@ async def bench(args: argparse.Namespace) -> list[Result]:
                 for pinned in (False, True):
                     dps["full"]["pinned_response_types"] = pin_response_types() if pinned else ()
                     for frozen in (False, True):
-                        gc.collect()
-                        if frozen:
-                            gc.freeze()
                         for name in stacks:
-                            await users.fresh_messages(bot, *flat["main"])
                             result = await _measure(dps[name], name, pinned, frozen, bot, source, users, args,
                                                     profilers.get(name))
                             results.append(result)
                             print(_line(result), flush=True)  # noqa: T201
-                        gc.unfreeze()
             # Every press must have taken the normal path, or the comparison means nothing.
             bad = [line for line in metrics.render().splitlines()
                    if line.startswith(("orbit_ratelimit_", "orbit_handler_errors_", "orbit_fsm_"))]

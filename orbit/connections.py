@@ -20,7 +20,7 @@ class OrbitConnection(asyncpg.Connection):
     asyncpg resets every released connection with one more round trip (`SELECT
     pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`). A use that ran a
     single statement outside a transaction leaves nothing to reset, so the hot
-    path (`fetchrow_pristine`: the user row on every update) skips it.
+    path (`fetch_pristine`: the user rows of every update) skips it.
     """
 
     _skip_reset = False

@@ -135,3 +135,20 @@ async def test_refunds_by_an_admin_and_by_the_cli(
     assert await db.fetchval("SELECT array_agg(status) FROM payments") == ["refunded", "refunded"]
     kinds = [r["kind"] for r in await db.fetch("SELECT kind FROM ledger WHERE user_id = 8103 ORDER BY id")]
     assert kinds == ["topup", "topup", "refund", "refund"]
+
+
+async def test_a_banned_users_payment_still_reaches_the_balance(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    await start_bot()
+    ann = make_user(8104, first_name="Ann")
+    invoice_id = await _stars_invoice(ann)
+    await db.execute("UPDATE users SET is_banned = true WHERE id = 8104")  # banned after the invoice
+
+    outcome = await telegram.control.pay(ann.id, invoice_id)
+    assert outcome.status == "paid"  # the pre-checkout query was answered ok
+    await ann.wait_until(lambda shown: any(m.text == RECEIVED for m in shown))
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8104") == 30_000
+    # Everything else is refused.
+    refused = (await ann.send("/menu")).text or ""
+    assert refused.startswith("Sorry, your access to this bot has been restricted.")

@@ -33,6 +33,7 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.fsm.storage.memory import DisabledEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, TelegramObject, Update
 from redis.exceptions import RedisError
@@ -120,6 +121,7 @@ class ThrottlingMiddleware(FSMContextMiddleware):
         self.limiter = limiter
         self.actions = actions
         self.metrics = metrics
+        self.isolated = not isinstance(self.events_isolation, DisabledEventIsolation)
 
     async def __call__(
         self,
@@ -132,23 +134,36 @@ class ThrottlingMiddleware(FSMContextMiddleware):
         data["fsm_storage"] = self.storage
         if context is None:
             return await handler(event, data)
-        async with self.events_isolation.lock(key=context.key):
-            action = self.actions.classify(event) if isinstance(event, Update) else None
-            user = data.get("event_from_user")
-            if action is None or user is None:
-                raw_state = await self._state(context)
-                data.update({"state": context, "raw_state": raw_state})
-                return await handler(event, data)
-            decision = await self._hit(user.id, action, context)
-            if decision is None:  # Redis is down: serve without a limit or a state
-                data.update({"state": context, "raw_state": None})
-                return await handler(event, data)
-            data.update({"state": context, "raw_state": decision.extra})
-            if decision.allowed:
-                return await handler(event, data)
-            self.metrics.inc("ratelimit_refused_total", action=action)
-            await self._refuse(event, data, decision)
-            return None
+        if self.isolated:
+            async with self.events_isolation.lock(key=context.key):
+                return await self._limited(handler, event, data, context)
+        # aiogram's default: no isolation, whose lock is a no-op async context manager
+        # (skipped: it is a measurable part of a menu press).
+        return await self._limited(handler, event, data, context)
+
+    async def _limited(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+        context: FSMContext,
+    ) -> Any:
+        action = self.actions.classify(event) if isinstance(event, Update) else None
+        user = data.get("event_from_user")
+        if action is None or user is None:
+            raw_state = await self._state(context)
+            data.update({"state": context, "raw_state": raw_state})
+            return await handler(event, data)
+        decision = await self._hit(user.id, action, context)
+        if decision is None:  # Redis is down: serve without a limit or a state
+            data.update({"state": context, "raw_state": None})
+            return await handler(event, data)
+        data.update({"state": context, "raw_state": decision.extra})
+        if decision.allowed:
+            return await handler(event, data)
+        self.metrics.inc("ratelimit_refused_total", action=action)
+        await self._refuse(event, data, decision)
+        return None
 
     async def _hit(self, user_id: int, action: str, context: FSMContext) -> Decision | None:
         state_key = self.redis_storage.key_builder.build(context.key, "state")

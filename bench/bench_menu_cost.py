@@ -195,8 +195,10 @@ def _section(results: dict[str, list[float]], args: argparse.Namespace) -> str:
     med = {case: statistics.median(v) for case, v in results.items()}
     full = med["full"]
     parts = {
-        "Postgres: the user row (asyncpg, pool)": full - med["full, user row from memory"],
-        "Redis: rate limit + FSM state (redis-py, one script)": full - med["full, rate limit from memory"],
+        "Postgres: the user rows (asyncpg, one statement per batch)":
+            full - med["full, user row from memory"],
+        "Redis: rate limit + FSM state (redis-py, one script call per batch)":
+            full - med["full, rate limit from memory"],
         "aiogram middlewares, routers, aiogram-i18n, screens": med["full, both from memory"] - med["bare"],
     }
     rows = [f"| {case} | {med[case]:.3f} |" for case in CASES]

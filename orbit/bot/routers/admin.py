@@ -39,7 +39,7 @@ from orbit.admin.users import (
     user_card,
 )
 from orbit.bot import admin_views as views
-from orbit.bot import screens
+from orbit.bot import filters, screens
 from orbit.bot.admin_views import (
     AdminAdjustCb,
     AdminBcCb,
@@ -154,7 +154,7 @@ async def ask_user(callback: CallbackQuery, i18n: I18nContext, state: FSMContext
     await screens.show(callback, i18n.get("admin-user-prompt"), views.cancel_markup(i18n))
 
 
-@router.message(StateFilter(AdminFlow.user_query), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.user_query), filters.text_input)
 async def find_user(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
     try:
         card = await user_card(pool, parse_user_ref(message.text or ""))
@@ -222,7 +222,7 @@ async def ask_amount(
     await screens.show(callback, text, views.cancel_markup(i18n))
 
 
-@router.message(StateFilter(AdminFlow.adjust_amount), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.adjust_amount), filters.text_input)
 async def take_amount(message: Message, i18n: I18nContext, state: FSMContext) -> None:
     try:
         amount = parse_amount(message.text or "")
@@ -237,7 +237,7 @@ async def take_amount(message: Message, i18n: I18nContext, state: FSMContext) ->
     )
 
 
-@router.message(StateFilter(AdminFlow.adjust_reason), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.adjust_reason), filters.text_input)
 async def take_reason(message: Message, i18n: I18nContext, state: FSMContext) -> None:
     try:
         reason = check_reason(message.text or "")
@@ -326,7 +326,7 @@ async def ask_promo(callback: CallbackQuery, i18n: I18nContext, state: FSMContex
     await screens.show(callback, i18n.get("admin-promo-prompt"), views.cancel_markup(i18n))
 
 
-@router.message(StateFilter(AdminFlow.promo_new), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.promo_new), filters.text_input)
 async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
     try:
         spec = parse_promo_line(message.text or "")
@@ -435,7 +435,7 @@ async def ask_broadcast(
     await screens.show(callback, text, views.cancel_markup(i18n))
 
 
-@router.message(StateFilter(AdminFlow.broadcast_text), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.broadcast_text), filters.text_input)
 async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
     # The admin's formatting (bold, links...) arrives as entities; as HTML it is
     # exactly what recipients get, and the preview below proves Telegram takes it.
@@ -506,7 +506,7 @@ async def progress(
 
 
 # A message while a confirmation waits: the buttons decide, not the text.
-@router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), ~F.text.startswith("/"))
+@router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), filters.not_command)
 async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
     await message.answer(i18n.get("admin-confirm-pending"), reply_markup=views.cancel_markup(i18n))
 
@@ -520,7 +520,7 @@ async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
         AdminFlow.promo_new,
         AdminFlow.broadcast_text,
     ),
-    ~F.text,
+    filters.not_text,
 )
 async def not_text(message: Message, i18n: I18nContext) -> None:
     await message.answer(i18n.get("admin-text-only"), reply_markup=views.cancel_markup(i18n))

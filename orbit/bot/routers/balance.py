@@ -27,7 +27,7 @@ from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
 from orbit import ledger
-from orbit.bot import screens, views
+from orbit.bot import filters, screens, views
 from orbit.bot.callbacks import MenuCb
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
@@ -222,7 +222,7 @@ async def cancel_amount(message: Message, i18n: I18nContext, state: FSMContext) 
 
 
 # Commands are left to their own handlers (/menu, /start end the flow there).
-@router.message(StateFilter(EnterAmount.amount), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(EnterAmount.amount), filters.text_input)
 async def take_amount(
     message: Message,
     settings: Settings,
@@ -239,7 +239,7 @@ async def take_amount(
     await message.answer(screen.text, reply_markup=screen.markup)
 
 
-@router.message(StateFilter(EnterAmount.amount), ~F.text)
+@router.message(StateFilter(EnterAmount.amount), filters.not_text)
 async def amount_not_text(message: Message, i18n: I18nContext) -> None:
     await message.answer(i18n.get("payment-amount-invalid"), reply_markup=cancel_markup(i18n))
 

@@ -28,7 +28,7 @@ from aiogram.types import (
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
-from orbit.bot import screens, views
+from orbit.bot import filters, screens, views
 from orbit.bot.callbacks import MenuCb
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
@@ -299,7 +299,7 @@ async def cancel_rename(message: Message, i18n: I18nContext, state: FSMContext) 
 
 
 # Commands are left to their own handlers (/menu, /start end the flow there).
-@router.message(StateFilter(RenameConfig.name), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(RenameConfig.name), filters.text_input)
 async def take_name(
     message: Message,
     user: UserRow | None,
@@ -327,7 +327,7 @@ async def take_name(
     await screens.show(message, screen.text, screen.markup)
 
 
-@router.message(StateFilter(RenameConfig.name), ~F.text)
+@router.message(StateFilter(RenameConfig.name), filters.not_text)
 async def not_a_name(message: Message, i18n: I18nContext) -> None:
     await message.answer(i18n.get("configs-name-invalid", max=service.NAME_MAX_LENGTH))
 

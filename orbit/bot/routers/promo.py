@@ -11,7 +11,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram_i18n import I18nContext
 
-from orbit.bot import screens, views
+from orbit.bot import filters, screens, views
 from orbit.bot.callbacks import MenuCb
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.marzban.provisioning import PanelDeps
@@ -66,7 +66,7 @@ async def cancel(message: Message, i18n: I18nContext, state: FSMContext) -> None
 
 
 # Commands are left to their own handlers (/menu, /start end the flow there).
-@router.message(StateFilter(EnterPromo.code), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(EnterPromo.code), filters.text_input)
 async def take_code(
     message: Message,
     user: UserRow,
@@ -83,6 +83,6 @@ async def take_code(
     await screens.show(message, applied_text(i18n, done), _menu(i18n))
 
 
-@router.message(StateFilter(EnterPromo.code), ~F.text)
+@router.message(StateFilter(EnterPromo.code), filters.not_text)
 async def not_text(message: Message, i18n: I18nContext) -> None:
     await message.answer(i18n.get("promo-text-only"), reply_markup=_cancel(i18n))

@@ -10,7 +10,7 @@ import html
 import logging
 
 import asyncpg
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message, PreCheckoutQuery
@@ -18,6 +18,7 @@ from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
 from orbit import ledger
+from orbit.bot import filters
 from orbit.i18n import Translator
 from orbit.money import format_rub
 from orbit.payments import service, stars
@@ -42,7 +43,7 @@ async def pre_checkout(query: PreCheckoutQuery, pool: asyncpg.Pool, i18n: I18nCo
     await query.answer(ok=True)
 
 
-@router.message(F.successful_payment)
+@router.message(filters.successful_payment)
 async def successful_payment(
     message: Message,
     pool: asyncpg.Pool,

@@ -12,13 +12,13 @@ wrapping) for a check that is one attribute of the row already loaded.
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from aiogram_i18n import I18nContext
 
+from orbit.bot.middlewares import Handler
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
 
@@ -30,7 +30,7 @@ class RefuseBanned(BaseMiddleware):
 
     async def __call__(
         self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:

@@ -10,13 +10,12 @@ answers instead (orbit/bot/errors.py), so every press still gets one answer.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram.types import TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 
-Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+from orbit.bot.middlewares import Handler
 
 
 class AnswerUnlessFailed(CallbackAnswerMiddleware):

@@ -9,7 +9,6 @@ A handler flagged `flags={OPEN_TO_ALL: True}` runs for everyone.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -20,6 +19,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit.bot import screens
+from orbit.bot.middlewares import Handler
 
 OPEN_TO_ALL = "open_to_all"
 
@@ -27,7 +27,7 @@ OPEN_TO_ALL = "open_to_all"
 class RequireRegistered(BaseMiddleware):
     async def __call__(
         self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:

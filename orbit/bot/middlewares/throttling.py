@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -39,6 +38,7 @@ from aiogram.types import BotCommand, TelegramObject, Update
 from redis.exceptions import RedisError
 
 from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares import Handler
 from orbit.i18n import Translator, language_for
 from orbit.ratelimit import DEFAULT_ACTION, Decision, RateLimiter
 from orbit.users import queries as user_queries
@@ -125,7 +125,7 @@ class ThrottlingMiddleware(FSMContextMiddleware):
 
     async def __call__(
         self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
@@ -143,7 +143,7 @@ class ThrottlingMiddleware(FSMContextMiddleware):
 
     async def _limited(
         self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
         context: FSMContext,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 
+from orbit.bot.middlewares import Handler
 from orbit.users import queries
 from orbit.users.loader import UserRows
 
@@ -22,7 +22,7 @@ class UserMiddleware(BaseMiddleware):
 
     async def __call__(
         self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:

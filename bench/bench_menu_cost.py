@@ -229,9 +229,9 @@ def _section(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         "turn of the event loop): with 100 in flight in one process the batches are large.",
         "Most of the stack's own CPU is aiogram's per-layer machinery (outer and inner",
         "middlewares, router propagation, filters, aiogram-i18n's context) and rendering the",
-        "screen. Over real HTTP the same work costs more per press than here (the table",
-        "above), which we read as the larger working set interleaved with the HTTP client's;",
-        "the ratio to bare there is what the target is about.",
+        "screen. Over real HTTP the full stack's extra CPU per press is somewhat larger than",
+        "here (the CPU column of the table above); the ratio to bare there is what the",
+        "target is about.",
         "",
     ])
 

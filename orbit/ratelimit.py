@@ -1,4 +1,5 @@
-"""Per-user, per-action token buckets in Redis, each hit one Lua script (one round trip).
+"""Per-user, per-action token buckets in Redis, taken by one Lua script (one round
+trip for all the hits made in one turn of the event loop).
 
 A bucket `rl:{user}:{action}` holds `burst` tokens and regains one every
 `interval` seconds; a hit takes one or is refused with the time until the next.

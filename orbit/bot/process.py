@@ -40,7 +40,6 @@ from orbit.outbox.sender import OutboxSender
 from orbit.ratelimit import RateLimiter
 from orbit.runtime import Context, Job, Worker
 from orbit.settings import Settings
-from orbit.users.loader import UserRows
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     # First of the shutdown handlers: in-flight updates finish before i18n shuts down.
     wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
     # Order matters: the user row is loaded before the locale is chosen from it.
-    dp.update.outer_middleware(UserMiddleware(ctx.pool, UserRows(ctx.pool)))
+    dp.update.outer_middleware(UserMiddleware(ctx.pool))
     I18nMiddleware(
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)

@@ -11,7 +11,7 @@ from orbit.users.loader import UserRows
 from orbit.users.registration import register
 
 
-async def _counted_pool(db: asyncpg.Pool, statements: list[str]) -> asyncpg.Pool:
+async def _counted_pool(database_url: str, statements: list[str]) -> asyncpg.Pool:
     """A second pool on the test database whose connections log every read of `users`
     (asyncpg's own introspection and reset queries left out)."""
 
@@ -22,17 +22,16 @@ async def _counted_pool(db: asyncpg.Pool, statements: list[str]) -> asyncpg.Pool
     async def log_queries(conn: asyncpg.Connection) -> None:
         conn.add_query_logger(log)
 
-    params = db._connect_kwargs  # the same server and database as the test's pool
-    return await asyncpg.create_pool(
-        *db._connect_args, **params, min_size=1, max_size=4, init=log_queries
-    )
+    return await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=log_queries)
 
 
-async def test_concurrent_reads_share_one_query_and_each_gets_its_own_row(db: asyncpg.Pool) -> None:
+async def test_concurrent_reads_share_one_query_each_getting_its_row(
+    db: asyncpg.Pool, database_url: str
+) -> None:
     for user_id, language in ((1, "en"), (2, "ru"), (3, "en")):
         await register(db, user_id, username=None, first_name="U", language_code=language)
     statements: list[str] = []
-    pool = await _counted_pool(db, statements)
+    pool = await _counted_pool(database_url, statements)
     try:
         rows = UserRows(pool)
         asked = [1, 2, 3, 2, 404]  # a repeated id (two updates of one user) and an unknown one
@@ -49,9 +48,9 @@ async def test_concurrent_reads_share_one_query_and_each_gets_its_own_row(db: as
         await pool.close()
 
 
-async def test_a_large_turn_is_split_into_batches(db: asyncpg.Pool) -> None:
+async def test_a_large_turn_is_split_into_batches(db: asyncpg.Pool, database_url: str) -> None:
     statements: list[str] = []
-    pool = await _counted_pool(db, statements)
+    pool = await _counted_pool(database_url, statements)
     try:
         rows = UserRows(pool, max_batch=10)
         got = await asyncio.gather(*(rows.get(user_id) for user_id in range(25)))
@@ -60,9 +59,9 @@ async def test_a_large_turn_is_split_into_batches(db: asyncpg.Pool) -> None:
         await pool.close()
 
 
-async def test_a_failed_query_fails_every_waiter_of_its_batch(db: asyncpg.Pool) -> None:
+async def test_a_failed_query_fails_every_waiter_of_its_batch(database_url: str) -> None:
     statements: list[str] = []
-    pool = await _counted_pool(db, statements)
+    pool = await _counted_pool(database_url, statements)
     await pool.close()  # every acquire now fails
     rows = UserRows(pool)
     results = await asyncio.gather(rows.get(1), rows.get(2), return_exceptions=True)

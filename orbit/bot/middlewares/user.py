@@ -16,9 +16,9 @@ from orbit.users.loader import UserRows
 class UserMiddleware(BaseMiddleware):
     """Puts `user` (UserRow or None for someone who never pressed /start) in handler data."""
 
-    def __init__(self, pool: asyncpg.Pool, rows: UserRows) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self.rows = rows
+        self.rows = UserRows(pool)  # concurrent updates share one query
 
     async def __call__(
         self,

@@ -14,23 +14,23 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram_i18n import I18nMiddleware
 from aiohttp import web
 
 from orbit import keys
-from orbit.bot import http
+from orbit.bot import http, routers
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
-from orbit.bot.middlewares.locale import UserLocaleManager
+from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
+from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.responses import pin_response_types
 from orbit.bot.retry_after import RetryAfterMiddleware
-from orbit.bot.routers import get_routers
+from orbit.bot.routers import admin
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
@@ -94,12 +94,15 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
     # Order matters: the user row is loaded before the locale is chosen from it.
     dp.update.outer_middleware(UserMiddleware(ctx.pool))
-    I18nMiddleware(
+    UserI18nMiddleware(
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
     dp.update.outer_middleware(RefuseBanned(ctx.settings))  # needs the row and i18n
     dp.callback_query.middleware(AnswerUnlessFailed())
-    dp.include_routers(*get_routers())
+    # Every button needs a user who pressed /start, but help (flagged) and the admin
+    # screens (their router's filter lets admins alone in).
+    dp.callback_query.middleware(RequireRegistered(open_routers=[admin.router]))
+    routers.install(dp)
     # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.
     install_throttling(dp, RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale), metrics)
     setup_errors(dp)

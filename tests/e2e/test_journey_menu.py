@@ -88,7 +88,7 @@ async def test_forged_and_stale_buttons_are_answered_and_change_nothing(
     ghost = make_user(3004, first_name="Ghost")
     await ghost.send("/help")  # a chat exists, still no user row
     for data in ("m:main", "m:sub", "m:buy", "m:settings", "m:ref", "trial", "plan:1m", "renew:0",
-                 "buy:1m:15000:abcd1234", "lang:ru"):
+                 "buy:1m:15000:abcd1234", "lang:ru", "m:nope", "garbage-data"):
         answer = await ghost.press(data=data, forge=True)
         assert answer.text == "Press /start first." and answer.show_alert, data
     assert await db.fetchval("SELECT count(*) FROM users WHERE id = 3004") == 0

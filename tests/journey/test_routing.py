@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from orbit.bot.routers import get_routers
+from orbit.bot.routers import get_routers, menu
 
 
 def _filters(router: Router) -> list[tuple[str, FilterObject]]:
@@ -23,9 +23,11 @@ def _filters(router: Router) -> list[tuple[str, FilterObject]]:
 def test_no_filter_runs_in_a_worker_thread() -> None:
     # aiogram runs a plain callable filter (a bare F... magic filter too) through
     # asyncio.to_thread on every check: on the event loop they must stay.
+    own = Router(name="dispatcher")  # stands for the dispatcher, which holds the menu's handlers
+    menu.register(own)
     threaded = [
         where
-        for router in get_routers()
+        for router in [own, *get_routers()]
         for where, f in _filters(router)
         if not f.awaitable
     ]

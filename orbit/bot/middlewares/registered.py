@@ -1,17 +1,22 @@
-"""Keeps the handlers of a router for users who pressed /start (a row in `users`).
+"""Keeps handlers for users who pressed /start (a row in `users`).
 
 An inner middleware: it runs only once a handler's filters matched, so an update
-that no handler of the router takes falls through to the next router untouched.
-For someone without a row (`user` is None, see UserMiddleware) the handler does not
-run and the user is asked to press /start; the handler then gets a `UserRow`.
-A handler flagged `flags={OPEN_TO_ALL: True}` runs for everyone.
+that no handler takes falls through to the next router untouched. For someone
+without a row (`user` is None, see UserMiddleware) the handler does not run and
+the user is asked to press /start; the handler then gets a `UserRow`.
+
+Every button is covered (one instance on the dispatcher's callback queries, so
+child routers inherit it); message handlers where a router asks for it. A handler
+flagged `flags={OPEN_TO_ALL: True}` runs for everyone, and so do the handlers of
+the routers given as `open_routers` (the admin screens, guarded by their own filter).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Router
 from aiogram.dispatcher.flags import get_flag
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
@@ -25,13 +30,20 @@ OPEN_TO_ALL = "open_to_all"
 
 
 class RequireRegistered(BaseMiddleware):
+    def __init__(self, open_routers: Iterable[Router] = ()) -> None:
+        self.open_routers = tuple(open_routers)
+
     async def __call__(
         self,
         handler: Handler,
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if data["user"] is not None or get_flag(data, OPEN_TO_ALL):
+        if (
+            data["user"] is not None
+            or get_flag(data, OPEN_TO_ALL)
+            or data["event_router"] in self.open_routers
+        ):
             return await handler(event, data)
         i18n: I18nContext = data["i18n"]
         if isinstance(event, CallbackQuery):

@@ -1,4 +1,4 @@
-"""All routers, in the order updates try them; `fallback` must stay last."""
+"""All handlers, in the order updates try them; `fallback` must stay last."""
 
 from __future__ import annotations
 
@@ -18,11 +18,17 @@ from orbit.bot.routers import (
 )
 
 
+def install(dispatcher: Router) -> None:
+    # Menu buttons are the hottest updates: their handlers are the dispatcher's own,
+    # tried first and one routing level shallower than the rest (see routers/menu.py).
+    # (Banned users are refused before routing: orbit/bot/middlewares/banned.py.)
+    menu.register(dispatcher)
+    dispatcher.include_routers(*get_routers())
+
+
 def get_routers() -> list[Router]:
+    """The routers below the dispatcher's own (menu) handlers."""
     return [
-        # Menu buttons are the hottest updates: every router before them costs each press.
-        # (Banned users are refused before routing: orbit/bot/middlewares/banned.py.)
-        menu.router,
         subscription.router,
         plans.router,
         start.router,  # before configs/promo: /start and /menu leave any text-input flow

@@ -39,8 +39,7 @@ from orbit.settings import Settings
 from orbit.users.queries import UserRow
 
 router = Router(name="balance")
-router.callback_query.middleware(RequireRegistered())
-router.message.middleware(RequireRegistered())
+router.message.middleware(RequireRegistered())  # buttons: on the dispatcher, for all
 
 HISTORY_SIZE = 5
 

@@ -30,7 +30,6 @@ from aiogram_i18n import I18nContext
 
 from orbit.bot import filters, screens, views
 from orbit.bot.callbacks import MenuCb
-from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
 from orbit.configs import service
 from orbit.configs.queries import ConfigRecord
@@ -40,8 +39,8 @@ from orbit.plans import Plans
 from orbit.users.queries import UserRow
 
 router = Router(name="configs")
-# Not on messages: the rename flow answers a missing user as a missing config.
-router.callback_query.middleware(RequireRegistered())
+# Buttons need a registered user (RequireRegistered, on every button); messages do not:
+# the rename flow answers a missing user as a missing config.
 
 _T = TypeVar("_T")
 

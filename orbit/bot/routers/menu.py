@@ -3,6 +3,12 @@
 Navigation edits the pressed message (`screens.show`). A press is answered from
 the user row the user middleware loaded, so it costs no further query, except
 the referral screen (one query for its counts).
+
+These are the hottest updates, so their handlers sit on the dispatcher itself
+(`register`, called by `orbit.bot.routers.install`) rather than on a router of
+their own: each router level a press passes costs aiogram's routing work again
+(the level's middleware chain, its root filters and several copies of the
+handler data), a measurable part of a press.
 """
 
 from __future__ import annotations
@@ -16,17 +22,11 @@ from aiogram_i18n import I18nContext
 
 from orbit.bot import screens, views
 from orbit.bot.callbacks import LangCb, MenuCb, Pressed
-from orbit.bot.middlewares.registered import OPEN_TO_ALL, RequireRegistered
+from orbit.bot.middlewares.registered import OPEN_TO_ALL
 from orbit.i18n import LOCALES
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
 from orbit.users.registration import referral_payload, referral_stats
-
-router = Router(name="menu")
-# Every button here but help needs a registered user; the middleware answers everyone
-# else. One router with a flag rather than a sub-router: each router level a press
-# passes costs it the routing work again (menu presses are the hottest updates).
-router.callback_query.middleware(RequireRegistered())
 
 
 async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
@@ -35,7 +35,6 @@ async def leave_flow(state: FSMContext, raw_state: str | None) -> None:
         await state.clear()
 
 
-@router.callback_query(Pressed(MenuCb(screen="main")))
 async def main_menu(
     callback: CallbackQuery,
     user: UserRow,
@@ -49,7 +48,6 @@ async def main_menu(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(Pressed(MenuCb(screen="help")), flags={OPEN_TO_ALL: True})
 async def help_screen(
     callback: CallbackQuery,
     settings: Settings,
@@ -62,7 +60,6 @@ async def help_screen(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(Pressed(MenuCb(screen="settings")))
 async def settings_screen(
     callback: CallbackQuery,
     user: UserRow,
@@ -75,7 +72,6 @@ async def settings_screen(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(LangCb.filter(F.code.in_(LOCALES)))
 async def choose_language(
     callback: CallbackQuery,
     callback_data: LangCb,
@@ -91,7 +87,6 @@ async def choose_language(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(Pressed(MenuCb(screen="ref")))
 async def referral_screen(
     callback: CallbackQuery,
     bot: Bot,
@@ -108,3 +103,14 @@ async def referral_screen(
     link = f"https://t.me/{me.username}?start={referral_payload(user.id)}"
     screen = views.referral_screen(i18n, link, stats, settings.referral_bonus)
     await screens.show(callback, screen.text, screen.markup)
+
+
+def register(router: Router) -> None:
+    """Puts the menu's handlers on `router` (the dispatcher). Every button here but
+    help needs a registered user (`RequireRegistered`, on every button)."""
+    on = router.callback_query.register
+    on(main_menu, Pressed(MenuCb(screen="main")))
+    on(help_screen, Pressed(MenuCb(screen="help")), flags={OPEN_TO_ALL: True})
+    on(settings_screen, Pressed(MenuCb(screen="settings")))
+    on(choose_language, LangCb.filter(F.code.in_(LOCALES)))
+    on(referral_screen, Pressed(MenuCb(screen="ref")))

@@ -16,7 +16,6 @@ from orbit.bot import screens, views
 from orbit.bot.callbacks import BuyCb, MenuCb, PlanCb
 from orbit.bot.gate import passes_gate
 from orbit.bot.metrics import Metrics
-from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
 from orbit.marzban.provisioning import PanelDeps
 from orbit.plans import Plan, Plans
@@ -25,8 +24,6 @@ from orbit.subscriptions import purchase_plan, quote_end
 from orbit.users.queries import UserRow
 
 router = Router(name="plans")
-# Every button here needs a registered user; the middleware answers everyone else.
-router.callback_query.middleware(RequireRegistered())
 
 
 @router.callback_query(MenuCb.filter(F.screen == "buy"))

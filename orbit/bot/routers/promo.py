@@ -20,8 +20,7 @@ from orbit.promos.service import PromoError, Redemption, redeem
 from orbit.users.queries import UserRow
 
 router = Router(name="promo")
-router.callback_query.middleware(RequireRegistered())
-router.message.middleware(RequireRegistered())
+router.message.middleware(RequireRegistered())  # buttons: on the dispatcher, for all
 
 
 class EnterPromo(StatesGroup):

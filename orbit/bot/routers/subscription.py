@@ -18,7 +18,6 @@ from orbit.bot import screens, views
 from orbit.bot.callbacks import AutoRenewCb, GateCb, MenuCb, TrialCb
 from orbit.bot.gate import passes_gate
 from orbit.bot.metrics import Metrics
-from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
 from orbit.bot.routers.plans import show_confirmation
 from orbit.marzban.provisioning import PanelDeps
@@ -28,8 +27,6 @@ from orbit.subscriptions import set_auto_renew, start_trial, subscription
 from orbit.users.queries import UserRow
 
 router = Router(name="subscription")
-# Every button here needs a registered user; the middleware answers everyone else.
-router.callback_query.middleware(RequireRegistered())
 
 
 @router.callback_query(MenuCb.filter(F.screen == "sub"))

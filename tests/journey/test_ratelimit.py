@@ -211,3 +211,26 @@ def test_unknown_or_conflicting_actions_fail_at_start_up() -> None:
 
     with pytest.raises(ValueError, match="two rate actions"):
         RateActions.scan(twice, set(LIMITS))
+
+
+def test_a_rate_flag_the_scan_cannot_read_off_the_update_fails_at_start_up() -> None:
+    # Actions are decided before routing, from the update alone: a flag on a handler
+    # matched some other way (here a filter on the button's whole data) would be ignored.
+    pressed = Router()
+
+    async def is_buy_button(callback: object) -> bool:
+        return True
+
+    @pressed.callback_query(is_buy_button, flags={"rate": "purchase"})
+    async def buy() -> None: ...
+
+    with pytest.raises(ValueError, match="handler buy: a 'rate' flag needs"):
+        RateActions.scan(pressed, set(LIMITS))
+
+    text = Router()
+
+    @text.message(flags={"rate": "payment"})
+    async def amount() -> None: ...
+
+    with pytest.raises(ValueError, match="handler amount"):
+        RateActions.scan(text, set(LIMITS))

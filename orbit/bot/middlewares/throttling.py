@@ -10,7 +10,8 @@ run before routing too (a refused update must not cost a Postgres query). Both
 are done by one Lua script, so a menu press costs one Redis round trip. Because
 routing has not happened yet, the flags are read once at start-up from the
 routers: a `rate` flag is honoured on handlers filtered by a `CallbackData`
-(its prefix names the action for every button of that class) or by `Command`.
+(its prefix names the action for every button of that class) or by `Command`;
+anywhere else it fails the start-up rather than being ignored.
 
 A refused button gets a localized alert; a refused message gets one warning and
 later ones are dropped silently until the bucket refills. Updates Telegram sends
@@ -68,23 +69,30 @@ class RateActions:
             table[name] = action
 
         for r in router.chain_tail:
-            for handler in r.message.handlers:
-                action = handler.flags.get(RATE_FLAG)
-                if not action:
-                    continue
-                for f in handler.filters or ():
-                    if isinstance(f.callback, Command):
-                        for command in f.callback.commands:
-                            name = command.command if isinstance(command, BotCommand) else command
-                            if isinstance(name, str):
-                                put(commands, name.lower(), action, f"router {r.name}")
-            for handler in r.callback_query.handlers:
-                action = handler.flags.get(RATE_FLAG)
-                if not action:
-                    continue
-                for f in handler.filters or ():
-                    if isinstance(f.callback, CallbackQueryFilter):
-                        put(callbacks, f.callback.callback_data.__prefix__, action, f"router {r.name}")
+            for observer in r.observers.values():
+                for handler in observer.handlers:
+                    action = handler.flags.get(RATE_FLAG)
+                    if not action:
+                        continue
+                    where = f"router {r.name}, handler {handler.callback.__name__}"
+                    attributed = False
+                    for f in handler.filters or ():
+                        if isinstance(f.callback, Command) and observer is r.message:
+                            for command in f.callback.commands:
+                                name = command.command if isinstance(command, BotCommand) else command
+                                if isinstance(name, str):
+                                    put(commands, name.lower(), action, where)
+                                    attributed = True
+                        elif isinstance(f.callback, CallbackQueryFilter) and observer is r.callback_query:
+                            put(callbacks, f.callback.callback_data.__prefix__, action, where)
+                            attributed = True
+                    if not attributed:
+                        # Decided before routing, the action must be read off the update
+                        # alone: a flag the scan cannot attribute would be silently ignored.
+                        raise ValueError(
+                            f"{where}: a {RATE_FLAG!r} flag needs a Command filter (messages)"
+                            " or a CallbackData filter (buttons)"
+                        )
         return cls(commands, callbacks)
 
     def classify(self, update: Update) -> str | None:

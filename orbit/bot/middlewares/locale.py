@@ -54,5 +54,5 @@ class UserI18nMiddleware(I18nMiddleware):
         locale = locale_of(data.get("user"), data.get("event_from_user"))
         with self.use_context(locale=locale, data=data):
             result = await handler(event, data)
-        del data[self.context_key]
+        data.pop(self.context_key, None)
         return result

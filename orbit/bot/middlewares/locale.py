@@ -22,7 +22,8 @@ def locale_of(user: UserRow | None, from_user: User | None) -> str:
 
 
 class UserLocaleManager(BaseManager):
-    # Arguments are injected by name from handler data (see UserMiddleware).
+    # get_locale is what aiogram-i18n's own middleware asks (arguments injected by
+    # name from handler data); UserI18nMiddleware calls `locale_of` directly.
     async def get_locale(
         self, user: UserRow | None = None, event_from_user: User | None = None
     ) -> str:

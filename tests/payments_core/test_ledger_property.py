@@ -9,11 +9,9 @@ a helper thread, with their own pool on the run's test database.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -27,26 +25,11 @@ from orbit.i18n import Translator
 from orbit.payments import service
 from orbit.payments.audit import audit
 from orbit.settings import Settings
+from tests.support.loop_thread import LoopThread
 
-T = TypeVar("T")
 REFERRER, REFEREE, LONER = 1, 2, 3
 USERS = (REFERRER, REFEREE, LONER)
 BONUS_RUB = 50
-
-
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 user = st.sampled_from(USERS)

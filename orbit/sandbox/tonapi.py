@@ -174,6 +174,7 @@ class SendTon(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bounced: bool = False
     failed: bool = False
     utime: int | None = None
+    hidden: bool = False
 
 
 class SendOutgoing(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -193,6 +194,10 @@ class FailNext(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class SetDelay(msgspec.Struct, forbid_unknown_fields=True):
     seconds: float
+
+
+class Reveal(msgspec.Struct, forbid_unknown_fields=True):
+    hash: str
 
 
 class SetRate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -283,6 +288,10 @@ class TonapiEmulator:
         self._rates: dict[str, float] = dict(DEFAULT_RATES)
         self._faults: deque[_Fault] = deque()
         self._delay = 0.0
+        # Raw bodies served, one per request, instead of an account's list (fuzzing the decoder).
+        self._scripted: dict[str, deque[bytes]] = {}
+        # Transactions on the chain that the list endpoint does not show yet (indexer lag).
+        self._hidden: set[str] = set()
         self._runner: web.AppRunner | None = None
         self.base_url: str | None = None
 
@@ -298,6 +307,8 @@ class TonapiEmulator:
         control = CONTROL_PREFIX
         app.router.add_post(f"{control}/send_ton", self._ctl_send_ton)
         app.router.add_post(f"{control}/send_outgoing", self._ctl_send_outgoing)
+        app.router.add_post(f"{control}/reveal", self._ctl_reveal)
+        app.router.add_post(f"{control}/accounts/{{account_id}}/script_page", self._ctl_script_page)
         app.router.add_post(f"{control}/rates", self._ctl_set_rate)
         app.router.add_post(f"{control}/fail", self._ctl_fail)
         app.router.add_post(f"{control}/delay", self._ctl_delay)
@@ -335,6 +346,8 @@ class TonapiEmulator:
         self._rates = dict(DEFAULT_RATES)
         self._faults.clear()
         self._delay = 0.0
+        self._scripted.clear()
+        self._hidden.clear()
 
     # -- controls ---------------------------------------------------------------------------
 
@@ -349,8 +362,12 @@ class TonapiEmulator:
         bounced: bool = False,
         failed: bool = False,
         utime: int | None = None,
+        hidden: bool = False,
     ) -> str:
         """Append an incoming transfer on ``to_address``'s account; return the tx hash.
+
+        ``hidden`` keeps it out of the account's transaction list until ``reveal(hash)``:
+        tonapi's indexer lag, where a transaction shows up after later ones were served.
 
         ``bounced`` marks the incoming message as a bounce of something the account sent.
         ``failed`` makes the transaction unsuccessful and aborted; if the message was
@@ -431,6 +448,8 @@ class TonapiEmulator:
             action_phase=None,
             bounce_phase=bounce_phase,
         )
+        if hidden:
+            self._hidden.add(tx.hash)
         logger.info(
             "tonapi emulator: %s nanoton to %s (comment=%r bounced=%s failed=%s) tx %s",
             amount_nanoton,
@@ -529,6 +548,17 @@ class TonapiEmulator:
             tx.hash,
         )
         return tx.hash
+
+    def reveal(self, tx_hash: str) -> None:
+        """Show a transaction sent with ``hidden=True`` in its account's list from now on."""
+        self._hidden.discard(tx_hash)
+
+    def script_page(self, account: str, body: bytes) -> None:
+        """Serve ``body`` as-is (status 200, JSON content type) to the next transaction-list
+        request for ``account``, whatever its query; queued bodies are served in order.
+        For feeding the client pages the builders cannot make: lone ``\\ud800`` escapes,
+        duplicates, reordering, odd values."""
+        self._scripted.setdefault(normalize_address(account), deque()).append(body)
 
     def set_rate(self, price: float, currency: str = "RUB") -> None:
         """Set the price of 1 TON in ``currency`` (as returned by ``/v2/rates``)."""
@@ -703,11 +733,18 @@ class TonapiEmulator:
             limit = _int_param(query, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         except ValueError as exc:
             return _error(400, str(exc))
+        scripted = self._scripted.get(account)
+        if scripted:
+            return web.Response(body=scripted.popleft(), content_type="application/json")
         sort_order = query.get("sort_order", "desc")
         if sort_order not in ("asc", "desc"):
             return _error(400, f'query: "sort_order": invalid value {sort_order!r}')
         upper = before_lt or (1 << 62)
-        selected = [tx for tx in self._txs.get(account, []) if after_lt < tx.lt < upper]
+        selected = [
+            tx
+            for tx in self._txs.get(account, [])
+            if after_lt < tx.lt < upper and tx.hash not in self._hidden
+        ]
         selected.sort(key=lambda tx: tx.lt, reverse=sort_order == "desc")
         return _json(Transactions(transactions=selected[:limit]))
 
@@ -752,10 +789,24 @@ class TonapiEmulator:
                 bounced=cmd.bounced,
                 failed=cmd.failed,
                 utime=cmd.utime,
+                hidden=cmd.hidden,
             )
         except ValueError as exc:
             return _error(400, str(exc))
         return _json({"hash": tx_hash, "lt": self._by_hash[tx_hash].lt})
+
+    async def _ctl_reveal(self, request: web.Request) -> web.Response:
+        cmd = await _decode(request, Reveal)
+        self.reveal(cmd.hash)
+        return _json({"ok": True})
+
+    async def _ctl_script_page(self, request: web.Request) -> web.Response:
+        try:
+            account = normalize_address(request.match_info["account_id"])
+        except ValueError as exc:
+            return _error(400, str(exc))
+        self.script_page(account, await request.read())
+        return _json({"ok": True})
 
     async def _ctl_send_outgoing(self, request: web.Request) -> web.Response:
         cmd = await _decode(request, SendOutgoing)

@@ -314,6 +314,48 @@ async def test_http_controls_and_reset(tonapi: TonapiEmulator, http: aiohttp.Cli
     assert after["lt"] > out["lt"]
 
 
+async def test_hidden_transactions_show_up_late(tonapi: TonapiEmulator, http: aiohttp.ClientSession) -> None:
+    first = tonapi.send_ton(SHOP, 1, "first")
+    lagging = tonapi.send_ton(SHOP, 2, "lagging", hidden=True)
+    last = tonapi.send_ton(SHOP, 3, "last")
+    assert [tx["hash"] for tx in await get_txs(http, tonapi, sort_order="asc")] == [first, last]
+    tonapi.reveal(lagging)
+    shown = await get_txs(http, tonapi, sort_order="asc")
+    assert [tx["hash"] for tx in shown] == [first, lagging, last]
+    assert shown[0]["lt"] < shown[1]["lt"] < shown[2]["lt"]  # it was on the chain all along
+
+    async with http.post(
+        f"{tonapi.base_url}/_emulator/send_ton", json={"to": SHOP, "amount": 4, "hidden": True}
+    ) as r:
+        hidden = (await r.json())["hash"]
+    assert len(await get_txs(http, tonapi)) == 3
+    async with http.post(f"{tonapi.base_url}/_emulator/reveal", json={"hash": hidden}) as r:
+        assert r.status == 200
+    assert len(await get_txs(http, tonapi)) == 4
+
+
+async def test_scripted_raw_pages_are_served_once_each_in_order(
+    tonapi: TonapiEmulator, http: aiohttp.ClientSession
+) -> None:
+    tonapi.send_ton(SHOP, 1, "real")
+    raw = b'{"transactions": [{"hash": "ab", "lt": 5, "comment": "a\\ud800\\u0000"}]}'
+    tonapi.script_page(friendly_address(SHOP), raw)
+    async with http.post(
+        f"{tonapi.base_url}/_emulator/accounts/{SHOP}/script_page", data=b'{"transactions": []}'
+    ) as r:
+        assert r.status == 200
+    url = f"{tonapi.base_url}/v2/blockchain/accounts/{SHOP}/transactions"
+    async with http.get(url, params={"after_lt": "999"}, headers=AUTH) as response:
+        assert response.status == 200 and await response.read() == raw
+    assert await get_txs(http, tonapi) == []  # the second scripted page
+    [real] = await get_txs(http, tonapi)  # then the account's own list again
+    assert real["in_msg"]["decoded_body"]["text"] == "real"
+    assert await get_txs(http, tonapi, account=PAYER) == []
+    tonapi.script_page(SHOP, b"{}")
+    tonapi.reset()
+    assert len(await get_txs(http, tonapi)) == 0
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

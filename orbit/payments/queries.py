@@ -68,8 +68,19 @@ WHERE p.id = $1
 FOR UPDATE OF p
 """
 
-# Confirm, and in the same statement claim the referral bonus: it is paid once per
-# referee (`bonus_paid_at` flips here) and only on their first confirmed top-up.
+# The referee's confirmed top-ups have reached the minimum ($2 kopecks): the referral bonus
+# is claimed once (`bonus_paid_at` flips here). Refunded payments count for nothing.
+_REFERRAL_DUE = """
+    r.bonus_paid_at IS NULL
+    AND {credited} + (
+        SELECT coalesce(sum(p.credited_kop), 0) FROM payments p
+        WHERE p.user_id = r.referee_id AND p.status = 'confirmed' {other}
+    ) >= {minimum}
+"""
+
+# Confirm, and in the same statement claim the referral bonus if this confirmation brings
+# the referee's confirmed top-ups to the minimum ($5 kopecks; the CTE's snapshot does not
+# see the payment's new state, so its credit is added by hand).
 MARK_CONFIRMED = f"""
 WITH confirmed AS (
     UPDATE payments
@@ -82,14 +93,18 @@ WITH confirmed AS (
 claimed AS (
     UPDATE referrals r SET bonus_paid_at = now()
     FROM confirmed c
-    WHERE r.referee_id = c.user_id AND r.bonus_paid_at IS NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM payments p
-          WHERE p.user_id = c.user_id AND p.id <> c.id AND p.status IN ('confirmed', 'refunded')
-      )
+    WHERE r.referee_id = c.user_id
+      AND {_REFERRAL_DUE.format(credited="c.credited_kop", other="AND p.id <> c.id", minimum="$5")}
     RETURNING r.referrer_id
 )
 SELECT confirmed.*, (SELECT referrer_id FROM claimed) AS referrer_id FROM confirmed
+"""
+
+# The same claim after more money reached an already confirmed payment (a further TON transfer).
+CLAIM_REFERRAL = f"""
+UPDATE referrals r SET bonus_paid_at = now()
+WHERE r.referee_id = $1 AND {_REFERRAL_DUE.format(credited="0", other="", minimum="$2")}
+RETURNING r.referrer_id
 """
 
 ADD_CREDITED = f"""
@@ -238,13 +253,21 @@ async def mark_confirmed(
     credited_kop: int,
     external_id: str | None,
     details: dict[str, Any] | None,
+    referral_min_kop: int,
 ) -> tuple[PaymentRow, int | None]:
     """The confirmed payment, and the referrer whose bonus this confirmation claimed."""
-    record = await conn.fetchrow(MARK_CONFIRMED, payment_id, credited_kop, external_id, details)
+    record = await conn.fetchrow(
+        MARK_CONFIRMED, payment_id, credited_kop, external_id, details, referral_min_kop
+    )
     assert record is not None
     fields = dict(record)
     referrer_id = fields.pop("referrer_id")
     return PaymentRow(**fields), referrer_id
+
+
+async def claim_referral(conn: asyncpg.Connection, referee_id: int, min_kop: int) -> int | None:
+    """The referrer whose bonus is due now (claimed in this call), if any."""
+    return await conn.fetchval(CLAIM_REFERRAL, referee_id, min_kop)
 
 
 async def add_credited(conn: asyncpg.Connection, payment_id: int, amount_kop: int) -> PaymentRow:

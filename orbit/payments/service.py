@@ -245,11 +245,12 @@ async def confirm_payment(
     `confirmed` (from pending, expired or failed: a late payment is still
     money received), records `external_id` (charge id, invoice id, tx hash) if
     given, credits the ledger with key `payment:{id}`, pays the referral bonus
-    if this is the referee's first confirmed top-up, and queues the "payment
+    if this brings the referee's confirmed top-ups to `TOPUP_MIN_RUB` for the
+    first time (`referral_min_kop`), and queues the "payment
     confirmed" message to the user (under-, over- and late payments get their
     own wording). After the commit call `outbox.wake_sender(redis)`.
 
-    `settings` gives `REFERRAL_BONUS`; when omitted it is read from the
+    `settings` gives `REFERRAL_BONUS` and `TOPUP_MIN_RUB`; when omitted it is read from the
     environment (`.env` + env) the way the process read it at start.
 
     Idempotent: a payment already confirmed (or since refunded) changes nothing
@@ -267,13 +268,14 @@ async def confirm_payment(
         return await _replay(conn, payment)
     if credited_kop <= 0:
         raise ValueError("credited_kop must be positive")
+    settings = settings or load_settings()
     late = payment.status != "pending" or payment.expires_at < datetime.now(UTC)
     extra: dict[str, Any] = {"late": True} if late else {}
     if note:
         extra["note"] = note
     try:
         payment, referrer_id = await queries.mark_confirmed(
-            conn, payment_id, credited_kop, external_id, extra or None
+            conn, payment_id, credited_kop, external_id, extra or None, referral_min_kop(settings)
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == _UQ_EXTERNAL_ID:
@@ -335,16 +337,35 @@ def _confirmed_text(
     return text
 
 
+def referral_min_kop(settings: Settings) -> int:
+    """The referee's confirmed top-ups that earn their referrer the bonus: real money, at
+    least the smallest top-up (`TOPUP_MIN_RUB`), not a 1-kopeck under-payment."""
+    return topup_limits(settings)[0]
+
+
+async def claim_referral_bonus(
+    conn: asyncpg.Connection, translator: Translator, payment: PaymentRow, settings: Settings
+) -> int | None:
+    """After more money reached an already confirmed `payment` (a further TON transfer):
+    pay the referral bonus if the referee's confirmed top-ups have now reached the
+    minimum. Returns the referrer paid now, if any. Inside the caller's transaction."""
+    _require_transaction(conn, "claim_referral_bonus")
+    referrer_id = await queries.claim_referral(conn, payment.user_id, referral_min_kop(settings))
+    if referrer_id is None:
+        return None
+    return await _pay_referral_bonus(conn, translator, payment, referrer_id, settings)
+
+
 async def _pay_referral_bonus(
     conn: asyncpg.Connection,
     translator: Translator,
     payment: PaymentRow,
     referrer_id: int,
-    settings: Settings | None,
+    settings: Settings,
 ) -> int | None:
-    """REFERRAL_BONUS to whoever invited this user (the confirmation claimed it: the
-    user's first confirmed top-up)."""
-    amount = rub_to_kopecks((settings or load_settings()).referral_bonus)
+    """REFERRAL_BONUS to whoever invited this user (the claim found the referee's confirmed
+    top-ups at the minimum for the first time)."""
+    amount = rub_to_kopecks(settings.referral_bonus)
     if amount <= 0:
         return None
     entry = await ledger.credit(

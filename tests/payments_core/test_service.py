@@ -134,6 +134,33 @@ async def test_referral_bonus_on_the_first_top_up_only(
     assert await _audit(db) == []
 
 
+async def test_the_referral_bonus_waits_for_top_ups_worth_the_minimum(
+    db: asyncpg.Pool, make_user: MakeUser, translator: Translator, settings: Settings
+) -> None:
+    """Any method: a throwaway account's crumbs earn its referrer nothing; the bonus comes
+    with the confirmation that brings the referee's confirmed top-ups to TOPUP_MIN_RUB."""
+    await make_user(10)
+    await make_user(11, referrer=10)
+    minimum = settings.topup_min_rub * 100
+    crumbs, enough_alone = [await _payment(db, 11) for _ in range(2)]
+    assert (await _confirm(db, translator, crumbs.id, 1, settings)).referrer_id is None
+    assert (await _confirm(db, translator, enough_alone.id, minimum, settings)).referrer_id == 10
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 10") == 5_000
+
+    await make_user(12, referrer=10)
+    small, returned, enough = [await _payment(db, 12) for _ in range(3)]
+    assert (await _confirm(db, translator, small.id, minimum - 2, settings)).referrer_id is None
+    assert (await _confirm(db, translator, returned.id, 1, settings)).referrer_id is None
+    async with db.acquire() as conn, conn.transaction():
+        await service.reverse_payment(conn, translator, returned.id)  # money sent back counts for nothing
+    assert (await _confirm(db, translator, enough.id, 1, settings)).referrer_id is None
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 10") == 5_000
+    extra = await _payment(db, 12)
+    assert (await _confirm(db, translator, extra.id, 1, settings)).referrer_id == 10
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 10") == 10_000
+    assert await _audit(db) == []
+
+
 async def test_no_bonus_when_disabled_or_without_a_referrer(
     db: asyncpg.Pool, make_user: MakeUser, translator: Translator, settings: Settings
 ) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "0001_initial"
+SCHEMA_HEAD = "0002_ton"
 
 metadata = MetaData(
     naming_convention={
@@ -144,7 +144,9 @@ ton_transactions = Table(
     Column("status", Text, nullable=False),
     Column("utime", DateTime(timezone=True), nullable=False),
     _created_at(),
-    CheckConstraint("status IN ('matched', 'unmatched', 'ignored')", name="status_known"),
+    Column("credited_kop", BigInteger),  # what this transfer put on a balance (matched only)
+    Column("reason", Text),  # why a `rejected` transfer could not be processed
+    CheckConstraint("status IN ('matched', 'unmatched', 'ignored', 'rejected')", name="status_known"),
 )
 Index(
     "ix_ton_transactions_unmatched",

@@ -73,6 +73,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cryptobot_api_url: Url | None = None
     telegram_stars_rate: PositiveFloat = 1.35
     payment_timeout_minutes: PositiveInt = 10
+    # A TON transfer later than the payment window plus this gets the lower of the invoice's
+    # rate and the rate when it arrived (docs/payments.md).
+    ton_late_grace_minutes: NonNegativeInt = 60
+    # The ton_watcher re-reads this much of the wallet's history before its cursor
+    # (reconciliation), at start and then every TON_RECONCILE_INTERVAL_MINUTES (0: never).
+    ton_reconcile_lookback_hours: PositiveInt = 24
+    ton_reconcile_interval_minutes: NonNegativeInt = 60
     topup_min_rub: PositiveInt = 50  # smallest top-up accepted, any method
     topup_max_rub: PositiveInt = 100_000  # largest; anything above is a typo or abuse
 

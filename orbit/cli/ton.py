@@ -59,6 +59,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 when = f"{t.utime:%Y-%m-%d %H:%M}Z"
                 line = f"{t.hash}  {format_ton(t.amount_nanoton)} TON  {when}  from {t.source or '?'}"
                 print(f"{line}  comment {t.comment!r}")  # noqa: T201
+                if t.status == "rejected":
+                    print(f"    rejected: {t.reason}")  # noqa: T201
             if not args.json and not transfers:
                 print("no unmatched transfers")  # noqa: T201
             return 0

@@ -152,18 +152,21 @@ ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
 # One statement for a whole page; only rows not seen before come back, so a
 # transaction delivered twice is processed once.
 INSERT_TON_TRANSACTIONS = """
-INSERT INTO ton_transactions (hash, lt, source, amount_nanoton, comment, status, payment_id, utime)
-SELECT t.hash, t.lt, t.source, t.amount, t.comment, t.status, t.payment_id, to_timestamp(t.utime)
+INSERT INTO ton_transactions
+    (hash, lt, source, amount_nanoton, comment, status, payment_id, utime, credited_kop, reason)
+SELECT t.hash, t.lt, t.source, t.amount, t.comment, t.status, t.payment_id, to_timestamp(t.utime),
+    t.credited_kop, t.reason
 FROM unnest(
-    $1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]
-) AS t(hash, lt, source, amount, comment, status, payment_id, utime)
+    $1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+    $9::bigint[], $10::text[]
+) AS t(hash, lt, source, amount, comment, status, payment_id, utime, credited_kop, reason)
 ON CONFLICT (hash) DO NOTHING
 RETURNING hash
 """
 
 UNMATCHED_TON_TRANSACTIONS = """
-SELECT hash, lt, source, amount_nanoton, comment, utime
-FROM ton_transactions WHERE status = 'unmatched' ORDER BY lt DESC LIMIT $1
+SELECT hash, lt, source, amount_nanoton, comment, utime, status, reason
+FROM ton_transactions WHERE status IN ('unmatched', 'rejected') ORDER BY lt DESC LIMIT $1
 """
 
 LOCK_TON_TRANSACTION = """
@@ -171,7 +174,9 @@ SELECT hash, lt, source, amount_nanoton, comment, utime, status
 FROM ton_transactions WHERE hash = $1 FOR UPDATE
 """
 
-MARK_TON_TRANSACTION_MATCHED = "UPDATE ton_transactions SET status = 'matched' WHERE hash = $1"
+MARK_TON_TRANSACTION_MATCHED = """
+UPDATE ton_transactions SET status = 'matched', credited_kop = $2, reason = NULL WHERE hash = $1
+"""
 
 
 def _row(record: asyncpg.Record | None) -> PaymentRow | None:
@@ -333,6 +338,51 @@ LEFT JOIN (
 WHERE (p.status IN ('confirmed', 'refunded') AND coalesce(l.total, 0) <> coalesce(p.credited_kop, -1))
    OR (p.status NOT IN ('confirmed', 'refunded') AND l.total IS NOT NULL)
 ORDER BY p.id
+"""
+
+# A TON payment's top-ups are exactly what its matched transfers are worth (as each was
+# credited), entry for transfer.
+AUDIT_TON_PAYMENT_TRANSFERS = """
+SELECT p.id, p.user_id, coalesce(l.total, 0) AS ledger_kop, coalesce(l.n, 0) AS entries,
+    coalesce(t.total, 0) AS transfers_kop, coalesce(t.n, 0) AS transfers
+FROM payments p
+LEFT JOIN (
+    SELECT payment_id, sum(amount_kop) AS total, count(*) AS n FROM ledger
+    WHERE kind = 'topup' AND payment_id IS NOT NULL GROUP BY payment_id
+) l ON l.payment_id = p.id
+LEFT JOIN (
+    SELECT payment_id, sum(credited_kop) AS total, count(*) AS n FROM ton_transactions
+    WHERE status = 'matched' AND payment_id IS NOT NULL GROUP BY payment_id
+) t ON t.payment_id = p.id
+WHERE p.method = 'ton'
+  AND (coalesce(l.total, 0) <> coalesce(t.total, 0) OR coalesce(l.n, 0) <> coalesce(t.n, 0))
+ORDER BY p.id
+"""
+
+# Each stored transfer is credited at most once: a matched one by exactly one ledger entry
+# of its worth (key ton:{hash}, or payment:{id} for the transfer that confirmed the
+# payment), any other by none; and never above its worth at its payment's fixed rate.
+AUDIT_TON_TRANSFER_CREDITS = """
+WITH credits AS (
+    SELECT t.hash, l.amount_kop FROM ton_transactions t
+    JOIN ledger l ON l.idempotency_key = 'ton:' || t.hash
+    UNION ALL
+    SELECT t.hash, l.amount_kop FROM ton_transactions t
+    JOIN payments p ON p.id = t.payment_id AND p.external_id = t.hash
+    JOIN ledger l ON l.idempotency_key = 'payment:' || p.id
+)
+SELECT t.hash, t.status, t.payment_id, t.credited_kop, count(c.hash) AS credits,
+    coalesce(sum(c.amount_kop), 0) AS ledger_kop,
+    floor(t.amount_nanoton::numeric * p.amount_kop / p.currency_amount)::bigint AS worth_kop
+FROM ton_transactions t
+LEFT JOIN payments p ON p.id = t.payment_id
+LEFT JOIN credits c ON c.hash = t.hash
+GROUP BY t.hash, p.id
+HAVING (t.status = 'matched'
+        AND (count(c.hash) <> 1 OR coalesce(sum(c.amount_kop), 0) <> coalesce(t.credited_kop, -1)
+             OR t.credited_kop > floor(t.amount_nanoton::numeric * p.amount_kop / p.currency_amount)))
+    OR (t.status <> 'matched' AND count(c.hash) > 0)
+ORDER BY t.lt
 """
 
 # A transfer made long before the first TON payment existed cannot pay one: the

@@ -238,6 +238,7 @@ async def confirm_payment(
     external_id: str | None = None,
     note: str | None = None,
     settings: Settings | None = None,
+    late_note: tuple[str, dict[str, str]] | None = None,
 ) -> Confirmation:
     """The money for `payment_id` arrived: credit `credited_kop` to the user's balance.
 
@@ -250,7 +251,9 @@ async def confirm_payment(
     confirmed" message to the user (under-, over- and late payments get their
     own wording). After the commit call `outbox.wake_sender(redis)`.
 
-    `settings` gives `REFERRAL_BONUS` and `TOPUP_MIN_RUB`; when omitted it is read from the
+    `late_note` (a message key and its values) replaces the standard note of a late
+    payment (TON: credited at the lower rate). `settings` gives `REFERRAL_BONUS` and
+    `TOPUP_MIN_RUB`; when omitted it is read from the
     environment (`.env` + env) the way the process read it at start.
 
     Idempotent: a payment already confirmed (or since refunded) changes nothing
@@ -294,7 +297,9 @@ async def confirm_payment(
         conn,
         payment.user_id,
         "payment_confirmed",
-        _confirmed_text(translator, language, payment, credited_kop, entry.balance_after_kop, late),
+        _confirmed_text(
+            translator, language, payment, credited_kop, entry.balance_after_kop, late, late_note
+        ),
         dedup_key=f"payment-confirmed:{payment.id}",
     )
     if referrer_id is not None:
@@ -319,7 +324,13 @@ async def _replay(conn: asyncpg.Connection, payment: PaymentRow) -> Confirmation
 
 
 def _confirmed_text(
-    t: Translator, language: str, payment: PaymentRow, credited_kop: int, balance_kop: int, late: bool
+    t: Translator,
+    language: str,
+    payment: PaymentRow,
+    credited_kop: int,
+    balance_kop: int,
+    late: bool,
+    late_note: tuple[str, dict[str, str]] | None,
 ) -> str:
     amounts = {
         "credited": format_rub(credited_kop),
@@ -332,7 +343,10 @@ def _confirmed_text(
         text = t(language, "payment-confirmed-overpaid", **amounts)
     else:
         text = t(language, "payment-confirmed", **amounts)
-    if late:
+    if late_note is not None:
+        key, values = late_note
+        text += "\n\n" + t(language, key, **values)
+    elif late:
         text += "\n\n" + t(language, "payment-confirmed-late-note")
     return text
 

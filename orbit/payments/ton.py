@@ -23,6 +23,7 @@ from orbit.payments import service
 from orbit.payments.queries import PaymentRow
 from orbit.payments.tonapi import TonapiClient, TonapiError
 from orbit.settings import Settings
+from orbit.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def credited_for(payment: PaymentRow, nanotons: int) -> int:
     return nanotons * payment.amount_kop // payment.currency_amount
 
 
+def kopecks_at_rate(nanotons: int, rate_rub: float) -> int:
+    """Kopecks `nanotons` are worth at `rate_rub` RUB per TON, rounded down."""
+    return int(Decimal(nanotons) * Decimal(str(rate_rub)) * 100 // NANOTON)
+
+
 def format_ton(nanotons: int) -> str:
     """`1234500000` → `1.2345`."""
     text = f"{Decimal(nanotons) / NANOTON:f}"
@@ -100,10 +106,11 @@ def new_comment() -> str:
 
 
 def normalize_comment(text: str | None) -> str | None:
-    """How a transfer's comment is matched: spaces dropped, upper-case (payers retype them)."""
+    """How a transfer's comment is matched: spaces dropped, upper-case (payers retype them);
+    anything Postgres cannot hold (NUL, lone surrogates, controls) dropped first."""
     if not text:
         return None
-    cleaned = re.sub(r"\s+", "", text).upper()
+    cleaned = re.sub(r"\s+", "", clean_text(text, 256)).upper()
     return cleaned[:64] or None
 
 

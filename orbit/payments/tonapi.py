@@ -8,6 +8,7 @@ without a key, even against the local emulator).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,9 @@ class Transaction(msgspec.Struct):
     success: bool
     aborted: bool = False
     in_msg: Message | None = None
+    # Set by `decode_transactions` for an item whose shape it could not read: the
+    # watcher stores it as `rejected` with this reason and moves on.
+    problem: str | None = None
 
     @property
     def is_incoming(self) -> bool:
@@ -129,7 +133,7 @@ class TonapiClient:
             f"/v2/blockchain/accounts/{account}/transactions",
             {"after_lt": str(after_lt), "limit": str(limit), "sort_order": "asc"},
         )
-        return _decode(body, _Transactions).transactions
+        return decode_transactions(body)
 
     async def ton_price(self, currency: str = "RUB") -> float:
         """The price of 1 TON in `currency`."""
@@ -179,6 +183,49 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
+
+
+def decode_transactions(body: bytes) -> list[Transaction]:
+    """A transaction list as tonapi sends it, one odd item never costing the page.
+
+    The strict decoder refuses a whole body for one lone UTF-16 surrogate (`"\\ud800"`,
+    a comment of invalid UTF-16) or one invalid UTF-8 byte; then the body is read
+    again leniently (Python's JSON, bytes replaced) and item by item. An item of the
+    wrong shape that still has a hash and an lt comes back with `problem` set; one
+    without them is logged and dropped. Raises `TonapiError` only when the body is not
+    a transaction list at all.
+    """
+    try:
+        return msgspec.json.decode(body, type=_Transactions).transactions
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        pass
+    try:
+        data = json.loads(body.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        raise TonapiError(f"unexpected tonapi answer: {exc}") from None
+    items = data.get("transactions") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise TonapiError("unexpected tonapi answer: no transactions list")
+    out = []
+    for item in items:
+        tx = _lenient_transaction(item)
+        if tx is not None:
+            out.append(tx)
+    return out
+
+
+def _lenient_transaction(item: object) -> Transaction | None:
+    try:
+        return msgspec.convert(item, Transaction)
+    except msgspec.ValidationError as exc:
+        problem = f"undecodable transaction: {exc}"
+    fields = item if isinstance(item, dict) else {}
+    tx_hash, lt, utime = fields.get("hash"), fields.get("lt"), fields.get("utime")
+    if not isinstance(tx_hash, str) or not isinstance(lt, int) or isinstance(lt, bool):
+        log.warning("tonapi: dropped a transaction without a hash or lt: %.200r", item)
+        return None
+    utime = utime if isinstance(utime, int) and not isinstance(utime, bool) else 0
+    return Transaction(hash=tx_hash, lt=lt, utime=utime, success=False, problem=problem)
 
 
 def _decode(body: bytes, kind: type[_T]) -> _T:

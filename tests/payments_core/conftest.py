@@ -1,13 +1,19 @@
-"""Fixtures for the payments core: users, a translator, a tonapi emulator."""
+"""Fixtures for the payments core: users, a translator, a tonapi emulator, a TON shop."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from orbit.i18n import Translator, create_translator
+from orbit.payments import ton
+from orbit.payments.ton_watch import PAGE_SIZE, PageResult, poll_wallet
+from orbit.payments.tonapi import TonapiClient
 from orbit.sandbox.tonapi import TonapiEmulator
 from orbit.settings import Settings
 from tests.support.cli import orbit
@@ -59,3 +65,56 @@ async def orbit_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     """Run `orbit ARGS...` as an operator would; return (exit code, stdout then stderr)."""
     code, out, err = await orbit(env, *args)
     return code, out + err
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def tonapi_client(http: aiohttp.ClientSession, tonapi: TonapiEmulator, **kw: object) -> TonapiClient:
+    kw.setdefault("base_delay", 0.01)
+    return TonapiClient(http, tonapi.base_url or "", TONAPI_KEY, **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Shop:
+    """TON top-ups as the bot creates them and the watcher matches them."""
+
+    db: asyncpg.Pool
+    redis: Redis
+    http: aiohttp.ClientSession
+    tonapi: TonapiEmulator
+    translator: Translator
+    settings: Settings
+
+    async def invoice(self, user: int, rub: int, settings: Settings | None = None) -> ton.TonInvoice:
+        return await ton.create_ton_payment(
+            self.db, self.redis, self.http, settings or self.settings, user, rub * 100
+        )
+
+    async def paid_in_full(self, user: int, rub: int, count: int) -> list[ton.TonInvoice]:
+        """`count` invoices of `rub` each, every one paid exactly, with its comment."""
+        invoices = [await self.invoice(user, rub) for _ in range(count)]
+        for invoice in invoices:
+            self.tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
+        return invoices
+
+    async def poll(self, *, page_size: int = PAGE_SIZE) -> PageResult:
+        client = tonapi_client(self.http, self.tonapi)
+        return await poll_wallet(
+            self.db, self.redis, client, self.translator, self.settings, page_size=page_size
+        )
+
+
+@pytest.fixture
+def shop(
+    db: asyncpg.Pool,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    tonapi: TonapiEmulator,
+    translator: Translator,
+    settings: Settings,
+) -> Shop:
+    return Shop(db, redis, http, tonapi, translator, settings)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -14,70 +13,16 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.i18n import Translator
 from orbit.payments import service, ton
 from orbit.payments.audit import audit
-from orbit.payments.ton_watch import PAGE_SIZE, PageResult, cursor_name, poll_wallet
+from orbit.payments.ton_watch import cursor_name
 from orbit.payments.tonapi import TonapiClient, TonapiError, TonapiUnavailable
 from orbit.sandbox.tonapi import TonapiEmulator
 from orbit.settings import Settings
-from tests.payments_core.conftest import TON_WALLET, TONAPI_KEY
+from tests.payments_core.conftest import TON_WALLET, TONAPI_KEY, Shop, tonapi_client
 
 MakeUser = Callable[..., Awaitable[int]]
 NANO = 10**9
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def _client(http: aiohttp.ClientSession, tonapi: TonapiEmulator, **kw: object) -> TonapiClient:
-    kw.setdefault("base_delay", 0.01)
-    return TonapiClient(http, tonapi.base_url or "", TONAPI_KEY, **kw)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Shop:
-    """TON top-ups as the bot creates them and the watcher matches them."""
-
-    db: asyncpg.Pool
-    redis: Redis
-    http: aiohttp.ClientSession
-    tonapi: TonapiEmulator
-    translator: Translator
-    settings: Settings
-
-    async def invoice(self, user: int, rub: int, settings: Settings | None = None) -> ton.TonInvoice:
-        return await ton.create_ton_payment(
-            self.db, self.redis, self.http, settings or self.settings, user, rub * 100
-        )
-
-    async def paid_in_full(self, user: int, rub: int, count: int) -> list[ton.TonInvoice]:
-        """`count` invoices of `rub` each, every one paid exactly, with its comment."""
-        invoices = [await self.invoice(user, rub) for _ in range(count)]
-        for invoice in invoices:
-            self.tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
-        return invoices
-
-    async def poll(self, *, page_size: int = PAGE_SIZE) -> PageResult:
-        client = _client(self.http, self.tonapi)
-        return await poll_wallet(
-            self.db, self.redis, client, self.translator, self.settings, page_size=page_size
-        )
-
-
-@pytest.fixture
-def shop(
-    db: asyncpg.Pool,
-    redis: Redis,
-    http: aiohttp.ClientSession,
-    tonapi: TonapiEmulator,
-    translator: Translator,
-    settings: Settings,
-) -> Shop:
-    return Shop(db, redis, http, tonapi, translator, settings)
 
 
 async def _balance(db: asyncpg.Pool, user_id: int) -> int:
@@ -289,7 +234,7 @@ async def test_429_and_5xx_back_off_then_succeed(http: aiohttp.ClientSession, to
     tonapi.send_ton(TON_WALLET, NANO, "x")
     tonapi.fail_next(2, 429)
     tonapi.fail_next(1, 502)
-    client = _client(http, tonapi, retries=5, base_delay=0.1, max_delay=1.0, sleep=sleep)
+    client = tonapi_client(http, tonapi, retries=5, base_delay=0.1, max_delay=1.0, sleep=sleep)
     txs = await client.transactions(TON_WALLET, 0)
     assert len(txs) == 1 and txs[0].in_msg is not None and txs[0].in_msg.comment == "x"
     assert [r.status for r in tonapi.requests] == [429, 429, 502, 200]
@@ -306,7 +251,7 @@ async def test_back_off_is_bounded(http: aiohttp.ClientSession, tonapi: TonapiEm
         slept.append(seconds)
 
     tonapi.fail_next(50, 429)
-    client = _client(http, tonapi, retries=3, base_delay=1.0, max_delay=2.0, sleep=sleep)
+    client = tonapi_client(http, tonapi, retries=3, base_delay=1.0, max_delay=2.0, sleep=sleep)
     with pytest.raises(TonapiUnavailable):
         await client.transactions(TON_WALLET, 0)
     assert len(tonapi.requests) == 4 and len(slept) == 3 and max(slept) <= 2.0

@@ -18,5 +18,5 @@ payment-extra-transfer =
     ✅ Another transfer with the comment of a paid top-up arrived: +{ $credited } ₽.
     Balance: { $balance } ₽.
 payment-ton-matched-by-support = ✅ Support found your TON transfer: +{ $credited } ₽. Balance: { $balance } ₽.
-payment-referral-bonus = 🎁 A friend you invited made their first top-up: +{ $amount } ₽. Balance: { $balance } ₽.
+payment-referral-bonus = 🎁 A friend you invited topped up their balance: +{ $amount } ₽. Balance: { $balance } ₽.
 payment-refunded = ↩️ Your payment was refunded: −{ $amount } ₽. Balance: { $balance } ₽.

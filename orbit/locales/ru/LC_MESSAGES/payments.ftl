@@ -18,5 +18,5 @@ payment-extra-transfer =
     ✅ Пришёл ещё один перевод с комментарием уже оплаченного пополнения: +{ $credited } ₽.
     Баланс: { $balance } ₽.
 payment-ton-matched-by-support = ✅ Поддержка нашла ваш перевод TON: +{ $credited } ₽. Баланс: { $balance } ₽.
-payment-referral-bonus = 🎁 Приглашённый вами друг впервые пополнил баланс: +{ $amount } ₽. Баланс: { $balance } ₽.
+payment-referral-bonus = 🎁 Приглашённый вами друг пополнил баланс: +{ $amount } ₽. Баланс: { $balance } ₽.
 payment-refunded = ↩️ Платёж возвращён: −{ $amount } ₽. Баланс: { $balance } ₽.

@@ -2,17 +2,22 @@
 
     orbit ton unmatched [--limit N] [--json]
     orbit ton credit HASH --user USER_ID --rub AMOUNT
+    orbit ton reconcile [--hours N] [--json]
 
 A transfer with an unknown or missing comment is kept as `unmatched`. When
 support has found whose it is (the user sends the transaction link), `credit`
 puts AMOUNT RUB on that user's balance once per transfer and tells them. Bad
-input is refused in one line (exit code 2) and nothing is changed.
+input is refused in one line (exit code 2) and nothing is changed. `reconcile`
+re-reads the wallet's last N hours (`TON_RECONCILE_LOOKBACK_HOURS`) behind the
+watcher's cursor and credits, once, anything it missed (docs/payments.md).
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
+import aiohttp
 import msgspec
 
 from orbit import ledger, outbox
@@ -22,7 +27,9 @@ from orbit.i18n import create_translator
 from orbit.money import format_rub
 from orbit.payments.service import PaymentError, parse_topup_amount
 from orbit.payments.ton import format_ton
+from orbit.payments.ton_reconcile import reconcile_ton
 from orbit.payments.ton_watch import TransferNotUnmatched, credit_unmatched, list_unmatched
+from orbit.payments.tonapi import TonapiError
 from orbit.settings import Settings
 
 
@@ -36,10 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     credit.add_argument("hash", help="the transaction hash, as `unmatched` shows it")
     credit.add_argument("--user", required=True, help="the Telegram id of the user to credit")
     credit.add_argument("--rub", required=True, help="RUB to credit, e.g. 300 or 149.50")
+    reconcile = actions.add_parser(
+        "reconcile", help="re-read the wallet behind the cursor, credit what was missed"
+    )
+    reconcile.add_argument(
+        "--hours", type=int, default=None, help="look-back (default TON_RECONCILE_LOOKBACK_HOURS)"
+    )
+    reconcile.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "reconcile":
+        return await _reconcile(args, settings)
     if args.action == "credit":
         try:
             user_id = int(args.user)
@@ -82,4 +98,31 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await redis.aclose()
     balance = format_rub(entry.balance_after_kop)
     print(f"credited {format_rub(amount_kop)} RUB to user {user_id}; balance {balance} RUB")  # noqa: T201
+    return 0
+
+
+async def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.ton_address:
+        raise CommandError("TON_ADDRESS is not set: there is no wallet to reconcile")
+    if args.hours is not None and args.hours <= 0:
+        raise CommandError("--hours must be a positive number of hours")
+    lookback = timedelta(hours=args.hours) if args.hours else None
+    pool = await create_pool(settings, max_size=2)
+    redis = create_redis(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            report = await reconcile_ton(pool, redis, http, settings, lookback=lookback)
+    except TonapiError as exc:
+        raise CommandError(f"tonapi could not be read: {exc}") from None
+    finally:
+        await redis.aclose()
+        await pool.close()
+    if args.json:
+        print(msgspec.json.encode(report).decode())  # noqa: T201
+    else:
+        print(  # noqa: T201
+            f"read {report.read} transactions (lt {report.from_lt}..{report.to_lt}): {report.fixed} missed"
+            f" and stored now, {report.matched} credited ({format_rub(report.credited_kop)} RUB),"
+            f" {report.unmatched} unmatched, {report.rejected} rejected"
+        )
     return 0

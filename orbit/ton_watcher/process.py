@@ -2,18 +2,23 @@
 
 Every 30 s, and at once when a user presses "I paid" (`orbit:ton:poke`), it
 fetches the wallet's transactions after the cursor kept in Postgres and
-credits the payments they pay (`orbit.payments.ton_watch`).
+credits the payments they pay (`orbit.payments.ton_watch`). At start and then
+every `TON_RECONCILE_INTERVAL_MINUTES` the same tick also re-reads the history
+behind the cursor (`orbit.payments.ton_reconcile`): it owns the tonapi client
+and holds the lease, so the two never race another watcher.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AsyncExitStack
 
 from orbit import keys
 from orbit.i18n import create_translator
+from orbit.payments.ton_reconcile import reconcile_ton
 from orbit.payments.ton_watch import poll_wallet
-from orbit.payments.tonapi import TonapiClient
+from orbit.payments.tonapi import TonapiClient, TonapiError
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)
@@ -26,11 +31,23 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         return Job()
     client = TonapiClient(ctx.http, settings.tonapi_url, settings.tonapi_key)
     translator = create_translator()
+    reconcile_every = settings.ton_reconcile_interval_minutes * 60.0
+    next_reconcile = time.monotonic()  # the first tick reconciles: whatever happened while down
 
     async def tick() -> None:
+        nonlocal next_reconcile
         await poll_wallet(
             ctx.pool, ctx.redis, client, translator, settings, should_stop=ctx.stopping.is_set
         )
+        if not reconcile_every or time.monotonic() < next_reconcile or ctx.stopping.is_set():
+            return
+        next_reconcile = time.monotonic() + reconcile_every
+        try:
+            await reconcile_ton(
+                ctx.pool, ctx.redis, ctx.http, settings, translator=translator, client=client
+            )
+        except TonapiError as exc:  # tried again at the next interval
+            log.warning("TON reconcile skipped: %s", exc)
 
     log.info("watching TON wallet %s via %s", settings.ton_address, settings.tonapi_url)
     return Job(tick=tick)

@@ -20,7 +20,8 @@ from orbit.payments.audit import audit
 from orbit.payments.ton_watch import cursor_name
 from orbit.sandbox.tonapi import TonapiEmulator
 from orbit.settings import Settings
-from tests.payments_core.conftest import TON_WALLET, TONAPI_KEY
+from tests.payments_core.conftest import TON_WALLET, TONAPI_KEY, Shop
+from tests.payments_core.test_ton_reconcile import _a_transfer_the_watcher_missed
 from tests.support.processes import WorkerProcess, spawn, wait_for_heartbeat
 
 MakeUser = Callable[..., Awaitable[int]]
@@ -224,3 +225,28 @@ async def test_without_a_wallet_the_watcher_idles_and_stops_cleanly(
     await wait_for_heartbeat(redis, "ton_watcher", pid=worker.pid)
     assert await worker.stop() == 0
     assert "TON payments are off" in worker.output()
+
+
+async def test_the_watcher_reconciles_what_tonapi_listed_late(
+    db: asyncpg.Pool,
+    redis: Redis,
+    tonapi: TonapiEmulator,
+    shop: Shop,
+    make_user: MakeUser,
+    start_watcher: Callable[[], Awaitable[WorkerProcess]],
+) -> None:
+    """A transfer tonapi listed only after the cursor had passed it: the running watcher's
+    reconciliation (at start, then every TON_RECONCILE_INTERVAL_MINUTES) credits it once."""
+    await make_user(1)
+    payment_id, _ = await _a_transfer_the_watcher_missed(shop, tonapi)
+    worker = await start_watcher()
+
+    async def confirmed() -> bool:
+        return await db.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == "confirmed"
+
+    await _wait_for(confirmed, "the missed payment to be reconciled", timeout=30)
+    assert await worker.stop() == 0
+    assert "1 missed and stored now (1 matched, 100 RUB credited" in worker.output()
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 1") == 30_000
+    async with db.acquire() as conn:
+        assert await audit(conn) == []

@@ -1,11 +1,16 @@
 # Shortcuts; the README's two commands work without make.
-.PHONY: run test lint migrate status stop bench
+.PHONY: run test lint migrate status stop bench fuzz
 
 run:
 	./scripts/run.sh
 
 test:
 	./scripts/test.sh
+
+# The fuzz tests with many more examples than the normal run; prints how many ran.
+fuzz:
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} .venv/bin/python -m pytest -q -p no:cacheprovider -m fuzz \
+		--hypothesis-show-statistics tests/fuzz
 
 lint:
 	.venv/bin/ruff check orbit tests migrations bench

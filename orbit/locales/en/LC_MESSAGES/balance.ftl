@@ -34,7 +34,7 @@ topup-ton =
 
     Without the comment the transfer cannot be matched to you.
     Wallet link: { $link }
-    Rate: 1 TON = { $rate } ₽. Pay by { $until }.
+    Rate: 1 TON = { $rate } ₽. Pay by { $until }; a transfer that arrives much later is credited at the lower of this rate and the rate then.
 btn-ton-paid = ✅ I paid
 ton-checking = Checking the blockchain… You will get a message as soon as the transfer arrives.
 

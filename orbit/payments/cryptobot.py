@@ -169,7 +169,15 @@ class CryptoPayClient:
         return _decode(raw, Invoice)
 
     async def get_invoices(self, invoice_ids: list[int]) -> list[Invoice]:
-        raw = await self.call("getInvoices", {"invoice_ids": ",".join(map(str, invoice_ids))})
+        raw = await self.call(
+            "getInvoices",
+            {"invoice_ids": ",".join(map(str, invoice_ids)), "count": max(len(invoice_ids), 1)},
+        )
+        return _decode(raw, _Items).items
+
+    async def recent_invoices(self, status: str, count: int = 100) -> list[Invoice]:
+        """The app's latest invoices of `status` (newest first, at most 1000)."""
+        raw = await self.call("getInvoices", {"status": status, "count": count})
         return _decode(raw, _Items).items
 
 

@@ -27,4 +27,6 @@ async def reconcile_due(deps: ReconcileDeps) -> int:
     for report in reports:
         for fixed in report.fixed:
             log.warning("reconcile %s fixed: %s", report.source, fixed)
+        if report.unresolved or report.error:
+            log.warning("reconcile %s", report.line())
     return sum(r.changed for r in reports)

@@ -52,7 +52,8 @@ async def report_issue(
     issue_id = await queries.record_issue(conn, source, subject, kind, user_id, amount_kop, detail)
     if issue_id is None:
         return False
-    log.warning("reconcile issue %d: %s %s %s: %s", issue_id, source, kind, subject, detail)
+    # INFO: `orbit reconcile --json` owns stdout; the janitor logs its report at WARNING.
+    log.info("reconcile issue %d: %s %s %s: %s", issue_id, source, kind, subject, detail)
     escaped = {name: html.escape(value) for name, value in what.items()}
     for admin_id in settings.admin_ids:
         language = await queries.user_language(conn, admin_id)

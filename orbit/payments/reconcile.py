@@ -76,7 +76,7 @@ async def run_reconcilers(reconcilers: dict[str, Reconciler]) -> list[Report]:
         try:
             report = await reconcile()
         except Exception as exc:  # a source down must not stop the others; logged once here
-            log.warning("reconcile %s failed: %r", source, exc)
+            log.info("reconcile %s failed: %r", source, exc)
             report = Report(source=source, error=f"{type(exc).__name__}: {exc}")
         report.seconds = round(time.monotonic() - started, 3)
         log.info("reconcile %s in %.2fs", report.line(), report.seconds)

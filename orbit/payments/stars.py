@@ -315,7 +315,7 @@ async def reverse_refunded_charge(
             result = RefundOutcome("uncovered", payment.id, reported)
         else:
             await issues.resolve_issue(conn, METHOD, charge_id, "refund_uncovered")
-            log.warning(
+            log.info(
                 "stars charge %s was refunded outside the bot: payment %d reversed", charge_id, payment.id
             )
             result = RefundOutcome("reversed", payment.id)

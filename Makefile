@@ -1,5 +1,5 @@
 # Shortcuts; the README's two commands work without make.
-.PHONY: run test lint migrate status stop bench
+.PHONY: run test lint migrate status stop bench fuzz
 
 run:
 	./scripts/run.sh
@@ -18,3 +18,7 @@ status:
 
 stop:
 	.venv/bin/supervisorctl -c supervisord.conf shutdown
+
+# The fuzz tests, longer than in the normal run; prints how many examples each ran.
+fuzz:
+	HYPOTHESIS_PROFILE=fuzz-long .venv/bin/python -m pytest -p no:cacheprovider -m fuzz tests/fuzz --hypothesis-show-statistics -q

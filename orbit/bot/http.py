@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 from redis.asyncio import Redis
 
 from orbit.bot.metrics import Metrics
@@ -61,6 +62,18 @@ async def cryptobot_webhook(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def expect_continue_only(request: web.Request) -> None:
+    """aiohttp's own Expect handler echoes the header into its 417 text and fails with a
+    500 when the header is not valid UTF-8; the webhook is reachable from anywhere."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="unsupported Expect header")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the body has not started yet
+
+
 def create_app(
     pool: asyncpg.Pool,
     redis: Redis,
@@ -77,5 +90,5 @@ def create_app(
     if settings is not None and translator is not None:
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator
-        app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook)
+        app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook, expect_handler=expect_continue_only)
     return app

@@ -255,3 +255,13 @@ async def test_signed_bodies_with_absurd_fields_are_answered_without_a_5xx(
         assert delivery.status is not None and delivery.status < 500, change
     assert await balance(db, 1) == 0
     assert await db.fetchval("SELECT status FROM payments WHERE id = $1", payment.id) == "pending"
+
+
+async def test_an_expect_header_the_webhook_does_not_know_is_417_not_500(
+    db: asyncpg.Pool, create: Create, bot_http: str
+) -> None:
+    """Found by tests/fuzz/test_webhook_bodies.py: aiohttp's own Expect handler echoes
+    the header into its answer and fails on bytes that are not UTF-8."""
+    path = http_routes.CRYPTOBOT_WEBHOOK_PATH
+    for value in (b"\x80\xff", b"nonsense", "é".encode()):
+        assert await _raw_post(bot_http, path, [(b"Expect", value)], b"{}") == 417

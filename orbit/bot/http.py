@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
@@ -18,6 +20,8 @@ METRICS = web.AppKey("metrics", Metrics)
 SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -57,6 +61,11 @@ async def cryptobot_webhook(request: web.Request) -> web.Response:
     except cryptobot.BadUpdate:
         app[METRICS].inc("cryptobot_webhooks_total", outcome="bad_update")
         return web.json_response({"ok": False, "error": "unreadable update"}, status=400)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        # Not the sender's fault: Crypto Pay retries a 5xx, and reconciliation finds it anyway.
+        log.warning("cryptobot webhook not handled, database unavailable: %r", exc)
+        app[METRICS].inc("cryptobot_webhooks_total", outcome="unavailable")
+        return web.json_response({"ok": False, "error": "try again later"}, status=503)
     outcome = "ignored" if done is None else "replayed" if done.replayed else "confirmed"
     app[METRICS].inc("cryptobot_webhooks_total", outcome=outcome)
     return web.json_response({"ok": True})

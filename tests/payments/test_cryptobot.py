@@ -265,3 +265,26 @@ async def test_an_expect_header_the_webhook_does_not_know_is_417_not_500(
     path = http_routes.CRYPTOBOT_WEBHOOK_PATH
     for value in (b"\x80\xff", b"nonsense", "é".encode()):
         assert await _raw_post(bot_http, path, [(b"Expect", value)], b"{}") == 417
+
+
+async def test_a_webhook_while_the_database_is_unreachable_is_503_in_one_line(
+    database_url: str, redis: Redis, settings: Settings, translator: Translator
+) -> None:
+    from aiohttp import web
+
+    from orbit.bot.metrics import Metrics
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    await pool.close()  # every acquire now fails, as with Postgres gone
+    runner = web.AppRunner(http_routes.create_app(pool, redis, Metrics(), settings, translator))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        body = b'{"update_id": 1, "update_type": "invoice_paid", "payload": {"invoice_id": 1,'
+        body += b' "status": "paid", "amount": "300.00", "fiat": "RUB", "currency_type": "fiat"}}'
+        signature = sign_body(CRYPTOBOT_TOKEN, body).encode()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        path = http_routes.CRYPTOBOT_WEBHOOK_PATH
+        assert await _raw_post(base, path, [(b"crypto-pay-api-signature", signature)], body) == 503
+    finally:
+        await runner.cleanup()

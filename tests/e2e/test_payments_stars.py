@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from orbit import ledger
 from tests.e2e.conftest import ADMIN_ID, Telegram
 from tests.support.cli import orbit
 from tests.support.journey import eventually
@@ -152,3 +153,34 @@ async def test_a_banned_users_payment_still_reaches_the_balance(
     # Everything else is refused.
     refused = (await ann.send("/menu")).text or ""
     assert refused.startswith("Sorry, your access to this bot has been restricted.")
+
+
+async def test_a_refund_made_outside_the_bot_reaches_it_as_refunded_payment(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    await start_bot()
+    ann = make_user(8105, first_name="Ann")
+    eve = make_user(8106, first_name="Eve")
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await admin.send("/start")
+    charges = {}
+    for user in (ann, eve):
+        invoice_id = await _stars_invoice(user)
+        charges[user.id] = (await telegram.control.pay(user.id, invoice_id)).telegram_payment_charge_id
+        await user.wait_until(lambda shown: any(m.text == RECEIVED for m in shown))
+    async with db.acquire() as conn, conn.transaction():  # Eve spent it
+        await ledger.debit(conn, 8106, 30_000, "purchase", "test-spent")
+    for charge_id in charges.values():
+        await telegram.control.refund_charge(charge_id)  # support refunded both
+
+    await ann.wait_until(
+        lambda shown: any((m.text or "").startswith("↩️ Your payment was refunded") for m in shown)
+    )
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8105") == 0
+    statuses = await db.fetch("SELECT user_id, status FROM payments ORDER BY id")
+    assert [(r["user_id"], r["status"]) for r in statuses] == [(8105, "refunded"), (8106, "confirmed")]
+    alert = await admin.wait_until(
+        lambda shown: any("Reconciliation could not fix" in (m.text or "") for m in shown)
+    )
+    assert any("user 8106 has already spent" in (m.text or "") for m in alert)
+    assert await db.fetchval("SELECT kind FROM reconcile_issues") == "refund_uncovered"

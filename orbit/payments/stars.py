@@ -218,9 +218,9 @@ async def refund_stars(
         if payment.method != METHOD:
             raise NotAStarsPayment(payment_id)
         entry = await service.reverse_payment(conn, translator, payment_id, note=note)
-        if entry.replayed:
-            confirmed = payment.details.get("refund_state") != "unconfirmed"
-        else:
+        # Asked again for an unconfirmed refund: CHARGE_ALREADY_REFUNDED or success settles it.
+        unsettled = entry.replayed and payment.details.get("refund_state") == "unconfirmed"
+        if not entry.replayed or unsettled:
             assert payment.external_id is not None  # a confirmed Stars payment carries its charge id
             confirmed = await _ask_refund(bot, payment.user_id, payment.external_id, timeout)
             await queries.set_refund_state(conn, payment_id, "confirmed" if confirmed else "unconfirmed")

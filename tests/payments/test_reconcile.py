@@ -196,6 +196,12 @@ async def test_a_refund_whose_answer_is_lost_keeps_the_debit_until_reconciled(
     assert row["status"] == "refunded" and row["details"]["refund_state"] == "unconfirmed"
     await _audit_holds(db)
 
+    # Asking again (the admin's /refund once more) meets CHARGE_ALREADY_REFUNDED: settled.
+    again = await stars.refund_stars(db, redis, translator, bot, invoice.payment.id)
+    assert again.confirmed and again.entry.replayed and await balance(db, 1) == 0
+    await db.execute(  # back to unconfirmed, for reconciliation to settle it instead
+        "UPDATE payments SET details = details || '{\"refund_state\": \"unconfirmed\"}'"
+    )
     report = await reconcile_stars(db, redis, translator, stars_settings, bot)
     assert (report.settled, report.reversed, report.credited) == (1, 0, 0)
     row = await db.fetchrow("SELECT status, details FROM payments WHERE id = $1", invoice.payment.id)

@@ -44,9 +44,12 @@ async def reconcile_cryptobot(
         invoices.setdefault(invoice.invoice_id, invoice)
     report.checked = len(invoices)
     paid = [i for i in invoices.values() if i.status == "paid"]
-    credited = await queries.known_external_ids(pool, cryptobot.METHOD, [str(i.invoice_id) for i in paid])
+    paid_ids = [str(i.invoice_id) for i in paid]
+    credited = await queries.known_external_ids(pool, cryptobot.METHOD, paid_ids)
+    reported = await queries.reported_subjects(pool, cryptobot.METHOD, "invoice_unmatched", paid_ids)
     for invoice in paid:
-        if credited.get(str(invoice.invoice_id)) in ("confirmed", "refunded"):
+        invoice_id = str(invoice.invoice_id)
+        if credited.get(invoice_id) in ("confirmed", "refunded") or invoice_id in reported:
             continue
         confirmation = await cryptobot.confirm_invoice(pool, redis, translator, settings, invoice)
         if confirmation is None:

@@ -358,6 +358,11 @@ UPDATE reconcile_issues SET resolved_at = now()
 WHERE source = $1 AND subject = $2 AND kind = $3 AND resolved_at IS NULL
 """
 
+# Subjects already reported as `kind`: asking again would only log the same error again.
+REPORTED_SUBJECTS = """
+SELECT subject FROM reconcile_issues WHERE source = $1 AND kind = $2 AND subject = ANY($3::text[])
+"""
+
 OPEN_ISSUES = """
 SELECT id, source, subject, kind, user_id, amount_kop, detail, created_at
 FROM reconcile_issues WHERE resolved_at IS NULL ORDER BY id LIMIT $1
@@ -405,6 +410,12 @@ async def record_issue(
 
 async def resolve_issue(conn: asyncpg.Connection, source: str, subject: str, kind: str) -> None:
     await conn.execute(RESOLVE_ISSUE, source, subject, kind)
+
+
+async def reported_subjects(
+    conn: asyncpg.Connection | asyncpg.Pool, source: str, kind: str, subjects: list[str]
+) -> set[str]:
+    return {r["subject"] for r in await conn.fetch(REPORTED_SUBJECTS, source, kind, subjects)}
 
 
 async def open_issues(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[asyncpg.Record]:

@@ -83,12 +83,14 @@ async def _reconcile_page(
     page: list[StarTransaction],
     report: Report,
 ) -> None:
-    known = await queries.known_external_ids(pool, stars.METHOD, [tx.id for tx in page])
+    ids = [tx.id for tx in page]
+    known = await queries.known_external_ids(pool, stars.METHOD, ids)
+    reported = await queries.reported_subjects(pool, stars.METHOD, "charge_unmatched", ids)
     for tx in page:
         report.checked += 1
         payer = _user_partner(tx.source)
         if payer is not None and payer.transaction_type in (INVOICE_PAYMENT, None):
-            if tx.id not in known:
+            if tx.id not in known and tx.id not in reported:
                 await _credit_unrecorded(pool, redis, translator, settings, tx, payer, report)
                 known[tx.id] = "confirmed"
             continue

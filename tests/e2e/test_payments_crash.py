@@ -219,3 +219,25 @@ async def test_bot_killed_while_confirming_a_crypto_pay_webhook(
     assert [r.changed for r in again] == [0, 0]
     assert await _ledger(db) == before and len(before) == 1
     await _audit(env)
+
+
+async def test_the_janitor_process_reconciles_on_its_interval(
+    bot_env: dict[str, str], log_dir: object, redis: Redis, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    """The reconciliation job itself: a real janitor with BOT_TOKEN credits a charge
+    that no bot saw, once, without anyone running `orbit reconcile`."""
+    await db.execute("INSERT INTO users (id) VALUES (8304)")
+    payment_id = await db.fetchval(
+        "INSERT INTO payments (user_id, method, amount_kop, currency, currency_amount, expires_at)"
+        " VALUES (8304, 'stars', 30000, 'XTR', 223, now() + interval '10 minutes') RETURNING id"
+    )
+    await telegram.control.charge(8304, 223, str(payment_id))
+    janitor = await spawn("janitor", {**bot_env, "RECONCILE_INTERVAL_SECONDS": "3600"}, log_dir)  # type: ignore[arg-type]
+    try:
+        await wait_for_heartbeat(redis, "janitor", pid=janitor.pid, timeout=30)
+        await eventually(lambda: db.fetchval("SELECT balance_kop = 30000 FROM users WHERE id = 8304"), 30)
+        assert 3500 < await redis.ttl("reconcile:claim") <= 3600
+    finally:
+        assert await janitor.stop() == 0, janitor.output()[-2000:]
+    assert "reconcile stars fixed: charge" in janitor.output()
+    assert await db.fetchval("SELECT count(*) FROM ledger") == 1

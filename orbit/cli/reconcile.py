@@ -14,6 +14,8 @@ open. Exit code 1 when a source could not be read.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 import aiohttp
 import asyncpg
@@ -41,7 +43,16 @@ def _out(line: str) -> None:
     print(line)  # noqa: T201
 
 
+def _logs_to_stderr() -> None:
+    """This command's stdout is its report (`--json` for scripts); the log lines a fix or
+    a refusal writes on the way go to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    _logs_to_stderr()
     pool = await create_pool(settings, max_size=2)
     try:
         await require_schema(pool)

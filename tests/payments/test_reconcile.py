@@ -28,6 +28,7 @@ from orbit.sandbox.telegram_control import TelegramControl
 from orbit.settings import Settings
 from tests.conftest import TEST_BOT_TOKEN
 from tests.payments.conftest import MakeUser, balance
+from tests.support.cli import orbit
 
 ADMIN = 900_000_001
 
@@ -312,3 +313,38 @@ async def test_the_janitor_runs_reconciliation_once_per_interval(
     assert 0 < await redis.ttl("reconcile:claim") <= stars_settings.reconcile_interval_seconds
     assert len(await telegram.calls("getStarTransactions")) == 1
     assert await balance(db, 1) == 30_000
+
+
+async def test_the_command_line_prints_fixes_lists_issues_and_fails_on_an_unreadable_source(
+    db: asyncpg.Pool,
+    make_user: MakeUser,
+    stars_settings: Settings,
+    telegram: TelegramControl,
+    base_env: dict[str, str],
+) -> None:
+    await make_user(1)
+    invoice = await stars.create_stars_payment(db, stars_settings, 1, 30_000)
+    charge = await telegram.charge(1, invoice.stars, invoice.payload)
+    await telegram.charge(1, 10, "not-ours")
+    env = {
+        **base_env,
+        "LOG_LEVEL": "WARNING",
+        "BOT_TOKEN": TEST_BOT_TOKEN,
+        "TELEGRAM_API_URL": stars_settings.telegram_api_url,
+        "ADMIN_IDS": str(ADMIN),
+    }
+    code, out, err = await orbit(env, "reconcile")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "stars: checked 2, credited 1, reversed 0, settled 0, unresolved 1"
+    assert lines[1].startswith(f"  fixed: charge {charge.telegram_payment_charge_id} of user 1 was never")
+    code, out, _ = await orbit(env, "reconcile", "--issues")
+    assert code == 0 and " stars charge_unmatched stx" in out and "names no payment" in out
+
+    # Crypto Pay configured but unreachable: that source fails, Stars still runs, exit 1.
+    broken = {**env, "CRYPTOBOT_TOKEN": "1:x", "CRYPTOBOT_API_URL": "http://127.0.0.1:9"}
+    code, out, _ = await orbit(broken, "reconcile")
+    assert code == 1
+    assert out.splitlines()[0].startswith("stars: checked 2, credited 0")
+    assert out.splitlines()[1].startswith("cryptobot: checked 0, credited 0, reversed 0, settled 0,")
+    assert "failed: CryptoPayError" in out

@@ -358,6 +358,8 @@ UPDATE reconcile_issues SET resolved_at = now()
 WHERE source = $1 AND subject = $2 AND kind = $3 AND resolved_at IS NULL
 """
 
+EARLIEST_PAYMENT = "SELECT min(created_at) FROM payments WHERE method = $1"
+
 # Subjects already reported as `kind`: asking again would only log the same error again.
 REPORTED_SUBJECTS = """
 SELECT subject FROM reconcile_issues WHERE source = $1 AND kind = $2 AND subject = ANY($3::text[])

@@ -222,7 +222,7 @@ async def refund_stars(
         unsettled = entry.replayed and payment.details.get("refund_state") == "unconfirmed"
         if not entry.replayed or unsettled:
             assert payment.external_id is not None  # a confirmed Stars payment carries its charge id
-            confirmed = await _ask_refund(bot, payment.user_id, payment.external_id, timeout)
+            confirmed = await ask_refund(bot, payment.user_id, payment.external_id, timeout)
             await queries.set_refund_state(conn, payment_id, "confirmed" if confirmed else "unconfirmed")
     if not entry.replayed:
         await outbox.wake_sender(redis)
@@ -235,7 +235,7 @@ async def refund_stars(
     return StarsRefund(entry, confirmed)
 
 
-async def _ask_refund(bot: Bot, user_id: int, charge_id: str, timeout: float) -> bool:
+async def ask_refund(bot: Bot, user_id: int, charge_id: str, timeout: float) -> bool:
     """Whether Telegram confirmed the refund (or had done it already); False when its
     answer is unknown. Telegram's refusal raises."""
     try:

@@ -21,10 +21,11 @@ transaction is idempotent, so re-reading is harmless.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import asyncpg
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.types import StarTransaction, TransactionPartnerUser
 from redis.asyncio import Redis
 
@@ -42,6 +43,7 @@ PAGE = 100  # the most getStarTransactions returns
 MAX_PAGES = 50  # per run; the cursor carries the rest to the next run
 UNCONFIRMED_BATCH = 50
 INVOICE_PAYMENT = "invoice_payment"
+HISTORY_MARGIN = timedelta(hours=1)
 
 
 def _user_partner(partner: object) -> TransactionPartnerUser | None:
@@ -86,11 +88,14 @@ async def _reconcile_page(
     ids = [tx.id for tx in page]
     known = await queries.known_external_ids(pool, stars.METHOD, ids)
     reported = await queries.reported_subjects(pool, stars.METHOD, "charge_unmatched", ids)
+    # The bot's history from before Orbit took Stars (another bot on this token) is not ours.
+    earliest = await pool.fetchval(queries.EARLIEST_PAYMENT, stars.METHOD)
     for tx in page:
         report.checked += 1
         payer = _user_partner(tx.source)
         if payer is not None and payer.transaction_type in (INVOICE_PAYMENT, None):
-            if tx.id not in known and tx.id not in reported:
+            ours = earliest is not None and tx.date >= earliest - HISTORY_MARGIN
+            if ours and tx.id not in known and tx.id not in reported:
                 await _credit_unrecorded(pool, redis, translator, settings, tx, payer, report)
                 known[tx.id] = "confirmed"
             continue
@@ -158,15 +163,15 @@ async def _settle_unconfirmed(
         assert payment.external_id is not None
         report.checked += 1
         try:
-            await bot.refund_star_payment(
-                user_id=payment.user_id, telegram_payment_charge_id=payment.external_id
+            confirmed = await stars.ask_refund(
+                bot, payment.user_id, payment.external_id, stars.REFUND_TIMEOUT_SECONDS
             )
-        except TelegramBadRequest as exc:
-            if stars.ALREADY_REFUNDED not in exc.message:
+        except TelegramAPIError as exc:  # refused (a 429 is asked again next run)
+            if not isinstance(exc, TelegramRetryAfter):
                 await _report_refused(pool, translator, settings, payment, exc.message, report)
-                continue
-        except stars.UNKNOWN_OUTCOME as exc:
-            log.info("refund of payment %d still unconfirmed: %s", payment.id, exc)
+            continue
+        if not confirmed:
+            log.info("refund of payment %d still unconfirmed", payment.id)
             continue
         async with pool.acquire() as conn, conn.transaction():
             locked = await queries.lock_payment(conn, payment.id)

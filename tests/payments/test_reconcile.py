@@ -110,6 +110,7 @@ async def test_a_charge_naming_no_payment_is_reported_once_to_the_admins(
     bot: Bot,
 ) -> None:
     await make_user(1)
+    await stars.create_stars_payment(db, stars_settings, 1, 30_000)  # Orbit takes Stars from now on
     charge = await telegram.charge(1, 50, "nonsense\x00<b>")
     first = await reconcile_stars(db, redis, translator, stars_settings, bot)
     second = await reconcile_stars(db, redis, translator, stars_settings, bot, from_start=True)
@@ -121,6 +122,13 @@ async def test_a_charge_naming_no_payment_is_reported_once_to_the_admins(
     [alert] = await db.fetch("SELECT text FROM outbox WHERE chat_id = $1", ADMIN)
     assert "&lt;b&gt;" in alert["text"] and "orbit reconcile --issues" in alert["text"]
     assert await db.fetchval("SELECT count(*) FROM ledger") == 0
+
+    # A charge from before Orbit's first Stars payment (another bot on this token) is not ours.
+    await db.execute("UPDATE payments SET created_at = now() + interval '2 hours'")
+    await telegram.charge(1, 70, "their-order")
+    older = await reconcile_stars(db, redis, translator, stars_settings, bot, from_start=True)
+    assert (older.checked, older.unresolved) == (2, 0)
+    assert await db.fetchval("SELECT count(*) FROM reconcile_issues") == 1
 
 
 async def test_a_refund_made_outside_the_bot_reverses_the_credit_or_is_reported(

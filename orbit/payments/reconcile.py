@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
@@ -30,24 +31,16 @@ log = logging.getLogger(__name__)
 Reconciler = Callable[[], Awaitable[Report]]
 
 
+@dataclass(frozen=True, slots=True)
 class ReconcileDeps:
     """What the reconcilers need; `bot` is None where no BOT_TOKEN is configured."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        redis: Redis,
-        http: aiohttp.ClientSession,
-        translator: Translator,
-        settings: Settings,
-        bot: Bot | None,
-    ) -> None:
-        self.pool = pool
-        self.redis = redis
-        self.http = http
-        self.translator = translator
-        self.settings = settings
-        self.bot = bot
+    pool: asyncpg.Pool
+    redis: Redis
+    http: aiohttp.ClientSession
+    translator: Translator
+    settings: Settings
+    bot: Bot | None
 
 
 def reconcilers(deps: ReconcileDeps, *, from_start: bool = False) -> dict[str, Reconciler]:
@@ -62,8 +55,9 @@ def reconcilers(deps: ReconcileDeps, *, from_start: bool = False) -> dict[str, R
         found["cryptobot"] = lambda: cryptobot_reconcile.reconcile_cryptobot(
             deps.pool, deps.redis, deps.http, deps.translator, deps.settings
         )
-    # --- TON: the lead adds `reconcile_ton(...)` from orbit/payments/ton_reconcile.py (branch
-    # `ton`) here, under `if deps.settings.ton_address:`, as found["ton"] = lambda: ... ---
+    # >>> TON goes here (the lead, merging branch `ton`): `reconcile_ton(...)` from
+    # orbit/payments/ton_reconcile.py, under `if deps.settings.ton_address:`,
+    # as `found["ton"] = lambda: ...` returning a `Report(source="ton")`. <<<
     return found
 
 

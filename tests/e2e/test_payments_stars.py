@@ -184,3 +184,32 @@ async def test_a_refund_made_outside_the_bot_reaches_it_as_refunded_payment(
     )
     assert any("user 8106 has already spent" in (m.text or "") for m in alert)
     assert await db.fetchval("SELECT kind FROM reconcile_issues") == "refund_uncovered"
+
+
+async def test_a_refund_whose_answer_times_out_is_unconfirmed_then_settled_by_telegrams_message(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    """Defect 5 in the bot: the admin is told the refund is unconfirmed, the debit stays,
+    and Telegram's refunded_payment message confirms it."""
+    await start_bot()
+    ann = make_user(8107, first_name="Ann")
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await admin.send("/start")
+    invoice_id = await _stars_invoice(ann)
+    assert (await telegram.control.pay(ann.id, invoice_id)).status == "paid"
+    await ann.wait_until(lambda shown: any(m.text == RECEIVED for m in shown))
+    payment_id = await db.fetchval("SELECT id FROM payments")
+
+    await telegram.control.hold_answers("refundStarPayment", 30)  # longer than the bot waits
+    reply = await admin.send(f"/refund {payment_id}", timeout=40)
+    assert reply.text == (
+        f"⏳ Payment {payment_id}: −300 ₽ taken from user 8107, but Telegram did not answer."
+        " The refund is marked unconfirmed; reconciliation settles it."
+    )
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8107") == 0
+    await eventually(
+        lambda: db.fetchval("SELECT details->>'refund_state' = 'confirmed' FROM payments"), timeout=15
+    )
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"
+    kinds = [r["kind"] for r in await db.fetch("SELECT kind FROM ledger WHERE user_id = 8107 ORDER BY id")]
+    assert kinds == ["topup", "refund"]

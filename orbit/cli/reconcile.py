@@ -25,7 +25,7 @@ from orbit.connections import check_redis, create_pool, create_redis
 from orbit.i18n import create_translator
 from orbit.migrate import require_schema
 from orbit.payments import issues
-from orbit.payments.reconcile import ReconcileDeps, Report, reconcilers, run_reconcilers
+from orbit.payments.reconcile_report import Report
 from orbit.settings import Settings
 
 
@@ -82,12 +82,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _reconcile(settings: Settings, pool: asyncpg.Pool, *, from_start: bool) -> list[Report]:
-    redis = create_redis(settings)
-    bot = None
-    if settings.bot_token:
-        from orbit.bot.process import create_bot  # aiogram's import costs seconds: only when needed
+    # aiogram's import costs seconds: every other `orbit` command stays without it.
+    from orbit.bot.process import create_bot
+    from orbit.payments.reconcile import ReconcileDeps, reconcilers, run_reconcilers
 
-        bot = create_bot(settings)
+    redis = create_redis(settings)
+    bot = create_bot(settings) if settings.bot_token else None
     try:
         await check_redis(redis, settings)
         async with aiohttp.ClientSession() as http:

@@ -23,3 +23,7 @@ status:
 
 stop:
 	.venv/bin/supervisorctl -c supervisord.conf shutdown
+
+# The fuzz tests, longer than in the normal run; prints how many examples each ran.
+fuzz:
+	HYPOTHESIS_PROFILE=fuzz-long .venv/bin/python -m pytest -p no:cacheprovider -m fuzz tests/fuzz --hypothesis-show-statistics -q

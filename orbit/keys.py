@@ -10,6 +10,8 @@ BALANCER_POKE_CHANNEL = "orbit:balancer:poke"
 BALANCER_SCORES = "balancer:scores"  # zset: "<instance>:<node>" -> load score, lowest wins
 BALANCER_REFRESHED_AT = "balancer:refreshed_at"  # unix time of the last full refresh
 TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
+# Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
+RECONCILE_CLAIM = "reconcile:claim"
 
 # The outbox sender's shared limits (orbit/outbox/limiter.py), one set for every bot process.
 OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "0002_ton"
+SCHEMA_HEAD = "0003_stars"
 
 metadata = MetaData(
     naming_convention={
@@ -152,6 +152,28 @@ Index(
     "ix_ton_transactions_unmatched",
     ton_transactions.c.created_at,
     postgresql_where=ton_transactions.c.status == "unmatched",
+)
+
+# What reconciliation found and could not fix by itself (a charge naming no payment,
+# a refund the balance no longer covers): one row per fact, for the admins.
+reconcile_issues = Table(
+    "reconcile_issues",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("source", Text, nullable=False),  # stars, cryptobot, ton
+    Column("subject", Text, nullable=False),  # charge id, invoice id, tx hash
+    Column("kind", Text, nullable=False),  # charge_unmatched, refund_uncovered, refund_refused, ...
+    Column("user_id", BigInteger),  # no foreign key: the payer may be unknown to us
+    Column("amount_kop", BigInteger),
+    Column("detail", Text, nullable=False),
+    _created_at(),
+    Column("resolved_at", DateTime(timezone=True)),
+    UniqueConstraint("source", "subject", "kind", name="uq_reconcile_issues_source_subject_kind"),
+)
+Index(
+    "ix_reconcile_issues_open",
+    reconcile_issues.c.created_at,
+    postgresql_where=reconcile_issues.c.resolved_at.is_(None),
 )
 
 cursors = Table(

@@ -82,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ton_reconcile_interval_minutes: NonNegativeInt = 60
     topup_min_rub: PositiveInt = 50  # smallest top-up accepted, any method
     topup_max_rub: PositiveInt = 100_000  # largest; anything above is a typo or abuse
+    # How often the janitor compares Telegram's and Crypto Pay's records with ours.
+    reconcile_interval_seconds: PositiveInt = 600
 
     # Notifications sent per second by all bot processes together (Telegram allows 30).
     outbox_rate_per_second: PositiveFloat = 30.0

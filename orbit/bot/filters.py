@@ -26,3 +26,7 @@ async def not_command(message: Message) -> bool:
 
 async def successful_payment(message: Message) -> bool:
     return message.successful_payment is not None
+
+
+async def refunded_payment(message: Message) -> bool:
+    return message.refunded_payment is not None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 from redis.asyncio import Redis
 
 from orbit.bot.metrics import Metrics
@@ -17,6 +20,8 @@ METRICS = web.AppKey("metrics", Metrics)
 SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -56,9 +61,26 @@ async def cryptobot_webhook(request: web.Request) -> web.Response:
     except cryptobot.BadUpdate:
         app[METRICS].inc("cryptobot_webhooks_total", outcome="bad_update")
         return web.json_response({"ok": False, "error": "unreadable update"}, status=400)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        # Not the sender's fault: Crypto Pay retries a 5xx, and reconciliation finds it anyway.
+        log.warning("cryptobot webhook not handled, database unavailable: %r", exc)
+        app[METRICS].inc("cryptobot_webhooks_total", outcome="unavailable")
+        return web.json_response({"ok": False, "error": "try again later"}, status=503)
     outcome = "ignored" if done is None else "replayed" if done.replayed else "confirmed"
     app[METRICS].inc("cryptobot_webhooks_total", outcome=outcome)
     return web.json_response({"ok": True})
+
+
+async def expect_continue_only(request: web.Request) -> None:
+    """aiohttp's own Expect handler echoes the header into its 417 text and fails with a
+    500 when the header is not valid UTF-8; the webhook is reachable from anywhere."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="unsupported Expect header")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the body has not started yet
 
 
 def create_app(
@@ -77,5 +99,5 @@ def create_app(
     if settings is not None and translator is not None:
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator
-        app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook)
+        app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook, expect_handler=expect_continue_only)
     return app

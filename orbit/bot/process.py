@@ -28,6 +28,7 @@ from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
+from orbit.bot.payment_polling import PaymentSafeDispatcher
 from orbit.bot.responses import pin_response_types
 from orbit.bot.retry_after import RetryAfterMiddleware
 from orbit.bot.routers import admin
@@ -76,7 +77,8 @@ async def check_token(bot: Bot, settings: Settings) -> None:
 def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
     core = create_core()
-    dp = Dispatcher(
+    # A payment's update is confirmed to Telegram only once handled (see the module).
+    dp = PaymentSafeDispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
         storage=RedisStorage(create_redis(ctx.settings)),

@@ -8,7 +8,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 
-from orbit.cli import audit, broadcast, instances, migrate, payments, promo, stats, status, ton, users
+from orbit.cli import (
+    audit,
+    broadcast,
+    instances,
+    migrate,
+    payments,
+    promo,
+    reconcile,
+    stats,
+    status,
+    ton,
+    users,
+)
 from orbit.cli.errors import CommandError
 from orbit.connections import StartupError
 from orbit.logs import setup_logging
@@ -28,6 +40,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     promo,
     audit,
     payments,
+    reconcile,
     ton,
     users,
     stats,

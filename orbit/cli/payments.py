@@ -54,7 +54,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await require_schema(pool)
         await check_redis(redis, settings)
         try:
-            entry = await stars.refund_stars(
+            refund = await stars.refund_stars(
                 pool, redis, create_translator(), bot, int(raw), note="orbit payments refund"
             )
         except ledger.InsufficientFunds as exc:
@@ -73,6 +73,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await bot.session.close()
         await redis.aclose()
         await pool.close()
+    entry = refund.entry
+    if not refund.confirmed:
+        _out(
+            f"payment {raw} refund unconfirmed: -{format_rub(-entry.amount_kop)} RUB from user"
+            f" {entry.user_id}; Telegram did not answer, `orbit reconcile` settles it"
+        )
+        return 0
     verb = "was already refunded" if entry.replayed else "refunded"
     _out(f"payment {raw} {verb}: -{format_rub(-entry.amount_kop)} RUB from user {entry.user_id}")
     return 0

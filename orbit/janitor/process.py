@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from orbit.i18n import create_translator
-from orbit.janitor import chores, housekeeping
+from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.marzban.provisioning import PanelDeps
+from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,13 @@ log = logging.getLogger(__name__)
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings)
     translator = create_translator()
+    bot = None
+    if ctx.settings.bot_token:  # Stars reconciliation reads Telegram's record
+        from orbit.bot.process import create_bot
+
+        bot = create_bot(ctx.settings)
+        stack.push_async_callback(bot.session.close)
+    reconcile_deps = ReconcileDeps(ctx.pool, ctx.redis, ctx.http, translator, ctx.settings, bot)
     work: dict[str, Callable[[], Awaitable[int]]] = {
         "expired_payments": lambda: housekeeping.expire_pending_payments(ctx.pool),
         "purged_outbox": lambda: housekeeping.purge_old_outbox(ctx.pool),
@@ -24,6 +32,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         "reminded": lambda: chores.send_reminders(deps, translator),
         "repaired_configs": lambda: chores.repair_drift(deps),
         "resumed_broadcasts": lambda: chores.finish_broadcasts(deps),
+        "reconciled": lambda: reconciliation.reconcile_due(reconcile_deps),
     }
 
     async def tick() -> None:

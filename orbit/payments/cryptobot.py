@@ -116,9 +116,11 @@ def rub_amount(kopecks: int) -> str:
 
 
 def verify_signature(token: str, body: bytes, given: str | None) -> bool:
-    if not given:
+    """Constant-time check of the header. Anything that is not ASCII cannot be our hex
+    digest (and `compare_digest` raises on non-ASCII strings): it is simply wrong."""
+    if not given or not given.isascii():
         return False
-    return hmac.compare_digest(signature(token, body), given.strip().lower())
+    return hmac.compare_digest(signature(token, body).encode(), given.strip().lower().encode())
 
 
 class CryptoPayClient:
@@ -167,7 +169,15 @@ class CryptoPayClient:
         return _decode(raw, Invoice)
 
     async def get_invoices(self, invoice_ids: list[int]) -> list[Invoice]:
-        raw = await self.call("getInvoices", {"invoice_ids": ",".join(map(str, invoice_ids))})
+        raw = await self.call(
+            "getInvoices",
+            {"invoice_ids": ",".join(map(str, invoice_ids)), "count": max(len(invoice_ids), 1)},
+        )
+        return _decode(raw, _Items).items
+
+    async def recent_invoices(self, status: str, count: int = 100) -> list[Invoice]:
+        """The app's latest invoices of `status` (newest first, at most 1000)."""
+        raw = await self.call("getInvoices", {"status": status, "count": count})
         return _decode(raw, _Items).items
 
 
@@ -240,14 +250,30 @@ async def create_cryptobot_payment(
     return payment
 
 
+MAX_INVOICE_KOP = 10**14  # far above any top-up; keeps a forged amount inside bigint
+
+
 def _kopecks(amount: str) -> int | None:
+    """A positive decimal string → kopecks; None for anything else, or for less than
+    a kopeck or more than `MAX_INVOICE_KOP` (no such invoice of ours exists)."""
+    if len(amount) > 40:
+        return None
     try:
         value = Decimal(amount)
     except InvalidOperation:
         return None
-    if not value.is_finite() or value <= 0:
+    if not value.is_finite() or not 0 < value < MAX_INVOICE_KOP // 100:
         return None
-    return int((value * 100).to_integral_value(rounding=ROUND_DOWN))
+    kopecks = int((value * 100).to_integral_value(rounding=ROUND_DOWN))
+    return kopecks if kopecks > 0 else None
+
+
+def _payload_payment_id(payload: str | None) -> int | None:
+    """The payment id our invoices carry as payload; None for anything else (a forged
+    or foreign payload must not reach the database as a non-bigint)."""
+    if payload and payload.isascii() and payload.isdigit() and len(payload) <= 18:
+        return int(payload)
+    return None
 
 
 async def confirm_invoice(
@@ -265,8 +291,9 @@ async def confirm_invoice(
     credited = _kopecks(invoice.amount) if invoice.fiat == FIAT else None
     async with pool.acquire() as conn, conn.transaction():
         payment = await service.find_payment(conn, METHOD, external_id)
-        if payment is None and invoice.payload and invoice.payload.isdigit():
-            candidate = await service.get_payment(conn, int(invoice.payload))
+        payload_id = _payload_payment_id(invoice.payload)
+        if payment is None and payload_id is not None:
+            candidate = await service.get_payment(conn, payload_id)
             if (
                 candidate is not None
                 and candidate.method == METHOD

@@ -388,3 +388,110 @@ ORDER BY t.lt
 # A transfer made long before the first TON payment existed cannot pay one: the
 # wallet's old history is stored as `ignored` instead of flooding `unmatched`.
 EARLIEST_TON_PAYMENT = "SELECT min(created_at) FROM payments WHERE method = 'ton'"
+
+
+# --- reconciliation (`orbit reconcile`, the janitor) -----------------------------------------
+
+# The state of a Stars refund: `unconfirmed` while Telegram's answer is unknown.
+SET_REFUND_STATE = f"""
+UPDATE payments SET details = details || jsonb_build_object('refund_state', $2::text)
+WHERE id = $1
+RETURNING {PAYMENT_COLUMNS}
+"""
+
+UNCONFIRMED_REFUNDS = f"""
+SELECT {PAYMENT_COLUMNS} FROM payments
+WHERE method = $1 AND status = 'refunded' AND details->>'refund_state' = 'unconfirmed'
+ORDER BY id
+LIMIT $2
+"""
+
+# Which of these external ids a payment of `method` already carries.
+KNOWN_EXTERNAL_IDS = """
+SELECT external_id, status FROM payments WHERE method = $1 AND external_id = ANY($2::text[])
+"""
+
+# Invoices that may have been paid without our hearing of it: not yet credited, recent.
+UNCREDITED_INVOICE_IDS = """
+SELECT external_id FROM payments
+WHERE method = $1 AND status IN ('pending', 'expired', 'failed') AND external_id IS NOT NULL
+  AND created_at > now() - make_interval(days => $2)
+ORDER BY id
+"""
+
+RECORD_ISSUE = """
+INSERT INTO reconcile_issues (source, subject, kind, user_id, amount_kop, detail)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (source, subject, kind) DO NOTHING
+RETURNING id
+"""
+
+RESOLVE_ISSUE = """
+UPDATE reconcile_issues SET resolved_at = now()
+WHERE source = $1 AND subject = $2 AND kind = $3 AND resolved_at IS NULL
+"""
+
+EARLIEST_PAYMENT = "SELECT min(created_at) FROM payments WHERE method = $1"
+
+# Subjects already reported as `kind`: asking again would only log the same error again.
+REPORTED_SUBJECTS = """
+SELECT subject FROM reconcile_issues WHERE source = $1 AND kind = $2 AND subject = ANY($3::text[])
+"""
+
+OPEN_ISSUES = """
+SELECT id, source, subject, kind, user_id, amount_kop, detail, created_at
+FROM reconcile_issues WHERE resolved_at IS NULL ORDER BY id LIMIT $1
+"""
+
+
+async def set_refund_state(conn: asyncpg.Connection, payment_id: int, state: str) -> PaymentRow:
+    row = _row(await conn.fetchrow(SET_REFUND_STATE, payment_id, state))
+    assert row is not None
+    return row
+
+
+async def unconfirmed_refunds(
+    conn: asyncpg.Connection | asyncpg.Pool, method: str, limit: int
+) -> list[PaymentRow]:
+    return [PaymentRow(**dict(r)) for r in await conn.fetch(UNCONFIRMED_REFUNDS, method, limit)]
+
+
+async def known_external_ids(
+    conn: asyncpg.Connection | asyncpg.Pool, method: str, external_ids: list[str]
+) -> dict[str, str]:
+    """external id → the status of the payment carrying it."""
+    rows = await conn.fetch(KNOWN_EXTERNAL_IDS, method, external_ids)
+    return {r["external_id"]: r["status"] for r in rows}
+
+
+async def uncredited_invoice_ids(
+    conn: asyncpg.Connection | asyncpg.Pool, method: str, days: int
+) -> list[str]:
+    return [r["external_id"] for r in await conn.fetch(UNCREDITED_INVOICE_IDS, method, days)]
+
+
+async def record_issue(
+    conn: asyncpg.Connection,
+    source: str,
+    subject: str,
+    kind: str,
+    user_id: int | None,
+    amount_kop: int | None,
+    detail: str,
+) -> int | None:
+    """The new issue's id; None when the same fact was reported before."""
+    return await conn.fetchval(RECORD_ISSUE, source, subject, kind, user_id, amount_kop, detail)
+
+
+async def resolve_issue(conn: asyncpg.Connection, source: str, subject: str, kind: str) -> None:
+    await conn.execute(RESOLVE_ISSUE, source, subject, kind)
+
+
+async def reported_subjects(
+    conn: asyncpg.Connection | asyncpg.Pool, source: str, kind: str, subjects: list[str]
+) -> set[str]:
+    return {r["subject"] for r in await conn.fetch(REPORTED_SUBJECTS, source, kind, subjects)}
+
+
+async def open_issues(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(OPEN_ISSUES, limit)

@@ -16,12 +16,18 @@ from decimal import ROUND_CEILING, Decimal
 import asyncpg
 import msgspec
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 from redis.asyncio import Redis
 
 from orbit import ledger, outbox
 from orbit.i18n import Translator
-from orbit.payments import queries, service
+from orbit.money import format_rub
+from orbit.payments import issues, queries, service
 from orbit.payments.queries import PaymentRow
 from orbit.settings import Settings
 
@@ -169,6 +175,17 @@ async def confirm_stars(
     return confirmation
 
 
+# Telegram may have returned the Stars although we never heard so: the debit stays.
+UNKNOWN_OUTCOME = (TelegramNetworkError, TelegramServerError, ClientDecodeError)
+REFUND_TIMEOUT_SECONDS = 15.0
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+
+
+class StarsRefund(msgspec.Struct, frozen=True):
+    entry: ledger.Entry  # the debit (replayed when the payment was already refunded)
+    confirmed: bool  # Telegram said it returned the Stars (or had already)
+
+
 async def refund_stars(
     pool: asyncpg.Pool,
     redis: Redis,
@@ -176,17 +193,24 @@ async def refund_stars(
     bot: Bot,
     payment_id: int,
     note: str | None = None,
-) -> ledger.Entry:
+    *,
+    timeout: float = REFUND_TIMEOUT_SECONDS,
+) -> StarsRefund:
     """Reverse a Stars top-up and return the Stars to the payer.
 
     The debit and Telegram's `refundStarPayment` happen inside one transaction:
     the debit comes first, so a balance already spent (`ledger.InsufficientFunds`)
-    refuses the refund before any Star moves; a Telegram error rolls the debit
-    back. If the commit itself failed after Telegram refunded, running it again
-    debits and hears `CHARGE_ALREADY_REFUNDED`, which counts as done.
+    refuses the refund before any Star moves; Telegram's refusal rolls the debit
+    back. An answer that never came (timeout, network, 5xx) may hide a refund
+    that happened, so the debit is kept and the refund marked `unconfirmed`
+    (`details.refund_state`); reconciliation settles it. A crash after Telegram
+    refunded and before the commit leaves the payment confirmed: reconciliation
+    finds the refund in `getStarTransactions` and reverses the credit then.
     Raises `service.PaymentNotFound`, `NotAStarsPayment`,
-    `service.PaymentNotConfirmable` (never paid), `ledger.InsufficientFunds`.
+    `service.PaymentNotConfirmable` (never paid), `ledger.InsufficientFunds`,
+    `TelegramAPIError` (Telegram refused: nothing changed).
     """
+    confirmed = True
     async with pool.acquire() as conn, conn.transaction():
         payment = await service.get_payment(conn, payment_id)
         if payment is None:
@@ -194,17 +218,106 @@ async def refund_stars(
         if payment.method != METHOD:
             raise NotAStarsPayment(payment_id)
         entry = await service.reverse_payment(conn, translator, payment_id, note=note)
-        if not entry.replayed:
+        # Asked again for an unconfirmed refund: CHARGE_ALREADY_REFUNDED or success settles it.
+        unsettled = entry.replayed and payment.details.get("refund_state") == "unconfirmed"
+        if not entry.replayed or unsettled:
             assert payment.external_id is not None  # a confirmed Stars payment carries its charge id
-            try:
-                await bot.refund_star_payment(
-                    user_id=payment.user_id, telegram_payment_charge_id=payment.external_id
-                )
-            except TelegramBadRequest as exc:
-                if "CHARGE_ALREADY_REFUNDED" not in exc.message:
-                    raise
-                log.info("stars charge %s was already refunded by Telegram", payment.external_id)
+            confirmed = await ask_refund(bot, payment.user_id, payment.external_id, timeout)
+            await queries.set_refund_state(conn, payment_id, "confirmed" if confirmed else "unconfirmed")
     if not entry.replayed:
         await outbox.wake_sender(redis)
-        log.info("stars payment %d refunded (%d kop)", payment_id, -entry.amount_kop)
-    return entry
+        log.info(
+            "stars payment %d refunded (%d kop)%s",
+            payment_id,
+            -entry.amount_kop,
+            "" if confirmed else ", Telegram's answer unknown: unconfirmed",
+        )
+    return StarsRefund(entry, confirmed)
+
+
+async def ask_refund(bot: Bot, user_id: int, charge_id: str, timeout: float) -> bool:
+    """Whether Telegram confirmed the refund (or had done it already); False when its
+    answer is unknown. Telegram's refusal raises."""
+    try:
+        await bot.refund_star_payment(
+            user_id=user_id, telegram_payment_charge_id=charge_id, request_timeout=int(max(timeout, 1))
+        )
+    except TelegramBadRequest as exc:
+        if ALREADY_REFUNDED not in exc.message:
+            raise
+        log.info("stars charge %s was already refunded by Telegram", charge_id)
+    except UNKNOWN_OUTCOME as exc:
+        log.warning("stars refund of charge %s: no answer from Telegram (%s)", charge_id, exc)
+        return False
+    return True
+
+
+class RefundOutcome(msgspec.Struct, frozen=True):
+    result: str  # reversed, settled, unchanged, uncovered, unknown
+    payment_id: int | None = None
+    reported: bool = False  # uncovered, and the admins were told now (not on an earlier run)
+
+
+async def reverse_refunded_charge(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    translator: Translator,
+    settings: Settings,
+    charge_id: str,
+) -> RefundOutcome:
+    """Telegram says `charge_id` was refunded (`refunded_payment`, or a refund in
+    `getStarTransactions`): the credit it gave is reversed once. Refunded by someone
+    else (another tool, a crash before our commit), the payment is still confirmed:
+    reversed now, or, when the user has spent the money, reported to the admins.
+    Our own refund that was `unconfirmed` becomes confirmed (`settled`)."""
+    async with pool.acquire() as conn, conn.transaction():
+        payment = await service.find_payment(conn, METHOD, charge_id)
+        if payment is None:
+            return RefundOutcome("unknown")  # never credited: nothing to take back
+        payment = await queries.lock_payment(conn, payment.id)
+        assert payment is not None
+        if payment.status == "refunded":
+            if payment.details.get("refund_state") != "unconfirmed":
+                return RefundOutcome("unchanged", payment.id)
+            await queries.set_refund_state(conn, payment.id, "confirmed")
+            await issues.resolve_issue(conn, METHOD, charge_id, "refund_refused")
+            log.info("stars refund of payment %d confirmed by Telegram's record", payment.id)
+            return RefundOutcome("settled", payment.id)
+        if payment.status != "confirmed":
+            return RefundOutcome("unchanged", payment.id)
+        try:
+            async with conn.transaction():  # a savepoint: the issue below is still written
+                await service.reverse_payment(
+                    conn, translator, payment.id, note="refunded outside the bot"
+                )
+                await queries.set_refund_state(conn, payment.id, "confirmed")
+        except ledger.InsufficientFunds as exc:
+            reported = await issues.report_issue(
+                conn,
+                translator,
+                settings,
+                source=METHOD,
+                subject=charge_id,
+                kind="refund_uncovered",
+                what_key="reconcile-what-refund-uncovered",
+                user_id=payment.user_id,
+                amount_kop=payment.credited_kop,
+                user=str(payment.user_id),
+                amount=format_rub(exc.needed_kop),
+            )
+            log.info(
+                "stars charge %s refunded outside the bot; user %d spent it (balance %d < %d kop)",
+                charge_id,
+                payment.user_id,
+                exc.balance_kop,
+                exc.needed_kop,
+            )
+            result = RefundOutcome("uncovered", payment.id, reported)
+        else:
+            await issues.resolve_issue(conn, METHOD, charge_id, "refund_uncovered")
+            log.info(
+                "stars charge %s was refunded outside the bot: payment %d reversed", charge_id, payment.id
+            )
+            result = RefundOutcome("reversed", payment.id)
+    await outbox.wake_sender(redis)
+    return result

@@ -986,6 +986,7 @@ class TelegramEmulator:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._holds: dict[str, list[float]] = {}  # method → [calls left, seconds]
         self._methods: dict[str, tuple[str, _Method]] = {
             name.lower(): (name, handler)
             for name, handler in (
@@ -1048,6 +1049,9 @@ class TelegramEmulator:
         r.add_post("/control/rate", self._c_set_rate)
         r.add_post("/control/updates", self._c_inject)
         r.add_get("/control/charges", self._c_charges)
+        r.add_post("/control/charges", self._c_charge)
+        r.add_post("/control/charges/{charge_id}/refund", self._c_refund_charge)
+        r.add_post("/control/hold", self._c_hold)
         r.add_post("/control/tokens", self._c_tokens)
         r.add_post("/control/clock", self._c_clock)
         r.add_get("/control/files/{file_id}", self._c_file)
@@ -1084,6 +1088,7 @@ class TelegramEmulator:
         self._invalid_tokens.clear()
         self.rate_limits = ctl.RateLimits()
         self._clock_offset = 0.0
+        self._holds.clear()
         if tasks:
             await asyncio.wait(tasks)
 
@@ -1162,6 +1167,7 @@ class TelegramEmulator:
                 {"ok": False, "error_code": exc.code, "description": exc.description}, exc.code
             )
         status, body = await self._invoke(world, request.match_info["method"], raw)
+        await self._hold_answer(request.match_info["method"])
         return _json_response(body, status)
 
     async def _invoke(self, world: _World, method: str, raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -2050,6 +2056,11 @@ class TelegramEmulator:
             raise _bad("CHARGE_ID_INVALID")
         if charge.refunded:
             raise _bad("CHARGE_ALREADY_REFUNDED")
+        self._refund(world, charge)
+        return True
+
+    def _refund(self, world: _World, charge: _Charge) -> None:
+        """The Stars go back; the payer's chat gets the `refunded_payment` service message."""
         charge.refunded = True
         charge.refund_date = self._now()
         chat = world.chats.setdefault(charge.user_id, _Chat(charge.user_id))
@@ -2067,7 +2078,6 @@ class TelegramEmulator:
             ),
         )
         world.push("message", self._wire(world, message))
-        return True
 
     async def _get_star_transactions(self, world: _World, params: _Params) -> dict[str, Any]:
         offset = max(params.integer("offset") or 0, 0)
@@ -2535,6 +2545,76 @@ class TelegramEmulator:
                 for charge in world.charges.values()
             ]
         )
+
+    @staticmethod
+    def _star_charge(charge: _Charge) -> ctl.StarCharge:
+        return ctl.StarCharge(
+            telegram_payment_charge_id=charge.charge_id,
+            user_id=charge.user_id,
+            total_amount=charge.amount,
+            invoice_payload=charge.payload,
+            date=charge.date,
+            refunded=charge.refunded,
+        )
+
+    async def _c_charge(self, request: web.Request) -> web.Response:
+        """A charge as Telegram records it; with `deliver` the payer's chat also gets the
+        `successful_payment` (and the bot its update), else that update was lost."""
+        world = self._control_world(request)
+        body = await self._body(request, ctl.ChargeIn)
+        if body.total_amount < 1:
+            raise _ControlError(400, "total_amount must be positive")
+        self._remember_user(world, body.user_id, None)
+        charge = _Charge(
+            charge_id="stx" + secrets.token_urlsafe(32),
+            user_id=body.user_id,
+            amount=body.total_amount,
+            payload=body.invoice_payload,
+            date=self._now(),
+        )
+        world.charges[charge.charge_id] = charge
+        if body.deliver:
+            chat = world.chats.setdefault(body.user_id, _Chat(body.user_id))
+            paid = SuccessfulPayment(
+                currency="XTR",
+                total_amount=charge.amount,
+                invoice_payload=charge.payload,
+                telegram_payment_charge_id=charge.charge_id,
+                provider_payment_charge_id="",
+            )
+            message = self._add_message(
+                world, chat, from_bot=False, kind="successful_payment", successful_payment=paid
+            )
+            world.push("message", self._wire(world, message))
+        return _json_response(self._star_charge(charge))
+
+    async def _c_refund_charge(self, request: web.Request) -> web.Response:
+        world = self._control_world(request)
+        charge = world.charges.get(request.match_info["charge_id"])
+        if charge is None:
+            raise _ControlError(404, "unknown charge")
+        if charge.refunded:
+            raise _ControlError(409, "CHARGE_ALREADY_REFUNDED")
+        self._refund(world, charge)
+        return _json_response(self._star_charge(charge))
+
+    async def _c_hold(self, request: web.Request) -> web.Response:
+        body = await self._body(request, ctl.HoldIn)
+        if body.seconds < 0 or body.count < 1:
+            raise _ControlError(400, "seconds must be >= 0 and count >= 1")
+        self._holds[body.method.lower()] = [float(body.count), body.seconds]
+        return _json_response({})
+
+    async def _hold_answer(self, method: str) -> None:
+        """A call whose effect happened but whose answer is late (or never arrives: the
+        caller times out or dies meanwhile)."""
+        hold = self._holds.get(method.lower())
+        if hold is None:
+            return
+        hold[0] -= 1
+        if hold[0] <= 0:
+            del self._holds[method.lower()]
+        await asyncio.sleep(hold[1])
 
     async def _c_tokens(self, request: web.Request) -> web.Response:
         body = await self._body(request, ctl.TokenIn)

@@ -72,6 +72,23 @@ class ClockIn(_Shape):
     advance: float
 
 
+class ChargeIn(_Shape):
+    """A Stars payment Telegram took; `deliver=False`: its `successful_payment` is lost."""
+
+    user_id: int
+    total_amount: int
+    invoice_payload: str
+    deliver: bool = False
+
+
+class HoldIn(_Shape):
+    """The next `count` calls of `method` take effect, then their answer waits `seconds`."""
+
+    method: str
+    seconds: float
+    count: int = 1
+
+
 class RateLimits(_Shape):
     enabled: bool = False
     per_chat_per_sec: int = 1
@@ -415,6 +432,22 @@ class TelegramControl:
 
     async def charges(self) -> list[StarCharge]:
         return await self._request("GET", "/charges", list[StarCharge])
+
+    async def charge(
+        self, user_id: int, total_amount: int, invoice_payload: str, *, deliver: bool = False
+    ) -> StarCharge:
+        """A Stars charge made without the bot's pre-checkout answer (already paid)."""
+        body = ChargeIn(
+            user_id=user_id, total_amount=total_amount, invoice_payload=invoice_payload, deliver=deliver
+        )
+        return await self._request("POST", "/charges", StarCharge, body)
+
+    async def refund_charge(self, charge_id: str) -> StarCharge:
+        """Someone other than the bot (support, another tool holding the token) refunds it."""
+        return await self._request("POST", f"/charges/{charge_id}/refund", StarCharge)
+
+    async def hold_answers(self, method: str, seconds: float, count: int = 1) -> None:
+        await self._request("POST", "/hold", dict, HoldIn(method=method, seconds=seconds, count=count))
 
     async def inject_update(self, update: dict[str, Any]) -> UpdateRef:
         """Queue a raw update as given; `update_id` is assigned by the emulator."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from orbit import ledger
 from tests.e2e.conftest import ADMIN_ID, Telegram
 from tests.support.cli import orbit
 from tests.support.journey import eventually
@@ -152,3 +153,63 @@ async def test_a_banned_users_payment_still_reaches_the_balance(
     # Everything else is refused.
     refused = (await ann.send("/menu")).text or ""
     assert refused.startswith("Sorry, your access to this bot has been restricted.")
+
+
+async def test_a_refund_made_outside_the_bot_reaches_it_as_refunded_payment(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    await start_bot()
+    ann = make_user(8105, first_name="Ann")
+    eve = make_user(8106, first_name="Eve")
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await admin.send("/start")
+    charges = {}
+    for user in (ann, eve):
+        invoice_id = await _stars_invoice(user)
+        charges[user.id] = (await telegram.control.pay(user.id, invoice_id)).telegram_payment_charge_id
+        await user.wait_until(lambda shown: any(m.text == RECEIVED for m in shown))
+    async with db.acquire() as conn, conn.transaction():  # Eve spent it
+        await ledger.debit(conn, 8106, 30_000, "purchase", "test-spent")
+    for charge_id in charges.values():
+        await telegram.control.refund_charge(charge_id)  # support refunded both
+
+    await ann.wait_until(
+        lambda shown: any((m.text or "").startswith("↩️ Your payment was refunded") for m in shown)
+    )
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8105") == 0
+    statuses = await db.fetch("SELECT user_id, status FROM payments ORDER BY id")
+    assert [(r["user_id"], r["status"]) for r in statuses] == [(8105, "refunded"), (8106, "confirmed")]
+    alert = await admin.wait_until(
+        lambda shown: any("Reconciliation could not fix" in (m.text or "") for m in shown)
+    )
+    assert any("user 8106 has already spent" in (m.text or "") for m in alert)
+    assert await db.fetchval("SELECT kind FROM reconcile_issues") == "refund_uncovered"
+
+
+async def test_a_refund_whose_answer_times_out_is_unconfirmed_then_settled_by_telegrams_message(
+    start_bot: Callable[..., object], make_user: MakeUser, db: asyncpg.Pool, telegram: Telegram
+) -> None:
+    """Defect 5 in the bot: the admin is told the refund is unconfirmed, the debit stays,
+    and Telegram's refunded_payment message confirms it."""
+    await start_bot()
+    ann = make_user(8107, first_name="Ann")
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await admin.send("/start")
+    invoice_id = await _stars_invoice(ann)
+    assert (await telegram.control.pay(ann.id, invoice_id)).status == "paid"
+    await ann.wait_until(lambda shown: any(m.text == RECEIVED for m in shown))
+    payment_id = await db.fetchval("SELECT id FROM payments")
+
+    await telegram.control.hold_answers("refundStarPayment", 30)  # longer than the bot waits
+    reply = await admin.send(f"/refund {payment_id}", timeout=40)
+    assert reply.text == (
+        f"⏳ Payment {payment_id}: −300 ₽ taken from user 8107, but Telegram did not answer."
+        " The refund is marked unconfirmed; reconciliation settles it."
+    )
+    assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8107") == 0
+    await eventually(
+        lambda: db.fetchval("SELECT details->>'refund_state' = 'confirmed' FROM payments"), timeout=15
+    )
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"
+    kinds = [r["kind"] for r in await db.fetch("SELECT kind FROM ledger WHERE user_id = 8107 ORDER BY id")]
+    assert kinds == ["topup", "refund"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -10,6 +11,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from orbit.bot import http as http_routes
 from orbit.i18n import Translator
 from orbit.payments import cryptobot as crypto_pay
 from orbit.payments import service
@@ -195,3 +197,94 @@ async def test_invoice_found_by_payload_when_its_id_was_never_recorded(
     assert (
         await db.fetchval("SELECT external_id FROM payments WHERE id = $1", payment.id) == payment.external_id
     )
+
+
+async def _raw_post(base: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """POST raw bytes, header values included as given (a client library would refuse
+    or re-encode non-ASCII ones); the HTTP status the server answered."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: " + host.encode()]
+        head += [name + b": " + value for name, value in headers]
+        head += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_a_signature_header_with_non_ascii_characters_is_401(
+    db: asyncpg.Pool, create: Create, cryptobot: CryptoBotEmulator, bot_http: str
+) -> None:
+    payment = await create(30_000)
+    invoice = {**cryptobot.invoice(_invoice_id(payment)), "status": "paid"}
+    body = msgspec.json.encode({"update_id": 5, "update_type": "invoice_paid", "payload": invoice})
+    good = sign_body(CRYPTOBOT_TOKEN, body)
+    path = http_routes.CRYPTOBOT_WEBHOOK_PATH
+    for value in ("é" * 64, good[:-1] + "ß", "\u2028" + good, good + "\ufffd"):
+        status = await _raw_post(bot_http, path, [(b"crypto-pay-api-signature", value.encode())], body)
+        assert status == 401, value
+    latin1 = await _raw_post(bot_http, path, [(b"crypto-pay-api-signature", b"\xff\xfe" * 32)], body)
+    assert latin1 == 401
+    assert await balance(db, 1) == 0
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", payment.id) == "pending"
+
+
+async def test_signed_bodies_with_absurd_fields_are_answered_without_a_5xx(
+    db: asyncpg.Pool, create: Create, cryptobot: CryptoBotEmulator, bot_http: str
+) -> None:
+    """Signed (the token leaked, or Crypto Pay changed a field): still never a 500."""
+    payment = await create(30_000)
+    invoice = {**cryptobot.invoice(_invoice_id(payment)), "status": "paid"}
+    variants = [
+        {"invoice_id": 10**15, "payload": "9" * 30},  # payload beyond bigint
+        {"invoice_id": 10**15 + 1, "payload": "²"},  # a digit to str.isdigit, not to int()
+        {"amount": "1e999999"},
+        {"amount": "1e-9"},
+        {"amount": "NaN"},
+        {"amount": "-5"},
+    ]
+    for change in variants:
+        body = msgspec.json.encode(
+            {"update_id": 5, "update_type": "invoice_paid", "payload": {**invoice, **change}}
+        )
+        delivery = await cryptobot.post_forged_webhook(body, sign_body(CRYPTOBOT_TOKEN, body))
+        assert delivery.status is not None and delivery.status < 500, change
+    assert await balance(db, 1) == 0
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", payment.id) == "pending"
+
+
+async def test_an_expect_header_the_webhook_does_not_know_is_417_not_500(
+    db: asyncpg.Pool, create: Create, bot_http: str
+) -> None:
+    """Found by tests/fuzz/test_webhook_bodies.py: aiohttp's own Expect handler echoes
+    the header into its answer and fails on bytes that are not UTF-8."""
+    path = http_routes.CRYPTOBOT_WEBHOOK_PATH
+    for value in (b"\x80\xff", b"nonsense", "é".encode()):
+        assert await _raw_post(bot_http, path, [(b"Expect", value)], b"{}") == 417
+
+
+async def test_a_webhook_while_the_database_is_unreachable_is_503_in_one_line(
+    database_url: str, redis: Redis, settings: Settings, translator: Translator
+) -> None:
+    from aiohttp import web
+
+    from orbit.bot.metrics import Metrics
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    await pool.close()  # every acquire now fails, as with Postgres gone
+    runner = web.AppRunner(http_routes.create_app(pool, redis, Metrics(), settings, translator))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        body = b'{"update_id": 1, "update_type": "invoice_paid", "payload": {"invoice_id": 1,'
+        body += b' "status": "paid", "amount": "300.00", "fiat": "RUB", "currency_type": "fiat"}}'
+        signature = sign_body(CRYPTOBOT_TOKEN, body).encode()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        path = http_routes.CRYPTOBOT_WEBHOOK_PATH
+        assert await _raw_post(base, path, [(b"crypto-pay-api-signature", signature)], body) == 503
+    finally:
+        await runner.cleanup()

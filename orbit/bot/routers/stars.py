@@ -72,6 +72,27 @@ async def successful_payment(
         await message.answer(i18n.get("stars-payment-unmatched"))
 
 
+@router.message(filters.refunded_payment)
+async def refunded_payment(
+    message: Message, pool: asyncpg.Pool, redis: Redis, translator: Translator, settings: Settings
+) -> None:
+    """Telegram's record of a refund (ours, or one made outside the bot): the credit is
+    reversed once, or the admins are told the money was spent. The user hears of it
+    from the payments core's message, so nothing is answered here."""
+    refunded = message.refunded_payment
+    if refunded is None:
+        return
+    outcome = await stars.reverse_refunded_charge(
+        pool, redis, translator, settings, refunded.telegram_payment_charge_id
+    )
+    log.info(
+        "refunded_payment for charge %s: %s (payment %s)",
+        refunded.telegram_payment_charge_id,
+        outcome.result,
+        outcome.payment_id,
+    )
+
+
 async def is_admin(message: Message, settings: Settings) -> bool:
     return message.from_user is not None and message.from_user.id in settings.admin_ids
 
@@ -92,7 +113,7 @@ async def refund(
         return
     payment_id = int(argument)
     try:
-        entry = await stars.refund_stars(
+        refund = await stars.refund_stars(
             pool, redis, translator, bot, payment_id, note=f"/refund by {message.chat.id}"
         )
     except ledger.InsufficientFunds as exc:
@@ -111,7 +132,11 @@ async def refund(
     except TelegramAPIError as exc:
         await message.answer(i18n.get("refund-telegram-failed", error=html.escape(exc.message)))
         return
-    key = "refund-already" if entry.replayed else "refund-done"
+    entry = refund.entry
+    if not refund.confirmed:
+        key = "refund-unconfirmed"
+    else:
+        key = "refund-already" if entry.replayed else "refund-done"
     await message.answer(
         i18n.get(key, id=str(payment_id), user=str(entry.user_id), amount=format_rub(-entry.amount_kop))
     )

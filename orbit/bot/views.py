@@ -20,7 +20,7 @@ from orbit.bot.callbacks import AutoRenewCb, BuyCb, GateCb, LangCb, MenuCb, Plan
 from orbit.i18n import LOCALES
 from orbit.money import format_rub
 from orbit.plans import Plan, Plans
-from orbit.subscriptions import Purchase, Subscription, on_trial
+from orbit.subscriptions import Purchase, Subscription, on_trial, trial_offered
 from orbit.users.queries import UserRow
 from orbit.users.registration import ReferralStats
 
@@ -67,7 +67,7 @@ def plan_name(i18n: I18nContext, plan: Plan) -> str:
 
 
 def trial_available(user: UserRow, trial_days: int) -> bool:
-    return trial_days > 0 and user.trial_used_at is None
+    return trial_offered(user.subscription_until, user.trial_used_at, trial_days)
 
 
 def main_menu(i18n: I18nContext, user: UserRow, trial_days: int, greeting: str | None = None) -> Screen:

@@ -18,6 +18,7 @@ from orbit.subscriptions.service import (
     quote_end,
     set_auto_renew,
     subscription,
+    trial_offered,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "start_trial",
     "subscription",
     "sync_config_expiry",
+    "trial_offered",
 ]

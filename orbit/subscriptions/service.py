@@ -54,6 +54,11 @@ def on_trial(until: datetime | None, trial_used_at: datetime | None, trial_days:
     return until <= trial_used_at + timedelta(days=trial_days, minutes=1)
 
 
+def trial_offered(until: datetime | None, trial_used_at: datetime | None, trial_days: int) -> bool:
+    """The trial is for users who never had a subscription (and never took it)."""
+    return trial_days > 0 and trial_used_at is None and until is None
+
+
 def _require_transaction(conn: asyncpg.Connection, what: str) -> None:
     if not conn.is_in_transaction():
         raise RuntimeError(f"{what} must run inside the caller's transaction")
@@ -112,7 +117,7 @@ async def subscription(
         is_trial=active and on_trial(row["subscription_until"], row["trial_used_at"], trial_days),
         plan_id=row["plan_id"],
         auto_renew=row["auto_renew"],
-        trial_available=trial_days > 0 and row["trial_used_at"] is None,
+        trial_available=trial_offered(row["subscription_until"], row["trial_used_at"], trial_days),
     )
 
 
@@ -122,7 +127,8 @@ async def quote_end(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, days:
 
 
 async def grant_trial(conn: asyncpg.Connection, user_id: int, days: int) -> datetime | None:
-    """The free trial, once per account forever; None when it was already used."""
+    """The free trial, once per account forever and only for a user who never had a
+    subscription; None when it is refused."""
     if days <= 0:
         return None
     _require_transaction(conn, "grant_trial")

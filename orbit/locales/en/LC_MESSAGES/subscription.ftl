@@ -22,6 +22,7 @@ auto-renew-saved-off = Auto-renewal is off.
 
 trial-started = 🎁 Your free trial runs until { $until }. Create a config in 🔑 My configs to connect.
 trial-used = You have already used your free trial.
+trial-not-new = The free trial is for new users: you already have a subscription.
 trial-off = There is no free trial at the moment.
 
 plans-title =

@@ -8,6 +8,7 @@ from orbit.subscriptions.panels import purchase_plan, start_trial, sync_config_e
 from orbit.subscriptions.service import (
     PlanLimits,
     Purchase,
+    RenewalNotDue,
     Subscription,
     active_plan_limits,
     buy,
@@ -24,6 +25,7 @@ from orbit.subscriptions.service import (
 __all__ = [
     "PlanLimits",
     "Purchase",
+    "RenewalNotDue",
     "Subscription",
     "active_plan_limits",
     "buy",

@@ -22,7 +22,10 @@ FROM users WHERE id = $1
 """
 
 # Serializes purchases of one user, so a replayed token sees the first purchase.
-LOCK_USER = "SELECT balance_kop, subscription_until FROM users WHERE id = $1 FOR UPDATE"
+LOCK_USER = """
+SELECT balance_kop, subscription_until, subscription_until > now() AS running
+FROM users WHERE id = $1 FOR UPDATE
+"""
 
 # The trial is granted once per account forever (`trial_used_at` is never reset), and
 # only to a user who never had a subscription: every purchase, promo or admin grant

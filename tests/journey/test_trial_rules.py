@@ -34,7 +34,8 @@ async def test_a_subscriber_is_neither_offered_nor_given_the_trial(
     menu = (await harness.control.messages(USER))[-1]
     assert "🎁 Free trial" not in menu.button_texts
     answer = await harness.press(USER, "trial")
-    assert answer.show_alert and answer.text == "The free trial is for new users: you already have a subscription."
+    assert answer.show_alert
+    assert answer.text == "The free trial is for new users: you already have a subscription."
     row = await db.fetchrow("SELECT subscription_until, trial_used_at FROM users WHERE id = $1", USER)
     assert (row["subscription_until"], row["trial_used_at"]) == (until, None)
     assert harness.handler_errors() == []

@@ -12,12 +12,18 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
 
 from orbit import keys
 from orbit.bot import http, routers
+from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
@@ -69,6 +75,8 @@ async def check_token(bot: Bot, settings: Settings) -> None:
             continue
         except TelegramAPIError as exc:
             raise StartupError(f"Bot API at {settings.telegram_api_url} failed: {exc}") from None
+        except ClientDecodeError as exc:  # HTML from a proxy, or no Bot API at that URL
+            raise StartupError(f"Bot API at {settings.telegram_api_url}: {describe(exc)}") from None
         log.info("bot @%s (id %d) via %s", me.username, me.id, settings.telegram_api_url)
         return
 

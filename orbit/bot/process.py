@@ -111,8 +111,10 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     # screens (their router's filter lets admins alone in).
     dp.callback_query.middleware(RequireRegistered(open_routers=[admin.router]))
     routers.install(dp)
+    limiter = RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale)
+    dp["rate_limiter"] = limiter  # the fallback's hint takes its own tokens
     # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.
-    install_throttling(dp, RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale), metrics)
+    install_throttling(dp, limiter, metrics)
     setup_errors(dp)
     return dp
 

@@ -186,6 +186,7 @@ async def ban(
     callback: CallbackQuery,
     callback_data: AdminUserCb,
     pool: asyncpg.Pool,
+    panel_deps: PanelDeps,
     settings: Settings,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
@@ -193,7 +194,7 @@ async def ban(
     banned = callback_data.action == "ban"
     user_id = callback_data.user_id
     try:
-        await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
+        await set_banned(panel_deps, user_id, banned, admin_ids=settings.admin_ids)
         card = await user_card(pool, user_id)
     except AdminError as exc:
         _alert(callback_answer, _refusal(i18n, exc))

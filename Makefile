@@ -1,5 +1,5 @@
 # Shortcuts; the README's two commands work without make.
-.PHONY: run test lint migrate status stop bench
+.PHONY: run test lint migrate status stop bench fuzz
 
 run:
 	./scripts/run.sh
@@ -18,3 +18,8 @@ status:
 
 stop:
 	.venv/bin/supervisorctl -c supervisord.conf shutdown
+
+# The fuzz tests with many more examples (HYPOTHESIS_PROFILE=fuzz; FUZZ_SCALE=25 times the
+# normal run's, override with FUZZ_SCALE=N); hypothesis' statistics report the examples run.
+fuzz:
+	HYPOTHESIS_PROFILE=fuzz .venv/bin/python -m pytest -q -p no:cacheprovider -m fuzz tests/fuzz --hypothesis-show-statistics

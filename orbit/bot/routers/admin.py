@@ -89,7 +89,10 @@ def _token() -> str:
 
 
 def _refusal(i18n: I18nContext, exc: AdminError) -> str:
-    return i18n.get(exc.message_key, **exc.params)
+    # Parameters may quote what the admin typed: escaped for the HTML message, here
+    # once for every refusal rather than in each error class.
+    params = {k: html.escape(v) if isinstance(v, str) else v for k, v in exc.params.items()}
+    return i18n.get(exc.message_key, **params)
 
 
 def _admin_id(event: Message | CallbackQuery) -> int:

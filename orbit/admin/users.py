@@ -34,6 +34,7 @@ from orbit.marzban.provisioning import PanelDeps
 from orbit.money import KOPECKS_PER_RUB, format_rub
 from orbit.payments.queries import PaymentRow
 from orbit.subscriptions import latest_plan_id, sync_config_expiry
+from orbit.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ def parse_user_ref(raw: str) -> int | str:
 
 
 def check_reason(raw: str) -> str:
-    reason = " ".join(raw.split())
+    # Outside text (a ledger note): cleaned, then one character over the limit kept so
+    # that a too long reason is refused rather than cut.
+    reason = " ".join(clean_text(raw, REASON_MAX_LENGTH * 4).split())[: REASON_MAX_LENGTH + 1]
     if not reason or len(reason) > REASON_MAX_LENGTH:
         raise EmptyReason(REASON_MAX_LENGTH)
     return reason

@@ -39,6 +39,7 @@ from orbit.connections import create_pool
 from orbit.payments.audit import audit
 from orbit.sandbox.marzban import MarzbanEmulator
 from orbit.settings import Settings
+from orbit.users.registration import parse_referrer
 from tests.support.bot_harness import BotHarness, button_classes, running_bot
 from tests.support.loop_thread import LoopThread
 
@@ -59,6 +60,7 @@ def bounded(examples: int) -> settings:
 USER, ADMIN, REFERRER = 6_000_001, 6_000_002, 6_000_003
 STALE = "This button is out of date. Open the menu again: /menu"
 PROMOS = {"GIFT": ("balance", 10_000, 1), "DAYS": ("days", 3, 5), "OPEN": ("balance", 500, None)}
+CONFIRMS = ("admadj:", "admbc:send:")  # admin confirmations that store what was typed
 TABLES = ("payments", "ledger", "purchases", "configs", "promocode_activations", "referrals", "outbox")
 
 # --- strategies -------------------------------------------------------------------------
@@ -177,6 +179,7 @@ class World:
         self.config_id = 0
         self.next_user = 7_000_000
         self.errors_seen: list[str] = []
+        self.examples = 0  # run by the current test (make fuzz prints it)
 
     async def snapshot(self) -> tuple[Any, ...]:
         counts = ", ".join(f"(SELECT count(*) FROM {t})" for t in TABLES)
@@ -211,6 +214,15 @@ class World:
                 " OR uses <> (SELECT count(*) FROM promocode_activations a WHERE a.code = p.code)"
             )
             assert overused == 0
+
+    async def confirm_button(self, user: int) -> str | None:
+        """The confirmation on the bot's last message, if it shows one."""
+        shown = (await self.bot.control.messages(user))[-1]
+        for row in shown.buttons:
+            for button in row:
+                if (button.callback_data or "").startswith(CONFIRMS):
+                    return button.callback_data
+        return None
 
     async def leave(self, user: int) -> None:
         await self.bot.send(user, "/menu")
@@ -292,8 +304,11 @@ def test_random_button_data(world: Run) -> None:
             await w.leave(user)  # a press may have entered a flow
 
         runner.run(one())
+        w.examples += 1
 
+    w.examples = 0
     check()
+    print(f"{w.examples} examples")  # noqa: T201 (shown by make fuzz: -rP)
 
 
 def test_any_text_in_every_state(world: Run) -> None:
@@ -317,11 +332,20 @@ def test_any_text_in_every_state(world: Run) -> None:
             await w.check()
             if state not in storing:
                 assert await w.snapshot() == before, f"text in {state.state} stored something"
+            # What the text led to is confirmed too: the stored adjustment or broadcast
+            # carries the typed text.
+            confirm = await w.confirm_button(flow.user)
+            if confirm is not None:
+                await w.press(flow.user, confirm)
+                await w.check()
             await w.leave(flow.user)
 
         runner.run(one())
+        w.examples += 1
 
+    w.examples = 0
     check()
+    print(f"{w.examples} examples")  # noqa: T201 (shown by make fuzz: -rP)
 
 
 def storing_states() -> set[State]:
@@ -356,19 +380,25 @@ def test_start_payloads_and_odd_names(world: Run) -> None:
                 profile["language_code"] = language
             text = "/start" if payload is None else f"/start {payload}"
             referrals = await w.pool.fetchval("SELECT count(*) FROM referrals")
+            referrer = parse_referrer(payload)
+            invited = referrer is not None and referrer != user and bool(
+                await w.pool.fetchval("SELECT count(*) FROM users WHERE id = $1", referrer)
+            )
             await w.bot.send(user, text[:4096], **profile)
             await w.check()
             row = await w.pool.fetchrow("SELECT first_name, username FROM users WHERE id = $1", user)
             assert row is not None, "a /start did not register its user"
             added = await w.pool.fetchval("SELECT count(*) FROM referrals") - referrals
-            invited = payload is not None and payload.strip() == f"ref_{REFERRER}"
             assert added == (1 if invited else 0)
             await w.bot.send(user, text[:4096], **profile)  # twice: still one user, one referral
             assert await w.pool.fetchval("SELECT count(*) FROM referrals") - referrals == added
 
         runner.run(one())
+        w.examples += 1
 
+    w.examples = 0
     check()
+    print(f"{w.examples} examples")  # noqa: T201 (shown by make fuzz: -rP)
 
 
 def test_typed_top_up_amounts(world: Run) -> None:
@@ -393,8 +423,11 @@ def test_typed_top_up_amounts(world: Run) -> None:
             await w.leave(USER)
 
         runner.run(one())
+        w.examples += 1
 
+    w.examples = 0
     check()
+    print(f"{w.examples} examples")  # noqa: T201 (shown by make fuzz: -rP)
 
 
 def test_promo_codes(world: Run) -> None:
@@ -422,5 +455,8 @@ def test_promo_codes(world: Run) -> None:
             await w.leave(user)
 
         runner.run(one())
+        w.examples += 1
 
+    w.examples = 0
     check()
+    print(f"{w.examples} examples")  # noqa: T201 (shown by make fuzz: -rP)

@@ -37,3 +37,26 @@ async def test_a_refused_promo_line_is_shown_escaped(
     shown = (await harness.control.messages(ADMIN))[-1].text or ""
     assert shown.startswith("❌") and (echoed is None or echoed in shown), shown
     assert await db.fetchval("SELECT count(*) FROM promocodes") == 0
+
+
+async def _confirm(harness: BotHarness, prefix: str) -> None:
+    shown = (await harness.control.messages(ADMIN))[-1]
+    buttons = [b.callback_data or "" for row in shown.buttons for b in row]
+    data = next(d for d in buttons if d.startswith(prefix))
+    await harness.press(ADMIN, data)
+
+
+async def test_a_reason_and_a_broadcast_with_a_nul_are_stored_cleaned(
+    harness: BotHarness, db: asyncpg.Pool
+) -> None:
+    await harness.send(ADMIN, "/start", first_name="Admin")
+    await harness.press(ADMIN, f"admu:adjust:{ADMIN}")
+    await harness.send(ADMIN, "+5")
+    await harness.send(ADMIN, "goodwill\x00 \u202egift")
+    await _confirm(harness, "admadj:")
+    assert await db.fetchval("SELECT note FROM ledger") == f"admin {ADMIN}: goodwill gift"
+    await harness.press(ADMIN, "adm:bc")
+    await harness.send(ADMIN, "News\x00 today")
+    await _confirm(harness, "admbc:send:")
+    assert await db.fetchval("SELECT text FROM broadcasts") == "News today"
+    assert harness.handler_errors() == []

@@ -443,9 +443,8 @@ async def ask_broadcast(
 async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
     # The admin's formatting (bold, links...) arrives as entities; as HTML it is
     # exactly what recipients get, and the preview below proves Telegram takes it.
-    text = message.html_text
     try:
-        check_text(text)
+        text = check_text(message.html_text)
     except AdminError as exc:
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return

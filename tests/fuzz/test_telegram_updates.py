@@ -295,7 +295,7 @@ def test_every_state_has_a_way_in() -> None:
 def test_random_button_data(world: Run) -> None:
     runner, w = world
 
-    @bounded(150)
+    @bounded(120)
     @given(callback_data(), st.sampled_from([USER, ADMIN]))
     def check(data: str, user: int) -> None:
         async def one() -> None:
@@ -404,7 +404,7 @@ def test_start_payloads_and_odd_names(world: Run) -> None:
 def test_typed_top_up_amounts(world: Run) -> None:
     runner, w = world
 
-    @bounded(50)
+    @bounded(40)
     @given(AMOUNTS)
     def check(amount: str) -> None:
         async def one() -> None:
@@ -433,7 +433,7 @@ def test_typed_top_up_amounts(world: Run) -> None:
 def test_promo_codes(world: Run) -> None:
     runner, w = world
 
-    @bounded(50)
+    @bounded(40)
     @given(CODES, st.booleans())
     def check(code: str, fresh_user: bool) -> None:
         async def one() -> None:

@@ -37,6 +37,9 @@ LIMITS: dict[str, Limit] = {
     "payment": Limit(interval=6.0),
     "purchase": Limit(interval=2.5),
     "default": Limit(interval=0.8, burst=3),
+    # Not a handler's flag: the fallback takes a token before it answers a message it
+    # does not understand, so a flood gets one hint to /menu, not one per message.
+    "hint": Limit(interval=30.0),
 }
 DEFAULT_ACTION = "default"
 

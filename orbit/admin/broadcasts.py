@@ -27,6 +27,7 @@ from orbit import outbox
 from orbit.admin import queries
 from orbit.admin.errors import BroadcastNotFound, EmptyText, TextTooLong
 from orbit.admin.queries import Progress
+from orbit.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class Queued(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_text(text: str) -> str:
+    """The text to store and send: cleaned (outside text, orbit.text), then bounded."""
+    # One character over the limit is kept so that a too long text is refused, not cut.
+    text = clean_text(text, MAX_TEXT_LENGTH + 1, keep_newlines=True)
     if not text.strip():
         raise EmptyText()
     if len(text) > MAX_TEXT_LENGTH:
@@ -71,7 +75,7 @@ async def create_broadcast(
     `created_by` is the admin's Telegram id (0 for the CLI). A repeated
     `action_key` returns the broadcast it made, queueing nothing new.
     """
-    check_text(text)
+    text = check_text(text)
     async with pool.acquire() as conn, conn.transaction():
         broadcast_id = await queries.insert_broadcast(conn, text, created_by, action_key)
     if broadcast_id is None:

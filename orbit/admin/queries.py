@@ -85,6 +85,13 @@ WHERE u.id = old.id
 RETURNING old.was
 """
 
+# A ban (or unban) changes what every live config's panel user must be: flagged in the
+# ban's transaction, so a panel that cannot be told at once is repaired by the janitor.
+FLAG_USER_CONFIGS = """
+UPDATE configs SET needs_sync = true, updated_at = now()
+WHERE user_id = $1 AND deleted_at IS NULL AND status IN ('active', 'disabled')
+"""
+
 # --- broadcasts ------------------------------------------------------------------------
 
 # Who a broadcast goes to: everyone who has not blocked the bot and is not banned.
@@ -257,6 +264,10 @@ async def recent_payments(
 
 async def ledger_tail(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, limit: int) -> list[LedgerLine]:
     return [LedgerLine(**dict(r)) for r in await conn.fetch(LEDGER_TAIL, user_id, limit)]
+
+
+async def flag_user_configs(conn: asyncpg.Connection, user_id: int) -> None:
+    await conn.execute(FLAG_USER_CONFIGS, user_id)
 
 
 async def set_banned(conn: asyncpg.Connection, user_id: int, banned: bool) -> bool | None:

@@ -30,9 +30,11 @@ from orbit.admin.errors import (
 from orbit.admin.queries import LedgerLine, Profile
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord
+from orbit.marzban.provisioning import PanelDeps
 from orbit.money import KOPECKS_PER_RUB, format_rub
 from orbit.payments.queries import PaymentRow
-from orbit.subscriptions import latest_plan_id
+from orbit.subscriptions import latest_plan_id, sync_config_expiry
+from orbit.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,9 @@ def parse_user_ref(raw: str) -> int | str:
 
 
 def check_reason(raw: str) -> str:
-    reason = " ".join(raw.split())
+    # Outside text (a ledger note): cleaned, then one character over the limit kept so
+    # that a too long reason is refused rather than cut.
+    reason = " ".join(clean_text(raw, REASON_MAX_LENGTH * 4).split())[: REASON_MAX_LENGTH + 1]
     if not reason or len(reason) > REASON_MAX_LENGTH:
         raise EmptyReason(REASON_MAX_LENGTH)
     return reason
@@ -171,15 +175,25 @@ async def adjust_balance(
 
 
 async def set_banned(
-    pool: asyncpg.Pool, user_id: int, banned: bool, *, admin_ids: tuple[int, ...] = ()
+    deps: PanelDeps, user_id: int, banned: bool, *, admin_ids: tuple[int, ...] = ()
 ) -> bool:
-    """Ban or unban a user; returns whether anything changed. Admins cannot be banned."""
+    """Ban or unban a user; returns whether anything changed. Admins cannot be banned.
+
+    A banned user's configs are disabled on their panels (the rows keep the user's
+    own on/off choice, which an unban restores): flagged `needs_sync` in the ban's
+    transaction, then reconciled at once; a panel that is down leaves the flag for
+    the janitor's repair, and the ban stands either way.
+    """
     if banned and user_id in admin_ids:
         raise CannotBanAdmin(user_id)
-    async with pool.acquire() as conn, conn.transaction():
+    async with deps.pool.acquire() as conn, conn.transaction():
         was = await queries.set_banned(conn, user_id, banned)
+        if was is not None and was != banned:
+            await queries.flag_user_configs(conn, user_id)
     if was is None:
         raise UserNotFound(user_id)
-    if was != banned:
-        log.info("user %d %s", user_id, "banned" if banned else "unbanned")
-    return was != banned
+    if was == banned:
+        return False
+    log.info("user %d %s", user_id, "banned" if banned else "unbanned")
+    await sync_config_expiry(deps, user_id)  # each config's full reconcile, enabled state included
+    return True

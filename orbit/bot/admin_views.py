@@ -14,6 +14,7 @@ from orbit.admin.panels import InstanceLine
 from orbit.admin.queries import Progress, Revenue
 from orbit.admin.stats import Stats
 from orbit.admin.users import UserCard
+from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
 from orbit.cli.status import Status
 from orbit.marzban.drain import DrainReport
@@ -24,35 +25,35 @@ NOTE_SHOWN = 60  # characters of a ledger note on the user card
 ERROR_SHOWN = 60  # characters of an instance's last error
 
 
-class AdminCb(CallbackData, prefix="adm"):
+class AdminCb(ButtonData, prefix="adm"):
     """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc."""
 
     screen: str
 
 
-class AdminUserCb(CallbackData, prefix="admu"):
+class AdminUserCb(ButtonData, prefix="admu"):
     action: str  # show, adjust, ban, unban
     user_id: int
 
 
-class AdminAdjustCb(CallbackData, prefix="admadj"):
+class AdminAdjustCb(ButtonData, prefix="admadj"):
     """Confirm the adjustment the FSM holds; the token names that one adjustment."""
 
     token: str
 
 
-class AdminPromoCb(CallbackData, prefix="admp"):
+class AdminPromoCb(ButtonData, prefix="admp"):
     """Disable a promo code."""
 
     code: str
 
 
-class AdminInstCb(CallbackData, prefix="admi"):
+class AdminInstCb(ButtonData, prefix="admi"):
     action: str  # on, off, drain (asks), drain_yes
     instance_id: str
 
 
-class AdminBcCb(CallbackData, prefix="admbc"):
+class AdminBcCb(ButtonData, prefix="admbc"):
     action: str  # send (with the FSM's token), progress (of broadcast_id)
     token: str = ""
     broadcast_id: int = 0

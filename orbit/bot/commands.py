@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
+from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.i18n import DEFAULT_LOCALE, LOCALES, Translator
 
 log = logging.getLogger(__name__)
@@ -22,5 +22,5 @@ async def set_commands(bot: Bot, translator: Translator) -> None:
         # The default list (no language_code) serves every language we do not have.
         try:
             await bot.set_my_commands(commands, language_code=None if locale == DEFAULT_LOCALE else locale)
-        except TelegramAPIError as exc:
-            log.warning("setMyCommands (%s) failed: %s", locale, exc)
+        except BOT_API_FAILURES as exc:
+            log.warning("setMyCommands (%s) failed: %s", locale, describe(exc))

@@ -9,13 +9,13 @@ import math
 import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramRetryAfter,
 )
 from aiogram.types import ErrorEvent
 
+from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator, language_for
 from orbit.users.queries import UserRow, mark_blocked
@@ -41,7 +41,7 @@ def setup_errors(dp: Dispatcher) -> None:
             metrics.inc("users_blocked_total")
             log.info("user %s blocked the bot (update %s)", sender.id, update.update_id)
             if update.callback_query is not None:  # still stop the button's spinner
-                with contextlib.suppress(TelegramAPIError):
+                with contextlib.suppress(*BOT_API_FAILURES):
                     await bot.answer_callback_query(update.callback_query.id)
             return True
         metrics.inc("handler_errors_total", kind=type(event.exception).__name__)
@@ -61,8 +61,8 @@ def setup_errors(dp: Dispatcher) -> None:
                 return True
             if update.callback_query is not None or update.message is not None:
                 await bot.send_message(sender.id, text)
-        except TelegramAPIError as exc:
-            log.warning("could not tell user %s about the error: %s", sender.id, exc)
+        except BOT_API_FAILURES as exc:
+            log.warning("could not tell user %s about the error: %s", sender.id, describe(exc))
         return True
 
 

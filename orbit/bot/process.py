@@ -12,12 +12,18 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
 
 from orbit import keys
 from orbit.bot import http, routers
+from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
@@ -70,6 +76,8 @@ async def check_token(bot: Bot, settings: Settings) -> None:
             continue
         except TelegramAPIError as exc:
             raise StartupError(f"Bot API at {settings.telegram_api_url} failed: {exc}") from None
+        except ClientDecodeError as exc:  # HTML from a proxy, or no Bot API at that URL
+            raise StartupError(f"Bot API at {settings.telegram_api_url}: {describe(exc)}") from None
         log.info("bot @%s (id %d) via %s", me.username, me.id, settings.telegram_api_url)
         return
 
@@ -105,8 +113,10 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     # screens (their router's filter lets admins alone in).
     dp.callback_query.middleware(RequireRegistered(open_routers=[admin.router]))
     routers.install(dp)
+    limiter = RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale)
+    dp["rate_limiter"] = limiter  # the fallback's hint takes its own tokens
     # Replaces aiogram's FSM middleware: the rate limit and the state read are one round trip.
-    install_throttling(dp, RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale), metrics)
+    install_throttling(dp, limiter, metrics)
     setup_errors(dp)
     return dp
 

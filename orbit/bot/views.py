@@ -20,7 +20,7 @@ from orbit.bot.callbacks import AutoRenewCb, BuyCb, GateCb, LangCb, MenuCb, Plan
 from orbit.i18n import LOCALES
 from orbit.money import format_rub
 from orbit.plans import Plan, Plans
-from orbit.subscriptions import Purchase, Subscription, on_trial
+from orbit.subscriptions import Purchase, Subscription, on_trial, trial_offered
 from orbit.users.queries import UserRow
 from orbit.users.registration import ReferralStats
 
@@ -67,7 +67,7 @@ def plan_name(i18n: I18nContext, plan: Plan) -> str:
 
 
 def trial_available(user: UserRow, trial_days: int) -> bool:
-    return trial_days > 0 and user.trial_used_at is None
+    return trial_offered(user.subscription_until, user.trial_used_at, trial_days)
 
 
 def main_menu(i18n: I18nContext, user: UserRow, trial_days: int, greeting: str | None = None) -> Screen:
@@ -165,7 +165,13 @@ def subscription_screen(i18n: I18nContext, sub: Subscription, plans: Plans) -> S
     plan = plans.get(sub.plan_id) if sub.plan_id else None
     if plan is not None:
         lines.append(i18n.get("sub-plan", name=plan_name(i18n, plan)))
-    lines += ["", i18n.get("sub-auto-renew-on" if sub.auto_renew else "sub-auto-renew-off")]
+    if not sub.auto_renew:
+        renewal = "sub-auto-renew-off"
+    elif plan is None:  # a trial or promo days: there is no plan to buy again
+        renewal = "sub-auto-renew-on-no-plan"
+    else:
+        renewal = "sub-auto-renew-on"
+    lines += ["", i18n.get(renewal)]
     toggle = (
         _button(i18n.get("btn-auto-renew-off"), AutoRenewCb(on=False))
         if sub.auto_renew
@@ -209,19 +215,22 @@ def plans_screen(i18n: I18nContext, plans: Plans, balance_kop: int) -> Screen:
 
 
 def confirm_screen(
-    i18n: I18nContext, plan: Plan, balance_kop: int, until: datetime, token: str
+    i18n: I18nContext, plan: Plan, balance_kop: int, until: datetime, token: str, auto_renew: bool
 ) -> Screen:
     price = format_rub(plan.price)
     confirm = BuyCb(plan_id=plan.id, price=plan.price, token=token)
+    text = i18n.get(
+        "buy-confirm",
+        name=plan_name(i18n, plan),
+        days=plan.days,
+        price=price,
+        balance=format_rub(balance_kop),
+        until=format_date(until),
+    )
+    if auto_renew:  # said before the press that buys: the plan will be bought again
+        text += "\n\n" + i18n.get("buy-auto-renew-note")
     return Screen(
-        i18n.get(
-            "buy-confirm",
-            name=plan_name(i18n, plan),
-            days=plan.days,
-            price=price,
-            balance=format_rub(balance_kop),
-            until=format_date(until),
-        ),
+        text,
         _keyboard(
             [_button(i18n.get("btn-confirm", price=price), confirm)],
             [_button(i18n.get("btn-back"), MenuCb(screen="buy")), main_menu_button(i18n)],

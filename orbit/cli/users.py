@@ -2,8 +2,8 @@
 
     orbit users show <id|@username> [--json]
     orbit users adjust <id> <±RUB> --reason TEXT [--key KEY]
-    orbit users ban <id>
-    orbit users unban <id>
+    orbit users ban <id>      (also disables the user's configs on their panels)
+    orbit users unban <id>    (and enables them again)
 
 An adjustment is a ledger entry (kind `adjustment`) with the reason in its
 note; `--key` makes a retried command harmless (the same key adjusts once).
@@ -19,13 +19,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import aiohttp
 import asyncpg
 import msgspec
 
 from orbit.admin.errors import AdminError
 from orbit.admin.users import UserCard, adjust_balance, parse_amount, parse_user_ref, set_banned, user_card
 from orbit.cli.errors import CommandError
-from orbit.connections import create_pool
+from orbit.connections import check_redis, create_pool, create_redis
+from orbit.marzban.provisioning import PanelDeps
 from orbit.migrate import require_schema
 from orbit.money import format_rub
 from orbit.settings import Settings
@@ -155,11 +157,24 @@ async def _adjust(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@asynccontextmanager
+async def _panel_deps(settings: Settings) -> AsyncIterator[PanelDeps]:
+    """What a ban needs to reach the user's panels (their panel users are disabled)."""
+    async with _connect(settings) as pool:
+        redis = create_redis(settings)
+        try:
+            await check_redis(redis, settings)
+            async with aiohttp.ClientSession() as http:
+                yield PanelDeps(pool, redis, http, settings)
+        finally:
+            await redis.aclose()
+
+
 async def _ban(args: argparse.Namespace, settings: Settings) -> int:
     user_id = _user_id(args.user)
     banned = args.action == "ban"
-    async with _connect(settings) as pool:
-        changed = await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
+    async with _panel_deps(settings) as deps:
+        changed = await set_banned(deps, user_id, banned, admin_ids=settings.admin_ids)
     word = "banned" if banned else "unbanned"
     _out(f"user {user_id} {word}" if changed else f"user {user_id} was already {word}")
     return 0

@@ -24,7 +24,7 @@ RETURNING {_CONFIG_COLUMNS}
 SELECT_ONE = f"SELECT {_CONFIG_COLUMNS} FROM configs c WHERE c.id = $1"
 # A config with what its panel user needs from the owner: expiry and language.
 SELECT_FOR_PANEL = f"""
-SELECT {_CONFIG_COLUMNS}, u.subscription_until, u.language
+SELECT {_CONFIG_COLUMNS}, u.subscription_until, u.language, u.is_banned
 FROM configs c JOIN users u ON u.id = c.user_id
 WHERE c.id = $1
 """
@@ -128,6 +128,7 @@ class PanelTarget(msgspec.Struct, frozen=True, kw_only=True):
     config: ConfigRecord
     subscription_until: datetime | None
     language: str
+    owner_banned: bool = False  # a banned user's panel users are disabled, whatever the row says
 
 
 class Removal(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,7 +170,10 @@ async def get_for_panel(
     if row is None:
         return None
     return PanelTarget(
-        config=_record(row), subscription_until=row["subscription_until"], language=row["language"]
+        config=_record(row),
+        subscription_until=row["subscription_until"],
+        language=row["language"],
+        owner_banned=row["is_banned"],
     )
 
 

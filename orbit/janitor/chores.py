@@ -81,7 +81,9 @@ async def renew_subscriptions(deps: PanelDeps, translator: Translator, plans: Pl
         key = f"autorenew:{due.id}:{int(due.subscription_until.timestamp())}"
         try:
             async with deps.pool.acquire() as conn, conn.transaction():
-                purchase = await subscriptions.buy(conn, due.id, plan, key, source="auto_renew")
+                purchase = await subscriptions.buy(
+                    conn, due.id, plan, key, source="auto_renew", renews_until=due.subscription_until
+                )
                 if not purchase.replayed:
                     await outbox.enqueue(
                         conn,
@@ -96,6 +98,9 @@ async def renew_subscriptions(deps: PanelDeps, translator: Translator, plans: Pl
                         dedup_key=f"renewed:{key}",
                     )
         except InsufficientFunds:  # spent between the query and the purchase
+            continue
+        except subscriptions.RenewalNotDue as exc:  # bought or lapsed since the query
+            log.info("auto-renewal skipped: %s", exc)
             continue
         if purchase.replayed:
             continue

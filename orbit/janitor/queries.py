@@ -43,8 +43,10 @@ ORDER BY u.subscription_until
 LIMIT $1
 """
 
-# Users whose subscription ends within a day (or ended lately) with auto-renewal
-# on and enough balance for the plan they bought last.
+# Users whose subscription ends within a day with auto-renewal on and enough balance
+# for the plan they bought last. Only before the end: once it has passed, nothing is
+# bought without the user's press (a lapsed user who tops up is not charged for the
+# old plan behind their back).
 RENEWALS_DUE = """
 SELECT u.id, u.language, u.subscription_until, last.plan_id
 FROM users u
@@ -54,7 +56,7 @@ JOIN LATERAL (
 JOIN unnest($2::text[], $3::bigint[]) AS price(plan_id, price_kop) ON price.plan_id = last.plan_id
 WHERE u.auto_renew AND NOT u.is_banned
   AND u.subscription_until <= now() + interval '1 day'
-  AND u.subscription_until > now() - interval '3 days'
+  AND u.subscription_until > now()
   AND u.balance_kop >= price.price_kop
 ORDER BY u.subscription_until
 LIMIT $1

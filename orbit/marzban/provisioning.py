@@ -148,7 +148,7 @@ def _desired(target: PanelTarget, settings: Settings) -> _Desired:
     return _Desired(
         expire=expire_timestamp(target.subscription_until),
         data_limit=config.data_limit_bytes,
-        enabled=config.status != "disabled",
+        enabled=config.status != "disabled" and not target.owner_banned,
         note=panel_note(config, settings.max_ips_per_config),
     )
 

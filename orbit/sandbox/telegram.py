@@ -73,6 +73,12 @@ RATE_LIMITED_METHODS = frozenset(
 
 UNAUTHORIZED = "Unauthorized"
 NOT_FOUND = "Not Found"
+# What a reverse proxy in front of a Bot API server answers while that server is down.
+BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 BLOCKED = "Forbidden: bot was blocked by the user"
 QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 NOT_MODIFIED = (
@@ -982,6 +988,7 @@ class TelegramEmulator:
         self._unclaimed: _World | None = None
         self._memberships: dict[tuple[int | str, int], str] = {}
         self._invalid_tokens: set[str] = set()
+        self._bad_gateway: set[str] = set()  # lower-cased methods answered with BAD_GATEWAY_HTML
         self._clock_offset = 0.0
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -1053,6 +1060,7 @@ class TelegramEmulator:
         r.add_post("/control/charges/{charge_id}/refund", self._c_refund_charge)
         r.add_post("/control/hold", self._c_hold)
         r.add_post("/control/tokens", self._c_tokens)
+        r.add_post("/control/bad_gateway", self._c_bad_gateway)
         r.add_post("/control/clock", self._c_clock)
         r.add_get("/control/files/{file_id}", self._c_file)
         return app
@@ -1086,6 +1094,7 @@ class TelegramEmulator:
         self._unclaimed = None
         self._memberships.clear()
         self._invalid_tokens.clear()
+        self._bad_gateway.clear()
         self.rate_limits = ctl.RateLimits()
         self._clock_offset = 0.0
         self._holds.clear()
@@ -1159,6 +1168,8 @@ class TelegramEmulator:
         match = _TOKEN_RE.fullmatch(token)
         if match is None or token in self._invalid_tokens:
             return _json_response({"ok": False, "error_code": 401, "description": UNAUTHORIZED}, 401)
+        if request.match_info["method"].lower() in self._bad_gateway:
+            return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
         world = self._world_for_bot(int(match[1]))
         try:
             raw = await _read_params(request)
@@ -2623,6 +2634,14 @@ class TelegramEmulator:
         else:
             self._invalid_tokens.add(body.token)
         return _json_response({})
+
+    async def _c_bad_gateway(self, request: web.Request) -> web.Response:
+        body = await self._body(request, ctl.BadGatewayIn)
+        if body.on:
+            self._bad_gateway.add(body.method.lower())
+        else:
+            self._bad_gateway.discard(body.method.lower())
+        return _json_response({"methods": sorted(self._bad_gateway)})
 
     async def _c_clock(self, request: web.Request) -> web.Response:
         body = await self._body(request, ctl.ClockIn)

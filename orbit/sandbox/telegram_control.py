@@ -68,6 +68,11 @@ class TokenIn(_Shape):
     valid: bool = False
 
 
+class BadGatewayIn(_Shape):
+    method: str  # a Bot API method name, any case
+    on: bool = True
+
+
 class ClockIn(_Shape):
     advance: float
 
@@ -455,6 +460,10 @@ class TelegramControl:
 
     async def set_token_valid(self, token: str, valid: bool) -> None:
         await self._request("POST", "/tokens", dict, TokenIn(token=token, valid=valid))
+
+    async def set_bad_gateway(self, method: str, on: bool = True) -> None:
+        """Answer `method` with an HTML 502 page (a reverse proxy's) instead of the Bot API."""
+        await self._request("POST", "/bad_gateway", dict, BadGatewayIn(method=method, on=on))
 
     async def advance_clock(self, seconds: float) -> None:
         await self._request("POST", "/clock", dict, ClockIn(advance=seconds))

@@ -8,6 +8,7 @@ from orbit.subscriptions.panels import purchase_plan, start_trial, sync_config_e
 from orbit.subscriptions.service import (
     PlanLimits,
     Purchase,
+    RenewalNotDue,
     Subscription,
     active_plan_limits,
     buy,
@@ -18,11 +19,13 @@ from orbit.subscriptions.service import (
     quote_end,
     set_auto_renew,
     subscription,
+    trial_offered,
 )
 
 __all__ = [
     "PlanLimits",
     "Purchase",
+    "RenewalNotDue",
     "Subscription",
     "active_plan_limits",
     "buy",
@@ -36,4 +39,5 @@ __all__ = [
     "start_trial",
     "subscription",
     "sync_config_expiry",
+    "trial_offered",
 ]

@@ -22,14 +22,18 @@ FROM users WHERE id = $1
 """
 
 # Serializes purchases of one user, so a replayed token sees the first purchase.
-LOCK_USER = "SELECT balance_kop, subscription_until FROM users WHERE id = $1 FOR UPDATE"
+LOCK_USER = """
+SELECT balance_kop, subscription_until, subscription_until > now() AS running
+FROM users WHERE id = $1 FOR UPDATE
+"""
 
-# The trial is granted once per account forever: `trial_used_at` is never reset.
+# The trial is granted once per account forever (`trial_used_at` is never reset), and
+# only to a user who never had a subscription: every purchase, promo or admin grant
+# sets `subscription_until`, and nothing sets it back to NULL.
 GRANT_TRIAL = """
 UPDATE users
-SET trial_used_at = now(),
-    subscription_until = greatest(coalesce(subscription_until, now()), now()) + make_interval(days => $2)
-WHERE id = $1 AND trial_used_at IS NULL
+SET trial_used_at = now(), subscription_until = now() + make_interval(days => $2)
+WHERE id = $1 AND trial_used_at IS NULL AND subscription_until IS NULL
 RETURNING subscription_until
 """
 

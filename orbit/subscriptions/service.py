@@ -19,6 +19,16 @@ from orbit.subscriptions import queries
 BASE_PLAN_ID = "1m"
 
 
+class RenewalNotDue(Exception):
+    """An auto-renewal found the subscription no longer as it was asked to renew it:
+    bought or extended meanwhile, or already ended (nothing is bought after the end
+    without the user's press)."""
+
+    def __init__(self, user_id: int, expected: datetime, found: datetime | None) -> None:
+        super().__init__(f"user {user_id}: renewal for the end {expected} found {found}")
+        self.user_id = user_id
+
+
 class PlanLimits(msgspec.Struct, frozen=True):
     active: bool  # the subscription runs now
     until: datetime | None
@@ -52,6 +62,11 @@ def on_trial(until: datetime | None, trial_used_at: datetime | None, trial_days:
     if until is None or trial_used_at is None:
         return False
     return until <= trial_used_at + timedelta(days=trial_days, minutes=1)
+
+
+def trial_offered(until: datetime | None, trial_used_at: datetime | None, trial_days: int) -> bool:
+    """The trial is for users who never had a subscription (and never took it)."""
+    return trial_days > 0 and trial_used_at is None and until is None
 
 
 def _require_transaction(conn: asyncpg.Connection, what: str) -> None:
@@ -112,7 +127,7 @@ async def subscription(
         is_trial=active and on_trial(row["subscription_until"], row["trial_used_at"], trial_days),
         plan_id=row["plan_id"],
         auto_renew=row["auto_renew"],
-        trial_available=trial_days > 0 and row["trial_used_at"] is None,
+        trial_available=trial_offered(row["subscription_until"], row["trial_used_at"], trial_days),
     )
 
 
@@ -122,7 +137,8 @@ async def quote_end(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, days:
 
 
 async def grant_trial(conn: asyncpg.Connection, user_id: int, days: int) -> datetime | None:
-    """The free trial, once per account forever; None when it was already used."""
+    """The free trial, once per account forever and only for a user who never had a
+    subscription; None when it is refused."""
     if days <= 0:
         return None
     _require_transaction(conn, "grant_trial")
@@ -139,6 +155,7 @@ async def buy(
     idempotency_key: str,
     *,
     source: str = "balance",
+    renews_until: datetime | None = None,
 ) -> Purchase:
     """Debit the plan's price and extend the subscription, once per `idempotency_key`.
 
@@ -146,7 +163,11 @@ async def buy(
     user are serialized and a repeated key returns the first purchase with
     `replayed=True`. Raises `ledger.InsufficientFunds` before writing anything
     when the balance is short, `ledger.UnknownUser` for an unknown user. The
-    janitor's auto-renewal calls it with `source="auto_renew"`.
+    janitor's auto-renewal calls it with `source="auto_renew"` and `renews_until`,
+    the end it found due: under the lock, the end must still be that one and not
+    passed yet, else `RenewalNotDue` (nothing written). The janitor's query ran
+    before the lock, so a purchase the user made meanwhile would otherwise be
+    followed by a second charge.
     """
     _require_transaction(conn, "buy")
     locked = await queries.lock_user(conn, user_id)
@@ -155,6 +176,10 @@ async def buy(
     first = await queries.purchase_by_key(conn, idempotency_key)
     if first is not None:
         return Purchase(**dict(first), replayed=True)
+    if renews_until is not None and (
+        locked["subscription_until"] != renews_until or not locked["running"]
+    ):
+        raise RenewalNotDue(user_id, renews_until, locked["subscription_until"])
     # The row is locked, so this balance is the one the debit will see.
     if locked["balance_kop"] < plan.price:
         raise ledger.InsufficientFunds(locked["balance_kop"], plan.price)

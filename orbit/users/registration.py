@@ -9,12 +9,16 @@ import asyncpg
 import msgspec
 
 from orbit.i18n import language_for
+from orbit.text import clean_text
 from orbit.users import queries
 from orbit.users.queries import UserRow
 
 log = logging.getLogger(__name__)
 
 REFERRAL_PREFIX = "ref_"
+# Telegram's own limits; a longer value is not Telegram's (or is a client's bug).
+FIRST_NAME_MAX = 64
+USERNAME_MAX = 32
 _REFERRAL_RE = re.compile(r"^ref_(\d{1,19})$")
 
 
@@ -56,7 +60,10 @@ async def register(
 
     The referrer is recorded only for a new user, never the user themselves and
     never an id we do not know; the bonus is paid on the invitee's first top-up.
+    Names are outside text: stored cleaned (`orbit.text.clean_text`).
     """
+    first_name = None if first_name is None else clean_text(first_name, FIRST_NAME_MAX)
+    username = clean_text(username, USERNAME_MAX).strip() or None
     async with pool.acquire() as conn, conn.transaction():
         user, is_new = await queries.upsert(
             conn, user_id, username, first_name, language_for(language_code)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from orbit import ledger
 from orbit.admin import errors
@@ -15,6 +17,8 @@ from orbit.admin.users import (
     set_banned,
     user_card,
 )
+from orbit.marzban.provisioning import PanelDeps
+from orbit.settings import Settings
 
 
 async def balance(db: asyncpg.Pool, user_id: int) -> int:
@@ -149,14 +153,19 @@ async def test_user_card(db: asyncpg.Pool) -> None:
             await user_card(db, missing)
 
 
-async def test_ban_and_unban(db: asyncpg.Pool) -> None:
+async def test_ban_and_unban(db: asyncpg.Pool, redis: Redis, settings: Settings) -> None:
+    async with aiohttp.ClientSession() as http:
+        await _ban_and_unban(db, PanelDeps(db, redis, http, settings))
+
+
+async def _ban_and_unban(db: asyncpg.Pool, deps: PanelDeps) -> None:
     await db.execute("INSERT INTO users (id) VALUES (1), (2)")
-    assert await set_banned(db, 1, True, admin_ids=(2,)) is True
-    assert await set_banned(db, 1, True, admin_ids=(2,)) is False
+    assert await set_banned(deps, 1, True, admin_ids=(2,)) is True
+    assert await set_banned(deps, 1, True, admin_ids=(2,)) is False
     assert await db.fetchval("SELECT is_banned FROM users WHERE id = 1") is True
     with pytest.raises(errors.CannotBanAdmin):
-        await set_banned(db, 2, True, admin_ids=(2,))
+        await set_banned(deps, 2, True, admin_ids=(2,))
     with pytest.raises(errors.UserNotFound):
-        await set_banned(db, 3, True)
-    assert await set_banned(db, 1, False) is True
+        await set_banned(deps, 3, True)
+    assert await set_banned(deps, 1, False) is True
     assert await db.fetchval("SELECT count(*) FROM users WHERE is_banned") == 0

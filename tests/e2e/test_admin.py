@@ -63,14 +63,15 @@ async def test_non_admins_get_nothing_and_forged_presses_change_nothing(
     await db.execute("INSERT INTO promocodes (code, kind, value) VALUES ('GIFT', 'balance', 100)")
     before = await state(db)
 
-    # /admin is an unknown command to a non-admin: no answer at all. The reply to
-    # /help, sent after it, is the only new message.
+    # /admin is an unknown command to a non-admin: the hint any unknown command gets,
+    # nothing about an admin panel. The reply to /help, sent after it, comes next.
     shown = len(await mallory.messages())
-    await mallory.send_silently("/admin")
+    hint = await mallory.send("/admin")
+    assert text(hint) == "I did not understand that. Open the menu: /menu"
     reply = await mallory.send("/help")
     assert text(reply).startswith("How to connect")
     after = await mallory.messages()
-    assert len(after) == shown + 1 and all("Admin panel" not in text(m) for m in after)
+    assert len(after) == shown + 2 and all("Admin panel" not in text(m) for m in after)
 
     forged = [
         AdminCb(screen="stats"),

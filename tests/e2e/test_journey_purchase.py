@@ -77,7 +77,9 @@ async def test_a_purchase_debits_once_extends_and_reaches_every_panel(
     new_end = trial_end + timedelta(days=90)
     assert confirm.text == (
         "Confirm the purchase\n\nPlan: 3 months (90 days)\nPrice: 400 ₽\nYour balance: 500 ₽\n"
-        f"Subscription until: {format_date(new_end)}"
+        f"Subscription until: {format_date(new_end)}\n\n"
+        "🔁 Auto-renewal is on: a day before the subscription ends, this plan is bought again"
+        " from your balance. Switch it off in 📅 Subscription."
     )
     pay = confirm.button("✅ Pay 400 ₽")
     assert pay.callback_data is not None and pay.callback_data.startswith("buy:3m:40000:")

@@ -80,3 +80,15 @@ async def test_self_and_unknown_referrers_are_ignored(db: asyncpg.Pool) -> None:
 )
 def test_parse_referrer(payload: str | None, expected: int | None) -> None:
     assert parse_referrer(payload) == expected
+
+
+async def test_any_name_telegram_sends_is_stored_cleaned(db: asyncpg.Pool) -> None:
+    # Outside text: NUL (Postgres refuses it), controls, direction overrides, any length.
+    reg = await register(
+        db, 11, username="a\x00nn\u202e", first_name="A\x00nn\x1b[31m" + "x" * 500, language_code="en"
+    )
+    row = await db.fetchrow("SELECT username, first_name FROM users WHERE id = 11")
+    assert row["username"] == "ann" and reg.user.id == 11
+    assert row["first_name"].startswith("Ann [31m") and len(row["first_name"]) == 64
+    await register(db, 12, username="\x00", first_name="\x00", language_code=None)
+    assert tuple(await db.fetchrow("SELECT username, first_name FROM users WHERE id = 12")) == (None, "")

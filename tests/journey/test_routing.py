@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
+from orbit.bot.callbacks import ButtonData
 from orbit.bot.routers import get_routers, menu
+from tests.support.bot_harness import button_classes
 
 
 def _filters(router: Router) -> list[tuple[str, FilterObject]]:
@@ -32,3 +34,10 @@ def test_no_filter_runs_in_a_worker_thread() -> None:
         if not f.awaitable
     ]
     assert threaded == []
+
+
+def test_every_button_class_bounds_its_numbers() -> None:
+    # Forged data reaches the filters first: each class must inherit the bounds check.
+    classes = button_classes()
+    assert {cls.__prefix__ for cls in classes} >= {"m", "buy", "tonpaid", "cbchk", "admu", "cfg"}
+    assert [cls.__name__ for cls in classes if not issubclass(cls, ButtonData)] == []

@@ -190,6 +190,34 @@ async def test_trial_once_per_account_forever(db: asyncpg.Pool, deps: PanelDeps)
     assert await db.fetchval("SELECT trial_used_at FROM users WHERE id = 2") is None
 
 
+async def test_the_trial_is_for_users_who_never_had_a_subscription(
+    db: asyncpg.Pool, deps: PanelDeps, plans: Plans
+) -> None:
+    month = plans.get("1m")
+    assert month is not None
+    await _user(db, 1, balance_kop=month.price)
+    async with db.acquire() as conn, conn.transaction():
+        await buy(conn, 1, month, "purchase:1:first")
+    paid_until = await _until(db)
+    # A paying subscriber, running or lapsed, is offered no trial and cannot take one.
+    for until in (paid_until, datetime.now(UTC) - 40 * DAY):
+        await db.execute("UPDATE users SET subscription_until = $1 WHERE id = 1", until)
+        sub = await subscription(db, 1, 7)
+        assert sub is not None and not sub.trial_available
+        assert await start_trial(deps, 1, 7) is None
+        assert await _until(db) == until
+    assert await db.fetchval("SELECT trial_used_at FROM users WHERE id = 1") is None
+    # Days from a promo code are a subscription too.
+    await _user(db, 2)
+    async with db.acquire() as conn, conn.transaction():
+        await extend_subscription(conn, 2, 30)
+    assert await start_trial(deps, 2, 7) is None
+    # Nobody else loses it.
+    await _user(db, 3)
+    assert (await subscription(db, 3, 7)).trial_available  # type: ignore[union-attr]
+    assert await start_trial(deps, 3, 7) is not None
+
+
 async def test_limits_and_status_follow_the_latest_purchase(db: asyncpg.Pool, plans: Plans) -> None:
     await _user(db, 1, balance_kop=200_000)
     limits = await active_plan_limits(db, 1, plans)

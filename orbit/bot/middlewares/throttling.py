@@ -28,7 +28,6 @@ from typing import Any
 
 import asyncpg
 from aiogram import Bot, Dispatcher, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
@@ -38,6 +37,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, TelegramObject, Update
 from redis.exceptions import RedisError
 
+from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import Handler
 from orbit.i18n import Translator, language_for
@@ -201,8 +201,8 @@ class ThrottlingMiddleware(FSMContextMiddleware):
                 await bot.answer_callback_query(update.callback_query.id, text, show_alert=True)
             elif update.message is not None:
                 await bot.send_message(update.message.chat.id, text)
-        except TelegramAPIError as exc:
-            log.info("rate-limit notice to user %d not delivered: %s", from_user.id, exc)
+        except BOT_API_FAILURES as exc:
+            log.info("rate-limit notice to user %d not delivered: %s", from_user.id, describe(exc))
 
     async def _text(
         self, data: dict[str, Any], user_id: int, language_code: str | None, retry_after: float

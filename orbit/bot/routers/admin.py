@@ -89,7 +89,10 @@ def _token() -> str:
 
 
 def _refusal(i18n: I18nContext, exc: AdminError) -> str:
-    return i18n.get(exc.message_key, **exc.params)
+    # Parameters may quote what the admin typed: escaped for the HTML message, here
+    # once for every refusal rather than in each error class.
+    params = {k: html.escape(v) if isinstance(v, str) else v for k, v in exc.params.items()}
+    return i18n.get(exc.message_key, **params)
 
 
 def _admin_id(event: Message | CallbackQuery) -> int:
@@ -186,6 +189,7 @@ async def ban(
     callback: CallbackQuery,
     callback_data: AdminUserCb,
     pool: asyncpg.Pool,
+    panel_deps: PanelDeps,
     settings: Settings,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
@@ -193,7 +197,7 @@ async def ban(
     banned = callback_data.action == "ban"
     user_id = callback_data.user_id
     try:
-        await set_banned(pool, user_id, banned, admin_ids=settings.admin_ids)
+        await set_banned(panel_deps, user_id, banned, admin_ids=settings.admin_ids)
         card = await user_card(pool, user_id)
     except AdminError as exc:
         _alert(callback_answer, _refusal(i18n, exc))
@@ -439,9 +443,8 @@ async def ask_broadcast(
 async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
     # The admin's formatting (bold, links...) arrives as entities; as HTML it is
     # exactly what recipients get, and the preview below proves Telegram takes it.
-    text = message.html_text
     try:
-        check_text(text)
+        text = check_text(message.html_text)
     except AdminError as exc:
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return

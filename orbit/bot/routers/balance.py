@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 
 from orbit import ledger
 from orbit.bot import filters, screens, views
-from orbit.bot.callbacks import MenuCb
+from orbit.bot.callbacks import ButtonData, MenuCb
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
 from orbit.i18n import Translator
@@ -44,28 +44,28 @@ router.message.middleware(RequireRegistered())  # buttons: on the dispatcher, fo
 HISTORY_SIZE = 5
 
 
-class TopupCb(CallbackData, prefix="tu"):
+class TopupCb(ButtonData, prefix="tu"):
     """Top up by `amount` roubles; 0 asks the user to type an amount."""
 
     amount: int
 
 
-class TopupStartCb(CallbackData, prefix="topup"):
+class TopupStartCb(ButtonData, prefix="topup"):
     """The amount screen."""
 
 
-class MethodCb(CallbackData, prefix="pm"):
+class MethodCb(ButtonData, prefix="pm"):
     """Pay `amount` kopecks with `method` (creates a payment)."""
 
     method: str
     amount: int
 
 
-class TonPaidCb(CallbackData, prefix="tonpaid"):
+class TonPaidCb(ButtonData, prefix="tonpaid"):
     payment_id: int
 
 
-class CryptoCheckCb(CallbackData, prefix="cbchk"):
+class CryptoCheckCb(ButtonData, prefix="cbchk"):
     payment_id: int
 
 

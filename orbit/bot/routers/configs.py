@@ -29,7 +29,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit.bot import filters, screens, views
-from orbit.bot.callbacks import MenuCb
+from orbit.bot.callbacks import ButtonData, MenuCb
 from orbit.bot.routers.menu import leave_flow
 from orbit.configs import service
 from orbit.configs.queries import ConfigRecord
@@ -48,7 +48,7 @@ _UNITS = ("b", "kb", "mb", "gb", "tb")
 _PANEL_STATUSES = ("active", "disabled", "limited", "expired", "on_hold")
 
 
-class ConfigCb(CallbackData, prefix="cfg"):
+class ConfigCb(ButtonData, prefix="cfg"):
     """`action`: list, new, show, qr, rename, delete (asks), erase (confirmed).
 
     `id` is the config's, except for `new`: the count of configs the user had

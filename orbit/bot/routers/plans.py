@@ -46,7 +46,9 @@ async def show_confirmation(
     """The price and the end date the purchase would give, with a fresh purchase token."""
     until = await quote_end(pool, user.id, plan.days)
     assert until is not None
-    screen = views.confirm_screen(i18n, plan, user.balance_kop, until, secrets.token_hex(4))
+    screen = views.confirm_screen(
+        i18n, plan, user.balance_kop, until, secrets.token_hex(4), user.auto_renew
+    )
     await screens.show(callback, screen.text, screen.markup)
 
 

@@ -82,6 +82,10 @@ async def _take_trial(
         callback_answer.text = i18n.get("trial-used")
         callback_answer.show_alert = True
         return
+    if user.subscription_until is not None:  # the trial is for users who never had one
+        callback_answer.text = i18n.get("trial-not-new")
+        callback_answer.show_alert = True
+        return
     if not await passes_gate(bot, settings, metrics, user.id):
         assert settings.required_channel is not None
         screen = views.gate_screen(i18n, settings.required_channel, "trial")

@@ -12,7 +12,8 @@ sub-trial = Free trial until { $until }.
 sub-expired = Expired on { $until }.
 sub-none = You have no subscription yet.
 sub-plan = Plan: { $name }.
-sub-auto-renew-on = Auto-renewal: on. When the subscription ends, the same plan is bought again from your balance.
+sub-auto-renew-on = Auto-renewal: on. A day before the subscription ends, the same plan is bought again from your balance if it holds enough. After the end nothing is bought without your press.
+sub-auto-renew-on-no-plan = Auto-renewal: on. A trial is not renewed and nothing is bought now; once you buy a plan, it is bought again from your balance a day before it ends.
 sub-auto-renew-off = Auto-renewal: off.
 btn-auto-renew-off = 🔁 Turn auto-renewal off
 btn-auto-renew-on = 🔁 Turn auto-renewal on
@@ -22,6 +23,7 @@ auto-renew-saved-off = Auto-renewal is off.
 
 trial-started = 🎁 Your free trial runs until { $until }. Create a config in 🔑 My configs to connect.
 trial-used = You have already used your free trial.
+trial-not-new = The free trial is for new users: you already have a subscription.
 trial-off = There is no free trial at the moment.
 
 plans-title =
@@ -43,6 +45,7 @@ buy-confirm =
     Price: { $price } ₽
     Your balance: { $balance } ₽
     Subscription until: { $until }
+buy-auto-renew-note = 🔁 Auto-renewal is on: a day before the subscription ends, this plan is bought again from your balance. Switch it off in 📅 Subscription.
 btn-confirm = ✅ Pay { $price } ₽
 buy-done =
     ✅ Paid { $price } ₽ for { $name }.

@@ -983,6 +983,7 @@ class TelegramEmulator:
         self._memberships: dict[tuple[int | str, int], str] = {}
         self._invalid_tokens: set[str] = set()
         self._clock_offset = 0.0
+        self._hold: ctl.HoldIn | None = None
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -1050,6 +1051,7 @@ class TelegramEmulator:
         r.add_get("/control/charges", self._c_charges)
         r.add_post("/control/tokens", self._c_tokens)
         r.add_post("/control/clock", self._c_clock)
+        r.add_post("/control/hold", self._c_hold)
         r.add_get("/control/files/{file_id}", self._c_file)
         return app
 
@@ -1084,6 +1086,7 @@ class TelegramEmulator:
         self._invalid_tokens.clear()
         self.rate_limits = ctl.RateLimits()
         self._clock_offset = 0.0
+        self._hold = None
         if tasks:
             await asyncio.wait(tasks)
 
@@ -1162,7 +1165,19 @@ class TelegramEmulator:
                 {"ok": False, "error_code": exc.code, "description": exc.description}, exc.code
             )
         status, body = await self._invoke(world, request.match_info["method"], raw)
+        await self._held(request.match_info["method"], status)
         return _json_response(body, status)
+
+    async def _held(self, method: str, status: int) -> None:
+        """`/control/hold`: the call took effect; its answer is kept back (a crash window)."""
+        hold = self._hold
+        if hold is None or status != 200 or hold.method.lower() != method.lower():
+            return
+        if hold.times is not None:
+            hold.times -= 1
+            if hold.times <= 0:
+                self._hold = None
+        await asyncio.sleep(hold.seconds)
 
     async def _invoke(self, world: _World, method: str, raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
@@ -2550,6 +2565,13 @@ class TelegramEmulator:
             raise _ControlError(400, "the clock only goes forward")
         self._clock_offset += body.advance
         return _json_response({"offset": self._clock_offset})
+
+    async def _c_hold(self, request: web.Request) -> web.Response:
+        body = await self._body(request, ctl.HoldIn)
+        if body.seconds < 0 or (body.times is not None and body.times < 1):
+            raise _ControlError(400, "seconds must be >= 0 and times >= 1")
+        self._hold = body if body.seconds > 0 else None
+        return _json_response({"hold": self._hold})
 
     async def _c_file(self, request: web.Request) -> web.Response:
         stored = self._control_world(request).files.get(request.match_info["file_id"])

@@ -72,6 +72,15 @@ class ClockIn(_Shape):
     advance: float
 
 
+class HoldIn(_Shape):
+    """Perform `method` as usual, then keep its answer back for `seconds` (`times` calls;
+    None = until cleared; seconds 0 clears)."""
+
+    method: str
+    seconds: float
+    times: int | None = 1
+
+
 class RateLimits(_Shape):
     enabled: bool = False
     per_chat_per_sec: int = 1
@@ -425,6 +434,11 @@ class TelegramControl:
 
     async def advance_clock(self, seconds: float) -> None:
         await self._request("POST", "/clock", dict, ClockIn(advance=seconds))
+
+    async def hold(self, method: str, seconds: float, times: int | None = 1) -> None:
+        """The next `times` successful `method` calls take effect, then wait `seconds`
+        before answering: a client that dies meanwhile never learns it succeeded."""
+        await self._request("POST", "/hold", dict, HoldIn(method=method, seconds=seconds, times=times))
 
     async def file(self, file_id: str) -> bytes:
         async with self._session.get(self._base + f"/files/{file_id}", params=self._query) as resp:

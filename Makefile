@@ -10,7 +10,7 @@ test:
 # The fuzz tests with many more examples than the normal run; prints how many ran.
 fuzz:
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} .venv/bin/python -m pytest -q -p no:cacheprovider -m fuzz \
-		--hypothesis-show-statistics tests/fuzz
+		--hypothesis-show-statistics tests
 
 lint:
 	.venv/bin/ruff check orbit tests migrations bench
@@ -28,4 +28,4 @@ stop:
 # test, FUZZ_SCALE times the normal run where a test sets its own); prints each test's count.
 fuzz:
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} .venv/bin/python -m pytest -q \
-		-p no:cacheprovider -m fuzz -o timeout=0 -rP --hypothesis-show-statistics tests/fuzz
+		-p no:cacheprovider -m fuzz -o timeout=0 -rP --hypothesis-show-statistics tests

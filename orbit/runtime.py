@@ -32,6 +32,7 @@ from orbit import keys
 from orbit.connections import StartupError, check_redis, create_pool, create_redis
 from orbit.logs import setup_logging
 from orbit.migrate import require_schema
+from orbit.outages import dependency_down
 from orbit.plans import PlanError, Plans, load_plans
 from orbit.settings import Settings, SettingsError, load_settings
 
@@ -211,6 +212,11 @@ async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
             w.cancel()
 
 
+def _backoff(worker: Worker, failures: int) -> float:
+    """After failures, retry soon (but never later than the normal interval)."""
+    return min(worker.interval, 2.0**failures)
+
+
 async def _tick_loop(
     ctx: Context,
     worker: Worker,
@@ -227,14 +233,24 @@ async def _tick_loop(
         started = time.monotonic()
         try:
             await tick()
-        except Exception:
+        except Exception as exc:
             failures += 1
-            log.exception("unit failed after %.3fs", time.monotonic() - started)
+            pause = _backoff(worker, failures)
+            down = dependency_down(exc)
+            if down is None:
+                log.exception("unit failed after %.3fs", time.monotonic() - started)
+            else:  # expected while it restarts: the pool and the client reconnect by themselves
+                log.warning(
+                    "unit failed after %.3fs: %s unavailable (%r); retrying in %.0fs",
+                    time.monotonic() - started, down, exc, pause,
+                )  # fmt: skip
         else:
+            if failures:
+                log.info("unit done in %.3fs after %d failed", time.monotonic() - started, failures)
+            else:
+                log.info("unit done in %.3fs", time.monotonic() - started)
             failures = 0
-            log.info("unit done in %.3fs", time.monotonic() - started)
-        # After failures, back off (but never longer than the normal interval).
-        pause = worker.interval if failures == 0 else min(worker.interval, 2.0**failures)
+            pause = worker.interval
         if ctx.stopping.is_set():
             break
         await _wait_any([ctx.stopping, wake], pause)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
@@ -23,6 +25,19 @@ from orbit.connections import create_pool
 from orbit.migrate import upgrade
 from orbit.settings import Settings
 from tests.support.processes import ROOT
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE: "ci" (the default) keeps every test
+# at hypothesis' usual 100 examples so the tests marked `fuzz` together stay under two
+# minutes; "fuzz" (`make fuzz`) runs many more. No deadline: examples that touch Postgres
+# vary with the machine's load, which is not what these tests look for.
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None)
+hypothesis_settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "3000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ADMIN_DSN = os.environ.get("ORBIT_TEST_ADMIN_DSN", "postgresql://orbit:orbit@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("ORBIT_TEST_REDIS", "redis://127.0.0.1:6379")

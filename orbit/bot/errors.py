@@ -18,6 +18,7 @@ from aiogram.types import ErrorEvent
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator, language_for
+from orbit.outages import dependency_down
 from orbit.users.queries import UserRow, mark_blocked
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,14 @@ def setup_errors(dp: Dispatcher) -> None:
                     await bot.answer_callback_query(update.callback_query.id)
             return True
         metrics.inc("handler_errors_total", kind=type(event.exception).__name__)
-        log.error("update %s failed: %r", event.update.update_id, event.exception,
-                  exc_info=event.exception)
+        down = dependency_down(event.exception)
+        if down is not None:  # expected while it restarts; the user is told to try again
+            # The exception as an argument: repeats collapse (orbit.outages.RepeatedOutageLines).
+            log.warning("update %s failed: %s unavailable (%r)", event.update.update_id, down,
+                        event.exception)
+        else:
+            log.error("update %s failed: %r", event.update.update_id, event.exception,
+                      exc_info=event.exception)
         if sender is None:
             return True
         # The stored language choice when the row was loaded, else Telegram's.

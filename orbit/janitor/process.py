@@ -10,6 +10,7 @@ from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.marzban.provisioning import PanelDeps
 from orbit.payments.reconcile import ReconcileDeps
+from orbit.outages import dependency_down
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,12 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
                 break
             try:
                 done[name] = await chore()
-            except Exception:  # one broken chore must not starve the others
-                log.exception("chore %s failed", name)
+            except Exception as exc:
+                if dependency_down(exc):
+                    # Postgres or Redis is away: the other chores would fail the same way.
+                    # The runtime logs one line and retries the unit within seconds.
+                    raise
+                log.exception("chore %s failed", name)  # one broken chore must not starve the others
         log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
 
     return Job(tick=tick)

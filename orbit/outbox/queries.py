@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from orbit.connections import fetchrow_pristine
+
 
 class OutboxRow(msgspec.Struct, frozen=True):
     id: int
@@ -88,8 +90,11 @@ SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM outbox WHER
 """
 
 
-async def claim(conn: asyncpg.Connection | asyncpg.Pool) -> OutboxRow | None:
-    record = await conn.fetchrow(CLAIM)
+async def claim(pool: asyncpg.Pool) -> OutboxRow | None:
+    # Without the pool's reset on release: the claim has committed once its row is back,
+    # and a reset failing then (Postgres shutting down) would raise and lose the row,
+    # leaving it `sending` (failed as "delivery unknown" later) though it was never sent.
+    record = await fetchrow_pristine(pool, CLAIM)
     return None if record is None else OutboxRow(**dict(record))
 
 

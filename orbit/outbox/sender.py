@@ -31,10 +31,12 @@ the latency, one message a second per chat, and a shared pause after a 429.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import aiohttp
 import asyncpg
@@ -51,12 +53,15 @@ from aiogram.types import InlineKeyboardMarkup
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from orbit.outages import dependency_down
 from orbit.outbox import queries
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.queries import OutboxRow
 from orbit.users.queries import mark_blocked
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 LANES = 6  # concurrent sends per process; enough for 30/s at ~200 ms per Telegram call
 MAX_ATTEMPTS = 5
@@ -66,6 +71,9 @@ SEND_TIMEOUT = 10
 STALE_AFTER = 120.0  # a row `sending` for this long lost its sender
 HORIZON = 3.0  # a tick waits for rows due within this instead of returning to the timer
 IDLE_PAUSE = 0.2  # rows are due but none could be claimed (another sender holds them)
+# Telegram answered, Postgres is away (restarting): keep trying to record the outcome
+# this long, well before STALE_AFTER would fail the row as "delivery unknown".
+RECORD_PATIENCE = 60.0
 
 
 class Counters(Protocol):
@@ -128,7 +136,13 @@ class OutboxSender:
             if due > 0 and await self._sleep(due):
                 break
             before = stats.total()
-            await asyncio.gather(*(self._lane(stats) for _ in range(self.lanes)))
+            # Every lane finishes before the tick ends, also when one failed (an outage).
+            results = await asyncio.gather(
+                *(self._lane(stats) for _ in range(self.lanes)), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
             if stats.total() == before and await self._sleep(IDLE_PAUSE):
                 break
         if self.metrics is not None:
@@ -156,14 +170,27 @@ class OutboxSender:
 
     async def _lane(self, stats: TickStats) -> None:
         while (ticket := await self.limiter.slot(self.stopping)) is not None:
-            row = await queries.claim(self.pool)
+            try:
+                row = await queries.claim(self.pool)
+            except BaseException:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.limiter.release(ticket)  # else it counts as in flight for 30 s
+                raise
             if row is None:
                 await self.limiter.release(ticket)
                 return
-            wait = await self.limiter.take_chat(row.chat_id)
+            try:
+                wait = await self.limiter.take_chat(row.chat_id)
+            except (RedisError, OSError):
+                # Redis went away after the claim: not sent, so back to the queue (else the
+                # row would sit `sending` until it is failed as "delivery unknown").
+                await self._record(row, lambda: queries.defer(self.pool, row.id, 1.0))  # noqa: B023
+                raise
             if wait > 0:
-                await self.limiter.release(ticket)
-                await queries.defer(self.pool, row.id, wait)
+                with contextlib.suppress(RedisError, OSError):
+                    await self.limiter.release(ticket)
+                # Not sent: it must get back to `pending` even across a Postgres restart.
+                await self._record(row, lambda: queries.defer(self.pool, row.id, wait))  # noqa: B023
                 stats.deferred += 1
                 continue
             await self.deliver(row, stats, ticket)
@@ -186,27 +213,30 @@ class OutboxSender:
 
     async def deliver(self, row: OutboxRow, stats: TickStats, ticket: str) -> None:
         """Send one claimed row on a granted `ticket` and record the outcome (see the module docstring)."""
+        pool = self.pool
         try:
             await self._send(row, ticket)
         except TelegramRetryAfter as exc:
-            await queries.defer(self.pool, row.id, exc.retry_after, f"429: retry after {exc.retry_after}")
+            after, reason = exc.retry_after, f"429: retry after {exc.retry_after}"
+            await self._record(row, lambda: queries.defer(pool, row.id, after, reason))
             stats.deferred += 1
             log.warning("outbox: 429, every sender pauses %ss (row %d)", exc.retry_after, row.id)
         except TelegramForbiddenError as exc:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await mark_blocked(conn, row.chat_id)
-                skipped = await queries.skip_chat(conn, row.chat_id, row.id, f"403: {exc.message}")
+            reason = f"403: {exc.message}"
+            skipped = await self._record(row, lambda: self._blocked(row, reason))
             stats.skipped += skipped
             log.info("outbox: chat %d blocked the bot; %d rows skipped", row.chat_id, skipped)
         except (TelegramBadRequest, TelegramMigrateToChat, ValidationError) as exc:
-            await queries.fail(self.pool, row.id, f"400: {exc}"[:500])
+            reason = f"400: {exc}"[:500]
+            await self._record(row, lambda: queries.fail(pool, row.id, reason))
             stats.failed += 1
             log.warning("outbox: row %d (%s) refused for good: %s", row.id, row.kind, exc)
         except TelegramNetworkError as exc:
             if _never_sent(exc):
                 await self._retry(row, stats, f"network: {exc.message}")
             else:
-                await queries.fail(self.pool, row.id, f"delivery unknown, not resent: {exc.message}"[:500])
+                reason = f"delivery unknown, not resent: {exc.message}"[:500]
+                await self._record(row, lambda: queries.fail(pool, row.id, reason))
                 stats.failed += 1
                 log.warning("outbox: row %d outcome unknown (%s): failed, not resent", row.id, exc.message)
         except TelegramAPIError as exc:  # 5xx, 401, anything Telegram answered with an error
@@ -214,19 +244,46 @@ class OutboxSender:
         except Exception as exc:
             # A bug or an unexpected failure: the outcome is unknown, so never resend.
             log.exception("outbox: row %d failed unexpectedly", row.id)
-            await queries.fail(self.pool, row.id, f"unexpected: {exc!r}"[:500])
+            reason = f"unexpected: {exc!r}"[:500]
+            await self._record(row, lambda: queries.fail(pool, row.id, reason))
             stats.failed += 1
         else:
-            await queries.mark_sent(self.pool, row.id)
+            await self._record(row, lambda: queries.mark_sent(pool, row.id))
             stats.sent += 1
 
+    async def _blocked(self, row: OutboxRow, reason: str) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await mark_blocked(conn, row.chat_id)
+            return await queries.skip_chat(conn, row.chat_id, row.id, reason)
+
+    async def _record(self, row: OutboxRow, write: Callable[[], Awaitable[_T]]) -> _T:
+        """Write the outcome of a send; while Postgres is away, keep trying for a while.
+
+        Telegram has answered, so the outcome is known: losing it to a restart of
+        Postgres would leave the row `sending` until it is failed as "delivery unknown"
+        (a message that arrived, marked failed). Each write is a conditional update of
+        the row (`status = 'sending'`), so repeating one is harmless."""
+        deadline = time.monotonic() + RECORD_PATIENCE
+        delay = 0.25
+        while True:
+            try:
+                return await write()
+            except Exception as exc:
+                if dependency_down(exc) is None or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("outbox: row %d answered, outcome not recorded yet (%r); retrying", row.id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
     async def _retry(self, row: OutboxRow, stats: TickStats, error: str) -> None:
+        pool = self.pool
         if row.attempts >= MAX_ATTEMPTS:
-            await queries.fail(self.pool, row.id, f"gave up after {row.attempts} attempts: {error}"[:500])
+            reason = f"gave up after {row.attempts} attempts: {error}"[:500]
+            await self._record(row, lambda: queries.fail(pool, row.id, reason))
             stats.failed += 1
             log.warning("outbox: row %d failed after %d attempts: %s", row.id, row.attempts, error)
             return
         delay = backoff(row.attempts)
-        await queries.retry(self.pool, row.id, delay, error[:500])
+        await self._record(row, lambda: queries.retry(pool, row.id, delay, error[:500]))
         stats.retried += 1
         log.info("outbox: row %d attempt %d failed (%s); retry in %.0fs", row.id, row.attempts, error, delay)

@@ -28,6 +28,8 @@ KINDS = ("balance", "days")
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
 MAX_DAYS = 3650
 MAX_BALANCE_KOP = 100_000_000  # 1,000,000 RUB: anything above is a typo
+MAX_USES = 2**31 - 1  # promocodes.max_uses is an integer column
+MAX_USER_ID = 2**63 - 1  # created_by is a bigint, like every Telegram id
 _PK = "pk_promocodes"
 _FK_USER = "fk_promocode_activations_user_id_users"
 
@@ -156,8 +158,12 @@ async def create_promo(
     limit = MAX_DAYS if kind == "days" else MAX_BALANCE_KOP
     if not 0 < value <= limit:
         raise PromoInputError(f"the value must be positive and at most {limit} for a {kind} code")
-    if max_uses is not None and max_uses <= 0:
-        raise PromoInputError("max uses must be positive (leave it out for unlimited)")
+    if max_uses is not None and not 0 < max_uses <= MAX_USES:
+        raise PromoInputError(
+            f"max uses must be positive and at most {MAX_USES} (leave it out for unlimited)"
+        )
+    if created_by is not None and not 0 < created_by <= MAX_USER_ID:
+        raise PromoInputError(f"created_by {created_by} is not a Telegram user id")
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise PromoInputError("the expiry needs a timezone")

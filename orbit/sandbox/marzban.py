@@ -211,6 +211,13 @@ class _Hang(msgspec.Struct, kw_only=True):
     remaining: int | None
 
 
+class _Hold(msgspec.Struct, kw_only=True):
+    seconds: float
+    remaining: int | None
+    method: str | None
+    path: str | None
+
+
 # -- control request bodies -----------------------------------------------------------------
 
 
@@ -233,6 +240,13 @@ class _DownCmd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class _HangCmd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seconds: float
+    times: int | None = 1
+
+
+class _HoldCmd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    seconds: float
+    method: str | None = None
+    path: str | None = None
     times: int | None = 1
 
 
@@ -753,6 +767,7 @@ class MarzbanEmulator:
         self._delay: _Delay | None = None
         self._failure: _Failure | None = None
         self._hang: _Hang | None = None
+        self._hold: _Hold | None = None
         for spec in self._node_specs:
             self._add_node_from_spec(spec)
 
@@ -801,6 +816,7 @@ class MarzbanEmulator:
         add.add_post(f"{control}/expire_tokens", self._ctl_expire_tokens)
         add.add_post(f"{control}/admin_password", self._ctl_admin_password)
         add.add_post(f"{control}/hang_after_create", self._ctl_hang)
+        add.add_post(f"{control}/hold_after", self._ctl_hold)
         add.add_post(f"{control}/system", self._ctl_system)
         add.add_post(f"{control}/nodes", self._ctl_add_node)
         add.add_patch(f"{control}/nodes/{{node_id}}", self._ctl_patch_node)
@@ -884,6 +900,20 @@ class MarzbanEmulator:
     def hang_after_create(self, seconds: float, times: int | None = 1) -> None:
         """POST /api/user creates the user, then waits `seconds` before answering (0 clears)."""
         self._hang = _Hang(seconds=seconds, remaining=times) if seconds > 0 else None
+
+    def hold_after(
+        self,
+        seconds: float,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Matching API requests take effect, then their (successful) answer waits
+        `seconds`: a client that dies meanwhile never learns it succeeded (0 clears)."""
+        self._hold = (
+            _Hold(seconds=seconds, remaining=times, method=method, path=path) if seconds > 0 else None
+        )
 
     def expire_tokens(self) -> None:
         """Every access token issued so far answers 401 from now on."""
@@ -1127,6 +1157,7 @@ class MarzbanEmulator:
             "slow": None if self._delay is None else msgspec.to_builtins(self._delay),
             "fail": None if self._failure is None else msgspec.to_builtins(self._failure),
             "hang_after_create": None if self._hang is None else msgspec.to_builtins(self._hang),
+            "hold_after": None if self._hold is None else msgspec.to_builtins(self._hold),
             "logins": self.logins,
             "counters": dict(self.counters),
         }
@@ -1347,7 +1378,7 @@ class MarzbanEmulator:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _matches(rule: _Delay | _Failure, request: web.Request) -> bool:
+    def _matches(rule: _Delay | _Failure | _Hold, request: web.Request) -> bool:
         if rule.method is not None and rule.method.upper() != request.method:
             return False
         return rule.path is None or fnmatch.fnmatchcase(request.path, rule.path)
@@ -1412,9 +1443,17 @@ class MarzbanEmulator:
         self._settle_nodes()
         self.review_users()
         try:
-            return await handler(request)
+            response = await handler(request)
         except _ApiError as exc:
             return exc.response()
+        hold = self._hold
+        if hold is not None and response.status < 400 and self._matches(hold, request):
+            if hold.remaining is not None:
+                hold.remaining -= 1
+                if hold.remaining <= 0:
+                    self._hold = None
+            await asyncio.sleep(hold.seconds)
+        return response
 
     async def _not_found(self, request: web.Request) -> web.Response:
         path = request.path
@@ -2027,6 +2066,11 @@ class MarzbanEmulator:
     async def _ctl_hang(self, request: web.Request) -> web.Response:
         command = await _decode(request, _HangCmd)
         self.hang_after_create(command.seconds, command.times)
+        return _json(self.state())
+
+    async def _ctl_hold(self, request: web.Request) -> web.Response:
+        command = await _decode(request, _HoldCmd)
+        self.hold_after(command.seconds, method=command.method, path=command.path, times=command.times)
         return _json(self.state())
 
     async def _ctl_system(self, request: web.Request) -> web.Response:

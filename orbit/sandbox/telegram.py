@@ -990,10 +990,10 @@ class TelegramEmulator:
         self._invalid_tokens: set[str] = set()
         self._bad_gateway: set[str] = set()  # lower-cased methods answered with BAD_GATEWAY_HTML
         self._clock_offset = 0.0
+        self._hold: ctl.HoldIn | None = None
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._holds: dict[str, list[float]] = {}  # method → [calls left, seconds]
         self._methods: dict[str, tuple[str, _Method]] = {
             name.lower(): (name, handler)
             for name, handler in (
@@ -1058,10 +1058,10 @@ class TelegramEmulator:
         r.add_get("/control/charges", self._c_charges)
         r.add_post("/control/charges", self._c_charge)
         r.add_post("/control/charges/{charge_id}/refund", self._c_refund_charge)
-        r.add_post("/control/hold", self._c_hold)
         r.add_post("/control/tokens", self._c_tokens)
         r.add_post("/control/bad_gateway", self._c_bad_gateway)
         r.add_post("/control/clock", self._c_clock)
+        r.add_post("/control/hold", self._c_hold)
         r.add_get("/control/files/{file_id}", self._c_file)
         return app
 
@@ -1097,7 +1097,7 @@ class TelegramEmulator:
         self._bad_gateway.clear()
         self.rate_limits = ctl.RateLimits()
         self._clock_offset = 0.0
-        self._holds.clear()
+        self._hold = None
         if tasks:
             await asyncio.wait(tasks)
 
@@ -1178,8 +1178,19 @@ class TelegramEmulator:
                 {"ok": False, "error_code": exc.code, "description": exc.description}, exc.code
             )
         status, body = await self._invoke(world, request.match_info["method"], raw)
-        await self._hold_answer(request.match_info["method"])
+        await self._held(request.match_info["method"], status)
         return _json_response(body, status)
+
+    async def _held(self, method: str, status: int) -> None:
+        """`/control/hold`: the call took effect; its answer is kept back (a crash window)."""
+        hold = self._hold
+        if hold is None or status != 200 or hold.method.lower() != method.lower():
+            return
+        if hold.times is not None:
+            hold.times -= 1
+            if hold.times <= 0:
+                self._hold = None
+        await asyncio.sleep(hold.seconds)
 
     async def _invoke(self, world: _World, method: str, raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
@@ -2609,24 +2620,6 @@ class TelegramEmulator:
         self._refund(world, charge)
         return _json_response(self._star_charge(charge))
 
-    async def _c_hold(self, request: web.Request) -> web.Response:
-        body = await self._body(request, ctl.HoldIn)
-        if body.seconds < 0 or body.count < 1:
-            raise _ControlError(400, "seconds must be >= 0 and count >= 1")
-        self._holds[body.method.lower()] = [float(body.count), body.seconds]
-        return _json_response({})
-
-    async def _hold_answer(self, method: str) -> None:
-        """A call whose effect happened but whose answer is late (or never arrives: the
-        caller times out or dies meanwhile)."""
-        hold = self._holds.get(method.lower())
-        if hold is None:
-            return
-        hold[0] -= 1
-        if hold[0] <= 0:
-            del self._holds[method.lower()]
-        await asyncio.sleep(hold[1])
-
     async def _c_tokens(self, request: web.Request) -> web.Response:
         body = await self._body(request, ctl.TokenIn)
         if body.valid:
@@ -2649,6 +2642,13 @@ class TelegramEmulator:
             raise _ControlError(400, "the clock only goes forward")
         self._clock_offset += body.advance
         return _json_response({"offset": self._clock_offset})
+
+    async def _c_hold(self, request: web.Request) -> web.Response:
+        body = await self._body(request, ctl.HoldIn)
+        if body.seconds < 0 or (body.times is not None and body.times < 1):
+            raise _ControlError(400, "seconds must be >= 0 and times >= 1")
+        self._hold = body if body.seconds > 0 else None
+        return _json_response({"hold": self._hold})
 
     async def _c_file(self, request: web.Request) -> web.Response:
         stored = self._control_world(request).files.get(request.match_info["file_id"])

@@ -87,11 +87,12 @@ class ChargeIn(_Shape):
 
 
 class HoldIn(_Shape):
-    """The next `count` calls of `method` take effect, then their answer waits `seconds`."""
+    """Perform `method` as usual, then keep its answer back for `seconds` (`times` calls;
+    None = until cleared; seconds 0 clears)."""
 
     method: str
     seconds: float
-    count: int = 1
+    times: int | None = 1
 
 
 class RateLimits(_Shape):
@@ -452,7 +453,7 @@ class TelegramControl:
         return await self._request("POST", f"/charges/{charge_id}/refund", StarCharge)
 
     async def hold_answers(self, method: str, seconds: float, count: int = 1) -> None:
-        await self._request("POST", "/hold", dict, HoldIn(method=method, seconds=seconds, count=count))
+        await self.hold(method, seconds, times=count)
 
     async def inject_update(self, update: dict[str, Any]) -> UpdateRef:
         """Queue a raw update as given; `update_id` is assigned by the emulator."""
@@ -467,6 +468,11 @@ class TelegramControl:
 
     async def advance_clock(self, seconds: float) -> None:
         await self._request("POST", "/clock", dict, ClockIn(advance=seconds))
+
+    async def hold(self, method: str, seconds: float, times: int | None = 1) -> None:
+        """The next `times` successful `method` calls take effect, then wait `seconds`
+        before answering: a client that dies meanwhile never learns it succeeded."""
+        await self._request("POST", "/hold", dict, HoldIn(method=method, seconds=seconds, times=times))
 
     async def file(self, file_id: str) -> bytes:
         async with self._session.get(self._base + f"/files/{file_id}", params=self._query) as resp:

@@ -7,7 +7,9 @@ from collections import Counter
 
 import asyncpg
 import msgspec
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orbit import keys
 from orbit.bot.process import create_bot
@@ -199,3 +201,32 @@ async def test_limiter_paces_windows_and_pauses(redis: Redis) -> None:
     await limiter.done("over", 1)
     assert 0.9 < await limiter.take_chat(1) <= 1.0  # an interval from the answer
     assert await limiter.take_chat(2) == 0
+
+
+class _RedisGoneAtTheChatSlot(SendLimiter):
+    """Redis goes away once, between the claim of a row and its chat's slot."""
+
+    failed = False
+
+    async def take_chat(self, chat_id: int) -> float:
+        if not self.failed:
+            self.failed = True
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        return await super().take_chat(chat_id)
+
+
+async def test_a_row_claimed_when_redis_goes_away_is_put_back_not_lost(
+    db: asyncpg.Pool, redis: Redis, control: TelegramControl, bot: object
+) -> None:
+    await add_users(db, control, 6101)
+    row = await enqueue(db, 6101, "not sent yet")
+    limiter = _RedisGoneAtTheChatSlot(redis, 30.0)
+    sender = OutboxSender(bot, db, limiter, asyncio.Event(), lanes=1)  # type: ignore[arg-type]
+    with pytest.raises(RedisConnectionError):  # the unit fails; the runtime retries it
+        await sender.tick()
+    status, attempts = await db.fetchrow("SELECT status, attempts FROM outbox WHERE id = $1", row)
+    assert (status, attempts) == ("pending", 0)  # back in the queue, not `sending` until failed unsent
+    await db.execute("UPDATE outbox SET next_attempt_at = now() WHERE id = $1", row)
+    await sender.tick()
+    assert await db.fetchval("SELECT status FROM outbox WHERE id = $1", row) == "sent"
+    assert [c.params["text"] for c in await control.calls("sendMessage")] == ["not sent yet"]

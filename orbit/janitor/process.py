@@ -9,8 +9,8 @@ from contextlib import AsyncExitStack
 from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.marzban.provisioning import PanelDeps
-from orbit.payments.reconcile import ReconcileDeps
 from orbit.outages import dependency_down
+from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)

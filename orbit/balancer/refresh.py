@@ -2,7 +2,7 @@
 nodes, and replace `balancer:scores` and each `balancer:instance:{id}` at once.
 
 An instance that fails (unreachable, timeout, 5xx, refused login, not a sudo
-admin) is marked down with its error and has no members in the scores until a
+admin, inbounds it cannot read) is marked down with its error and has no members in the scores until a
 later refresh succeeds.
 """
 
@@ -61,6 +61,9 @@ async def probe(client: MarzbanClient, now: datetime) -> Probe:
         client.get_system(),
         client.get_nodes(),
         client.get_nodes_usage(start=now - timedelta(hours=TRAFFIC_WINDOW_HOURS)),
+        # Every create reads the inbounds: a panel whose inbounds we cannot read
+        # cannot take a config, so it must not look healthy.
+        client.get_inbounds(),
         return_exceptions=True,
     )
     seconds = time.monotonic() - started
@@ -70,7 +73,7 @@ async def probe(client: MarzbanClient, now: datetime) -> Probe:
         if isinstance(result, BaseException):
             log.error("panel %s: probe crashed: %r", instance.id, result)
             return Probe(instance_id=instance.id, error=repr(result), seconds=seconds)
-    system, nodes, usages = results
+    system, nodes, usages, _inbounds = results
     scores = score_instance(instance, system, nodes, usages)  # type: ignore[arg-type]
     return Probe(instance_id=instance.id, scores=scores, seconds=seconds)
 

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -89,6 +89,14 @@ def token_ttl(token: str, now: float | None = None) -> int:
         return DEFAULT_TOKEN_TTL
     remaining = exp - now
     return max(0, int(remaining - min(TOKEN_MARGIN, remaining * 0.1)))
+
+
+def utc_param(moment: datetime) -> str:
+    """A query date with its zone: the panel reads a date without one in its host's
+    local time. A naive `moment` is taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def absolute_url(base_url: str, url: str) -> str:
@@ -172,9 +180,9 @@ class MarzbanClient:
     ) -> list[NodeUsage]:
         params = {}
         if start is not None:
-            params["start"] = start.strftime("%Y-%m-%dT%H:%M:%S")
+            params["start"] = utc_param(start)
         if end is not None:
-            params["end"] = end.strftime("%Y-%m-%dT%H:%M:%S")
+            params["end"] = utc_param(end)
         page = await self._call("GET", "/api/nodes/usage", NodesUsage, params=params, safe=True)
         return page.usages
 

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 NODE_CONNECTED = "connected"
+NODE_CONNECTING = "connecting"
 NODE_STATUSES = ("connected", "connecting", "error", "disabled")
 
 
@@ -75,7 +76,7 @@ class Inbound(msgspec.Struct, frozen=True, kw_only=True):
     protocol: str
     network: str = ""
     tls: str = ""
-    port: int | None = None
+    port: int | str | None = None  # a port range is a string: "20000-20010"
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

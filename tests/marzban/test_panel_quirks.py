@@ -1,0 +1,100 @@
+"""What a real Marzban v0.8.4 panel does that Orbit once did not expect (issue 11),
+each shown through the emulator taught that behaviour."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from orbit.balancer.scoring import GIB
+from orbit.marzban import instances
+from orbit.marzban.provisioning import PanelDeps, provision_config
+from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator
+from tests.marzban.conftest import Panels, add_user, instance_for, pending_config, refresh_scores
+
+RANGE_INBOUND = Inbound(tag="VLESS TCP range", protocol="vless", network="tcp", port="20000-20010")
+
+
+async def _register(deps: PanelDeps, instance_id: str, panel: MarzbanEmulator, **fields: object) -> None:
+    assert await instances.insert_instance(deps.pool, instance_for(instance_id, panel, **fields))
+
+
+@pytest.fixture
+async def range_panel() -> AsyncIterator[MarzbanEmulator]:
+    async with MarzbanEmulator(inbounds=[*DEFAULT_INBOUNDS, RANGE_INBOUND]) as panel:
+        yield panel
+
+
+# -- 1. port-range inbounds ----------------------------------------------------------------
+
+
+async def test_a_port_range_inbound_does_not_break_creates(
+    deps: PanelDeps, range_panel: MarzbanEmulator
+) -> None:
+    await _register(deps, "r", range_panel)
+    await add_user(deps.pool, 1)
+    config = await pending_config(deps.pool, 1, "r")
+    record = await provision_config(deps, config.id)
+    assert record.status == "active" and record.instance_id == "r"
+    user = range_panel.user(config.panel_username)
+    assert user is not None and "VLESS TCP range" in user["inbounds"]["vless"]
+
+
+async def test_a_panel_whose_inbounds_cannot_be_read_is_not_healthy(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    registered.a.fail(500, path="/api/inbounds")
+    result = await refresh_scores(deps)
+    assert "a" in result.down and not [m for m in result.members if m.startswith("a:")]
+    registered.a.clear_failures()
+    assert "a" in (await refresh_scores(deps)).up
+
+
+# -- 5. a panel's own core serves every user ------------------------------------------------
+
+
+async def test_a_panel_whose_nodes_all_fail_is_still_scored_by_its_core(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    de, nl = (n["id"] for n in registered.a.nodes())
+    registered.a.set_node(de, status="error")
+    registered.a.set_node(nl, status="disabled")
+    result = await refresh_scores(deps)
+    assert [m for m in result.members if m.startswith("a:")] == ["a:core"]
+    await instances.exclude_node(deps.pool, "b", "b-fi")
+    result = await refresh_scores(deps)
+    assert [m for m in result.members if m.startswith("b:")] == ["b:core"]
+
+
+async def test_a_node_reconnecting_after_a_settings_change_keeps_counting(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    (fi,) = (n["id"] for n in registered.b.nodes())
+    registered.b.set_node(fi, status="connecting")  # e.g. its usage_coefficient was changed
+    result = await refresh_scores(deps)
+    assert sorted(m for m in result.members if m.startswith("b:")) == ["b:b-fi", "b:core"]
+    # A node that failed and is retried keeps its error message: it does not count.
+    registered.b.set_node(fi, status="error")
+    registered.b.set_node(fi, status="connecting")
+    result = await refresh_scores(deps)
+    assert [m for m in result.members if m.startswith("b:")] == ["b:core"]
+
+
+# -- 7. usage windows in the panel's local time ----------------------------------------------
+
+
+async def test_the_traffic_window_is_the_last_24_hours_on_a_panel_in_another_zone(
+    deps: PanelDeps,
+) -> None:
+    async with MarzbanEmulator(local_utc_offset=timedelta(hours=3, minutes=30)) as panel:
+        await _register(deps, "z", panel)
+        panel.add_node_traffic(None, GIB, 9 * GIB, at=time.time() - 26 * 3600)
+        result = await refresh_scores(deps)
+    (probe,) = result.probes
+    assert probe.scores is not None
+    assert [(n.node, n.traffic_bytes) for n in probe.scores.nodes] == [("core", 0)]
+    (usage,) = [r for r in panel.requests if r.path == "/api/nodes/usage"]
+    assert usage.query.endswith("Z")  # sent in UTC, whatever the panel's zone

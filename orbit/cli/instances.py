@@ -168,6 +168,7 @@ async def _check_panel(env: _Env, instance: Instance) -> None:
     )
     try:
         await client.get_nodes()
+        admin = await client.get_admin()
     except PanelAuthFailed as exc:
         raise CommandError(f"{instance.base_url} refused the credentials: {exc.reason}") from None
     except PanelUnavailable as exc:
@@ -182,6 +183,13 @@ async def _check_panel(env: _Env, instance: Instance) -> None:
                 " the balancer needs one to read nodes"
             ) from None
         raise CommandError(f"the panel at {instance.base_url} answered {exc.status}: {exc.detail}") from None
+    if admin.from_environment:
+        _out(
+            f"warning: {instance.username!r} is the panel's SUDO_USERNAME admin (from its environment):"
+            " Marzban v0.8.4 answers 500 when deleting its users, before Xray drops them."
+            " Orbit disables each user before deleting it, so nobody keeps access, but prefer"
+            " an admin made with `marzban cli admin create --sudo` (docs/marzban.md)"
+        )
 
 
 async def _forget_token(env: _Env, instance_id: str) -> None:

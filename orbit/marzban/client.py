@@ -6,7 +6,10 @@
   login fires the panel's login notification). One process logs in at a time
   (`marzban:{id}:token:lock`); the others wait for its token.
 - A 401 on a cached token drops that token (only if nobody replaced it yet),
-  logs in again and repeats the request once. A second 401 is `PanelAuthFailed`.
+  logs in again and repeats the request once. A panel refuses tokens issued in
+  the same second as an admin password change, so a fresh token refused is
+  dropped too (never cached), and after a second one more login is tried; a
+  third 401 is `PanelAuthFailed`.
 - Every request has a total timeout. Only calls that are safe to repeat are
   retried, a bounded number of times: reads, `PUT` (it sets fields), `DELETE`
   (a repeat answers 404, which callers count as done) and the usage reset.
@@ -45,6 +48,7 @@ from orbit.marzban.errors import (
 )
 from orbit.marzban.instances import Instance
 from orbit.marzban.models import (
+    Admin,
     ErrorBody,
     Inbound,
     NewUser,
@@ -66,6 +70,9 @@ DEFAULT_RETRIES = 1  # extra attempts for safe calls
 DEFAULT_TOKEN_TTL = 3600  # when the token carries no readable `exp`
 TOKEN_MARGIN = 60.0  # drop a cached token this long before it expires
 RETRY_DELAY = 0.2  # doubled per attempt
+# Marzban compares a token's whole-second `iat` with the exact time of the last
+# password change: a token issued in that second is refused; one a second later works.
+FRESH_TOKEN_RETRY_DELAY = 1.05
 _TOKEN_WAIT_STEP = 0.05
 
 _RELEASE_LOCK = """
@@ -168,6 +175,10 @@ class MarzbanClient:
 
     async def get_inbounds(self) -> dict[str, list[Inbound]]:
         return await self._call("GET", "/api/inbounds", dict[str, list[Inbound]], safe=True)
+
+    async def get_admin(self) -> Admin:
+        """The admin we log in as; `users_usage` is null for the `SUDO_USERNAME` one."""
+        return await self._call("GET", "/api/admin", Admin, safe=True)
 
     async def get_system(self) -> SystemStats:
         return await self._call("GET", "/api/system", SystemStats, safe=True)
@@ -299,13 +310,18 @@ class MarzbanClient:
     ) -> T:
         token = await self.token()
         status, raw = await self._send(method, path, json=body, params=params, token=token)
-        if status == 401:
+        for wait in (0.0, FRESH_TOKEN_RETRY_DELAY):
+            if status != 401:
+                break
             log.info("panel %s: token refused (%s); logging in again", self.instance_id, _detail(raw))
             await self._drop_token(token)
+            if wait:
+                await asyncio.sleep(wait)
             token = await self._shared_login(stale=token)
             status, raw = await self._send(method, path, json=body, params=params, token=token)
-            if status == 401:
-                raise PanelAuthFailed(self.instance_id, f"a fresh token was refused: {_detail(raw)}")
+        if status == 401:
+            await self._drop_token(token)  # never keep a token the panel just refused
+            raise PanelAuthFailed(self.instance_id, f"a fresh token was refused: {_detail(raw)}")
         if 200 <= status < 300:
             try:
                 return msgspec.json.decode(raw, type=expect)

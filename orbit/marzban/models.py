@@ -17,6 +17,18 @@ class Token(msgspec.Struct, frozen=True):
     token_type: str = "bearer"
 
 
+class Admin(msgspec.Struct, frozen=True, kw_only=True):
+    username: str
+    is_sudo: bool = False
+    # None for the admin Marzban makes from SUDO_USERNAME/SUDO_PASSWORD (no DB row):
+    # deleting its users answers 500 before Xray drops them.
+    users_usage: int | None = None
+
+    @property
+    def from_environment(self) -> bool:
+        return self.is_sudo and self.users_usage is None
+
+
 class PanelUser(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     status: str

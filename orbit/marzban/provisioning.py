@@ -444,8 +444,13 @@ async def remove_listed(
     if instance is None:  # the instance was removed: nothing left to delete
         await configs_q.delete_removal(conn, instance_id, username)
         return True
+    client = deps.client(instance, retries=0)
     try:
-        await deps.client(instance, retries=0).delete_user(username)
+        # Disable first: it removes the user from Xray. A panel logged into as its
+        # SUDO_USERNAME admin deletes the row, then answers 500 before Xray drops
+        # the user, who could connect until Xray restarted (reference §10).
+        await client.modify_user(username, {"status": "disabled"})
+        await client.delete_user(username)
     except PanelUserNotFound:
         pass
     except MarzbanError as exc:

@@ -3,15 +3,24 @@ each shown through the emulator taught that behaviour."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
+from orbit import keys
 from orbit.balancer.scoring import GIB
+from orbit.cli.main import build_parser
 from orbit.marzban import instances
-from orbit.marzban.provisioning import PanelDeps, provision_config
+from orbit.marzban.instances import Instance
+from orbit.marzban.provisioning import (
+    PanelDeps,
+    delete_panel_user,
+    process_removals,
+    provision_config,
+)
 from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator
 from tests.marzban.conftest import Panels, add_user, instance_for, pending_config, refresh_scores
 
@@ -98,3 +107,70 @@ async def test_the_traffic_window_is_the_last_24_hours_on_a_panel_in_another_zon
     assert [(n.node, n.traffic_bytes) for n in probe.scores.nodes] == [("core", 0)]
     (usage,) = [r for r in panel.requests if r.path == "/api/nodes/usage"]
     assert usage.query.endswith("Z")  # sent in UTC, whatever the panel's zone
+
+
+# -- 6. tokens refused in the second of a password change ------------------------------------
+
+
+async def test_a_fresh_token_refused_after_a_password_change_is_retried_a_second_later(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    client = deps.client(await _instance(deps, "a"))
+    await client.get_system()  # a token cached for a day
+    # Change the password early in a second, so the re-login lands in that second.
+    await asyncio.sleep(1.02 - time.time() % 1)
+    registered.a.set_admin_password("changed")
+    await instances.update_instance(deps.pool, "a", password="changed")  # the operator's edit
+    client = deps.client(await _instance(deps, "a"))
+    system = await client.get_system()
+    assert system.version == "0.8.4"
+    assert registered.a.logins == 3  # first, refused in the same second, a second later
+    cached = await deps.redis.get(keys.marzban_token("a"))
+    assert cached is not None
+    headers = {"Authorization": f"Bearer {cached}"}
+    async with deps.http.get(f"{registered.a.base_url}/api/system", headers=headers) as resp:
+        assert resp.status == 200  # the cached token is one the panel takes
+
+
+async def _instance(deps: PanelDeps, instance_id: str) -> Instance:
+    instance = await instances.get_instance(deps.pool, instance_id)
+    assert instance is not None
+    return instance
+
+
+# -- 2. the SUDO_USERNAME admin: a deleted user kept connecting -----------------------------
+
+
+@pytest.fixture
+async def env_admin_panel() -> AsyncIterator[MarzbanEmulator]:
+    async with MarzbanEmulator(sudo_from_env=True) as panel:
+        yield panel
+
+
+async def test_a_deleted_config_cannot_connect_on_a_panel_of_the_env_sudo_admin(
+    deps: PanelDeps, env_admin_panel: MarzbanEmulator
+) -> None:
+    await _register(deps, "s", env_admin_panel)
+    await add_user(deps.pool, 1)
+    config = await pending_config(deps.pool, 1, "s")
+    await provision_config(deps, config.id)
+    assert env_admin_panel.in_xray(config.panel_username)
+    await delete_panel_user(deps, config.id)
+    # The panel answered 500 to the DELETE; the user must not be able to connect anyway.
+    assert not env_admin_panel.in_xray(config.panel_username)
+    assert env_admin_panel.user(config.panel_username) is None
+    # The balancer's retry meets 404 and finishes the removal.
+    await process_removals(deps)
+    assert await deps.pool.fetchval("SELECT count(*) FROM panel_removals") == 0
+
+
+async def test_instances_add_says_when_the_admin_is_the_env_sudo_admin(
+    deps: PanelDeps, env_admin_panel: MarzbanEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(
+        ["instances", "add", "s1", "--url", str(env_admin_panel.base_url),
+         "--username", "admin", "--password", "admin"]
+    )  # fmt: skip
+    assert await args.func(args, deps.settings) == 0
+    out = capsys.readouterr().out
+    assert "SUDO_USERNAME" in out and "marzban cli admin create --sudo" in out

@@ -76,6 +76,7 @@ async def check_token(bot: Bot, settings: Settings) -> None:
 def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
     core = create_core()
+    translator = Translator(core)
     dp = Dispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
@@ -84,9 +85,9 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         pool=ctx.pool,
         redis=ctx.redis,
         http=ctx.http,
-        panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings),
+        panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator),
         plans=ctx.plans,
-        translator=Translator(core),
+        translator=translator,
         metrics=metrics,
         pinned_response_types=pin_response_types(),  # held for the process' life (see module)
     )

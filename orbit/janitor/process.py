@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
-    deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings)
     translator = create_translator()
+    deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
     work: dict[str, Callable[[], Awaitable[int]]] = {
         "expired_payments": lambda: housekeeping.expire_pending_payments(ctx.pool),
         "purged_outbox": lambda: housekeeping.purge_old_outbox(ctx.pool),

@@ -19,6 +19,7 @@ refused when no other active instance answers.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -236,7 +237,10 @@ async def _move(
             notify = config.status != "pending"  # a pending config's owner has no link yet
             if notify:
                 text = translator(
-                    target.language, "marzban-config-moved", name=config.name, url=url
+                    target.language,
+                    "marzban-config-moved",
+                    name=html.escape(config.name),
+                    url=html.escape(url),
                 )
                 await outbox.enqueue(conn, config.user_id, MESSAGE_KIND, text)
         if notify:

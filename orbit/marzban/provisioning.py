@@ -20,6 +20,7 @@ Rules every function here keeps:
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import secrets
 import time
@@ -27,13 +28,14 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from orbit import outbox
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord, PanelTarget
 from orbit.marzban import instances
@@ -54,9 +56,13 @@ from orbit.marzban.models import NewUser, PanelUser
 from orbit.marzban.placement import choose_instance, poke_balancer
 from orbit.settings import Settings
 
+if TYPE_CHECKING:
+    from orbit.i18n import Translator
+
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("vless", "vmess")
+LINK_CHANGED_KIND = "config_link_changed"  # outbox kind: a re-created user's new link
 # Advisory locks taken with two int4 keys live apart from the ledger's bigint
 # keys; this first key names "a config". Config ids stay below 2**31.
 CONFIG_LOCK_CLASS = 0x0C0F
@@ -69,6 +75,18 @@ class PanelDeps:
     redis: Redis
     http: aiohttp.ClientSession
     settings: Settings
+    # Renders the messages provisioning queues (a link that changed); built on
+    # first use when not given (building one reads every catalog).
+    translator: Translator | None = None
+
+    def translate(self, locale: str, key: str, /, **params: Any) -> str:
+        translator = self.translator
+        if translator is None:
+            from orbit.i18n import create_translator  # imports aiogram: only when needed
+
+            translator = create_translator()
+            object.__setattr__(self, "translator", translator)
+        return translator(locale, key, **params)
 
     def client(self, instance: Instance, *, retries: int = DEFAULT_RETRIES) -> MarzbanClient:
         return MarzbanClient(
@@ -169,10 +187,14 @@ async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> Pane
     return await client.modify_user(user.username, changes)
 
 
-async def _ensure_user(client: MarzbanClient, username: str, want: _Desired) -> PanelUser:
-    """The panel user `username` on this panel, created if missing, matching `want`."""
+async def _ensure_user(
+    client: MarzbanClient, username: str, want: _Desired
+) -> tuple[PanelUser, bool]:
+    """The panel user `username` on this panel, created if missing, matching `want`;
+    and whether it was created now (its subscription tokens are new then: the panel
+    signs them per user, so links issued before a re-create answer 404)."""
     try:
-        return await _align(client, await client.get_user(username), want)
+        return await _align(client, await client.get_user(username), want), False
     except PanelUserNotFound:
         pass
     inbounds = await client.get_inbounds()
@@ -200,7 +222,7 @@ async def _ensure_user(client: MarzbanClient, username: str, want: _Desired) -> 
         except (PanelUserNotFound, PanelUnavailable):
             raise exc from None
         log.info("panel %s: adopted %s after its create timed out", client.instance_id, username)
-    return await _align(client, user, want)
+    return await _align(client, user, want), True
 
 
 async def place_user(
@@ -232,7 +254,7 @@ async def place_user(
         # Listed before it can exist; the placing transaction un-lists it.
         await configs_q.insert_removal(conn, instance.id, config.panel_username, config.id)
         try:
-            user = await _ensure_user(deps.client(instance), config.panel_username, want)
+            user, _ = await _ensure_user(deps.client(instance), config.panel_username, want)
         except (PanelUnavailable, PanelRejected) as exc:
             log.warning("config %d: instance %s failed: %s", config.id, instance.id, exc)
             failures.append(str(exc))
@@ -420,17 +442,31 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
             return record
         client = await _client_for(deps, conn, config)
         try:
-            user = await _ensure_user(
+            user, created = await _ensure_user(
                 client, config.panel_username, _desired(target, deps.settings)
             )
         except MarzbanError as exc:
             await configs_q.mark_needs_sync(conn, config_id, f"sync: {exc}")
             raise
         url = absolute_url(client.instance.base_url, user.subscription_url)
+        # Made again (the panel lost it, auto-deleted it, was reinstalled): the old
+        # link is dead, so the row takes the new one and the owner is told.
+        tell = created and bool(config.subscription_url)
         async with conn.transaction():
-            if not config.subscription_url:
+            if created or not config.subscription_url:
                 await configs_q.set_subscription_url(conn, config_id, url)
+            if tell:
+                text = deps.translate(
+                    target.language,
+                    "marzban-link-changed",
+                    name=html.escape(config.name),
+                    url=html.escape(url),
+                )
+                await outbox.enqueue(conn, config.user_id, LINK_CHANGED_KIND, text)
             await configs_q.mark_synced(conn, config_id)
+        if tell:
+            log.info("config %d: panel user re-created on %s; new link sent", config_id, config.instance_id)
+            await outbox.wake_sender(deps.redis)
         return (await configs_q.get_config(conn, config_id)) or config
 
 

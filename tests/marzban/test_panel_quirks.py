@@ -20,6 +20,7 @@ from orbit.marzban.provisioning import (
     delete_panel_user,
     process_removals,
     provision_config,
+    sync_config,
 )
 from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator
 from tests.marzban.conftest import Panels, add_user, instance_for, pending_config, refresh_scores
@@ -174,3 +175,29 @@ async def test_instances_add_says_when_the_admin_is_the_env_sudo_admin(
     assert await args.func(args, deps.settings) == 0
     out = capsys.readouterr().out
     assert "SUDO_USERNAME" in out and "marzban cli admin create --sudo" in out
+
+
+# -- 3. a re-created panel user has new links ------------------------------------------------
+
+
+async def test_a_re_created_user_gets_its_new_link_stored_and_is_told(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    await add_user(deps.pool, 1, language="ru")
+    config = await pending_config(deps.pool, 1, "a", name="<phone>")
+    old = (await provision_config(deps, config.id)).subscription_url
+    assert old is not None
+    registered.a.reset()  # a reinstalled panel (or Marzban's auto-delete of an expired user)
+    record = await sync_config(deps, config.id)
+    assert record.subscription_url is not None and record.subscription_url != old
+    async with deps.http.get(old) as resp:
+        assert resp.status == 404  # tokens issued before the re-create are dead
+    async with deps.http.get(record.subscription_url) as resp:
+        assert resp.status == 200
+    (message,) = await deps.pool.fetch("SELECT chat_id, kind, text FROM outbox")
+    assert (message["chat_id"], message["kind"]) == (1, "config_link_changed")
+    assert record.subscription_url in message["text"] and "&lt;phone&gt;" in message["text"]
+    # A sync that finds the user in place changes nothing and tells nobody.
+    again = await sync_config(deps, config.id)
+    assert again.subscription_url == record.subscription_url
+    assert await deps.pool.fetchval("SELECT count(*) FROM outbox") == 1

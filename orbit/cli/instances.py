@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from orbit import keys
 from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
+from orbit.configs import queries as configs_q
 from orbit.connections import check_redis, create_pool, create_redis
 from orbit.marzban import instances
 from orbit.marzban.client import MarzbanClient
@@ -200,6 +201,7 @@ async def _forget_token(env: _Env, instance_id: str) -> None:
 async def _list(args: argparse.Namespace, env: _Env) -> int:
     registry = await instances.list_instances(env.pool)
     counts = await instances.live_config_counts(env.pool)
+    removals = await configs_q.removal_counts(env.pool)
     health = await read_health(env.redis, [i.id for i in registry])
     if args.json:
         rows = [
@@ -211,6 +213,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
                 "priority": i.priority,
                 "excluded_node_names": list(i.excluded_node_names),
                 "configs": counts.get(i.id, 0),
+                "removals_left": removals.get(i.id, 0),
                 "health": None if health[i.id] is None else msgspec.to_builtins(health[i.id]),
             }
             for i in registry
@@ -222,13 +225,16 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
         return 0
     _out(
         f"{'id':<12} {'name':<16} {'active':<6} {'prio':>4} {'configs':>7}  "
-        f"{'health':<24} {'excluded nodes':<20} url"
+        f"{'health':<24} {'old panel users':<16} {'excluded nodes':<20} url"
     )
     for i in registry:
         excluded = ",".join(i.excluded_node_names) or "-"
+        left = removals.get(i.id, 0)
+        pending = f"{left} to remove" if left else "-"
         _out(
             f"{i.id:<12} {i.name[:16]:<16} {'yes' if i.is_active else 'no':<6} {i.priority:>4}"
-            f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {excluded:<20} {i.base_url}"
+            f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {pending:<16}"
+            f" {excluded:<20} {i.base_url}"
         )
     return 0
 

@@ -100,6 +100,7 @@ REMOVAL_INSTANCES_OF_CONFIG = """
 SELECT instance_id FROM panel_removals WHERE config_id = $1 ORDER BY created_at DESC
 """
 COUNT_REMOVALS = "SELECT count(*) FROM panel_removals WHERE instance_id = $1"
+COUNT_REMOVALS_ALL = "SELECT instance_id, count(*) AS n FROM panel_removals GROUP BY instance_id"
 
 
 class ConfigRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,6 +263,11 @@ async def removal_instances_of_config(conn: asyncpg.Connection, config_id: int) 
 
 async def count_removals(conn: asyncpg.Connection | asyncpg.Pool, instance_id: str) -> int:
     return int(await conn.fetchval(COUNT_REMOVALS, instance_id))
+
+
+async def removal_counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """Panel users still listed for removal, per instance."""
+    return {r["instance_id"]: r["n"] for r in await conn.fetch(COUNT_REMOVALS_ALL)}
 
 
 # --- a user's own configs (the bot's configs screens) ---------------------------------

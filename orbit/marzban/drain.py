@@ -4,7 +4,8 @@ For each config, under its lock: a panel user with the same username, expiry,
 data limit and enabled state is made on the best other instance; then one
 transaction points the row there, lists the old panel user for removal and
 queues the user's message with the new link (outbox); then the old user is
-deleted if the old panel answers (else the balancer retries it later).
+deleted if the old panel answers (else the balancer retries it later, on the
+disabled instance, until it is done).
 
 Spread: the balancer's scores only see the moved users at its next refresh,
 so the drain keeps its own tally (`DrainSpread`) and sends each config to the
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_KIND = "config_moved"
 POKE_EVERY = 25  # moves between balancer refreshes, so the scores see the new users
+SOURCE_DOWN_AFTER = 3  # removals failed in a row before the drain stops trying them
 
 
 class DrainReport(msgspec.Struct, kw_only=True):
@@ -162,11 +164,11 @@ async def drain_instance(
     spread = await DrainSpread.load(deps, healthy)
     report = DrainReport(instance_id=instance_id)
     config_ids = await configs_q.live_ids_on_instance(deps.pool, instance_id)
-    source_down = False
+    failed_in_a_row = 0  # removals on the source that failed since the last success
     for config_id in config_ids:
         try:
-            outcome, source_down = await _move(
-                deps, translator, config_id, instance_id, avoid, healthy_ids, spread, source_down
+            outcome, failed_in_a_row = await _move(
+                deps, translator, config_id, instance_id, avoid, healthy_ids, spread, failed_in_a_row
             )
         except MarzbanError as exc:
             report.failed[config_id] = str(exc)
@@ -184,8 +186,8 @@ async def drain_instance(
             report.skipped += 1
         if progress:
             progress(f"config {config_id}: {outcome}")
-    if not source_down:
-        await process_removals(deps, instance_ids=[instance_id], limit=10_000)
+    # Stops at the first failure; whatever is left, the balancer keeps retrying.
+    await process_removals(deps, instance_ids=[instance_id], limit=10_000)
     report.old_users_left = await configs_q.count_removals(deps.pool, instance_id)
     await poke_balancer(deps.redis)
     log.info(
@@ -204,19 +206,22 @@ async def _move(
     avoid: set[str],
     healthy_ids: set[str],
     spread: DrainSpread,
-    source_down: bool,
-) -> tuple[str, bool]:
-    """Move one config; returns its outcome and whether the source panel is down."""
+    failed_in_a_row: int,
+) -> tuple[str, int]:
+    """Move one config; returns its outcome and how many removals on the source
+    failed in a row. One failed DELETE (a 500 for one user) does not stop the
+    others; after SOURCE_DOWN_AFTER in a row the source is taken as down and its
+    old users are left to the final pass and the balancer."""
     async with config_lock(deps.pool, config_id) as conn:
         target = await load_target(conn, config_id)
         config = target.config
         if config.instance_id != source_id:
-            return "skipped", source_down
+            return "skipped", failed_in_a_row
         if config.status in ("deleting", "deleted"):
             async with conn.transaction():
                 await configs_q.mark_deleted(conn, config_id)
                 await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
-            return "deleted", source_down
+            return "deleted", failed_in_a_row
         # A move cut short left its user listed on the instance it was going to.
         half_made = [
             i
@@ -231,7 +236,7 @@ async def _move(
         async with conn.transaction():
             record = await configs_q.mark_placed(conn, config_id, instance.id, url, source_id)
             if record is None:
-                return "skipped", source_down
+                return "skipped", failed_in_a_row
             await configs_q.delete_removal(conn, instance.id, config.panel_username)
             await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
             notify = config.status != "pending"  # a pending config's owner has no link yet
@@ -245,8 +250,8 @@ async def _move(
                 await outbox.enqueue(conn, config.user_id, MESSAGE_KIND, text)
         if notify:
             await outbox.wake_sender(deps.redis)
-        if not source_down:
+        if failed_in_a_row < SOURCE_DOWN_AFTER:
             removed = await remove_listed(deps, conn, source_id, config.panel_username)
-            source_down = not removed
+            failed_in_a_row = 0 if removed else failed_in_a_row + 1
     log.info("drain: config %d moved %s -> %s", config_id, source_id, instance.id)
-    return "moved", source_down
+    return "moved", failed_in_a_row

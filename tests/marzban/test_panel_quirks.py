@@ -11,9 +11,12 @@ from datetime import timedelta
 import pytest
 
 from orbit import keys
+from orbit.balancer.process import balance
 from orbit.balancer.scoring import GIB
 from orbit.cli.main import build_parser
+from orbit.i18n import create_translator
 from orbit.marzban import instances
+from orbit.marzban.drain import drain_instance
 from orbit.marzban.instances import Instance
 from orbit.marzban.provisioning import (
     PanelDeps,
@@ -201,3 +204,32 @@ async def test_a_re_created_user_gets_its_new_link_stored_and_is_told(
     again = await sync_config(deps, config.id)
     assert again.subscription_url == record.subscription_url
     assert await deps.pool.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+# -- 4. removals on a drained (disabled) panel ------------------------------------------------
+
+
+async def test_removals_on_a_drained_panel_are_retried_until_done(
+    deps: PanelDeps, registered: Panels, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = []
+    for user_id in (1, 2, 3):
+        await add_user(deps.pool, user_id)
+        config = await pending_config(deps.pool, user_id, "a")
+        await provision_config(deps, config.id)
+        names.append(config.panel_username)
+    await refresh_scores(deps)
+    # The panel fails the first old user's DELETE (a 500) for as long as the drain runs.
+    registered.a.fail(500, method="DELETE", path=f"/api/user/{names[0]}")
+    report = await drain_instance(deps, "a", create_translator())
+    assert report.complete and report.moved == 3
+    assert report.old_users_left == 1 and len(registered.a.usernames) == 1
+    args = build_parser().parse_args(["instances", "list"])
+    assert await args.func(args, deps.settings) == 0
+    (line,) = [row for row in capsys.readouterr().out.splitlines() if row.startswith("a ")]
+    assert "1 to remove" in line
+    # The balancer keeps removing on the drained instance although it is disabled.
+    registered.a.clear_failures()
+    await balance(deps)
+    assert registered.a.usernames == []
+    assert await deps.pool.fetchval("SELECT count(*) FROM panel_removals") == 0

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from orbit import keys
 from orbit.balancer.refresh import RefreshResult, refresh
 from orbit.marzban.instances import ensure_legacy_instance, list_instances
+from orbit.marzban.passwords import check_passwords
 from orbit.marzban.placement import BALANCER_INTERVAL
 from orbit.marzban.provisioning import PanelDeps, RemovalReport, process_removals
 from orbit.runtime import Context, Job, Worker
@@ -32,7 +33,11 @@ async def balance(deps: PanelDeps) -> tuple[RefreshResult, RemovalReport]:
     an instance for this tick at its first failure)."""
     registry = await list_instances(deps.pool)
     result = await refresh(
-        deps.redis, deps.http, registry, timeout=deps.settings.marzban_timeout_seconds
+        deps.redis,
+        deps.http,
+        registry,
+        timeout=deps.settings.marzban_timeout_seconds,
+        passwords=deps.passwords,
     )
     for probe in result.probes:
         if not probe.ok:
@@ -45,6 +50,7 @@ async def balance(deps: PanelDeps) -> tuple[RefreshResult, RemovalReport]:
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
+    await check_passwords(ctx.pool, ctx.settings)
     await ensure_legacy_instance(ctx.pool, ctx.settings)
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings)
 

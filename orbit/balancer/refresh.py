@@ -23,6 +23,7 @@ from orbit.balancer.scoring import TRAFFIC_WINDOW_HOURS, InstanceScores, score_i
 from orbit.marzban.client import DEFAULT_RETRIES, MarzbanClient
 from orbit.marzban.errors import MarzbanError
 from orbit.marzban.instances import Instance
+from orbit.marzban.passwords import PanelPasswords
 from orbit.marzban.placement import STALE_AFTER
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,16 @@ async def refresh(
     *,
     timeout: float,
     retries: int = DEFAULT_RETRIES,
+    passwords: PanelPasswords | None = None,
 ) -> RefreshResult:
     """Probe the active instances of `registry` and publish their scores and health."""
     active = [i for i in registry if i.is_active]
     now = datetime.now(UTC).replace(tzinfo=None)
-    probes = await asyncio.gather(
-        *(probe(MarzbanClient(http, redis, i, timeout=timeout, retries=retries), now) for i in active)
-    )
+    clients = [
+        MarzbanClient(http, redis, i, timeout=timeout, retries=retries, passwords=passwords)
+        for i in active
+    ]
+    probes = await asyncio.gather(*(probe(client, now) for client in clients))
     members: dict[str, float] = {}
     for p in probes:
         if p.scores is not None:

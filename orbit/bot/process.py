@@ -34,6 +34,7 @@ from orbit.bot.routers import admin
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
+from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.sender import OutboxSender
@@ -130,6 +131,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     bot = create_bot(ctx.settings)
     stack.push_async_callback(bot.session.close)
     await check_token(bot, ctx.settings)
+    await check_passwords(ctx.pool, ctx.settings)  # encrypted panel passwords need the key
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
     metrics = Metrics()
     # Replies wait out a short 429; the outbox sender's own bot reschedules instead.

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping
+from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.runtime import Context, Job, Worker
 
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
+    await check_passwords(ctx.pool, ctx.settings)
     translator = create_translator()
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
     work: dict[str, Callable[[], Awaitable[int]]] = {

@@ -60,6 +60,7 @@ from orbit.marzban.models import (
     Token,
     UsersPage,
 )
+from orbit.marzban.passwords import PanelPasswords, PasswordKeyError
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,11 @@ class MarzbanClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
+        passwords: PanelPasswords | None = None,
     ) -> None:
         self.http = http
+        # Opens the stored password (encrypted at rest); without it only plain text works.
+        self.passwords = passwords or PanelPasswords(None)
         self.redis = redis
         self.instance = instance
         self.timeout = timeout
@@ -201,7 +205,11 @@ class MarzbanClient:
 
     async def login(self) -> str:
         """Log in with the instance's credentials, bypassing the shared cache."""
-        form = {"username": self.instance.username, "password": self.instance.password}
+        try:
+            password = self.passwords.open(self.instance.password, self.instance_id)
+        except PasswordKeyError as exc:
+            raise PanelAuthFailed(self.instance_id, str(exc)) from None
+        form = {"username": self.instance.username, "password": password}
         status, body = await self._send("POST", "/api/admin/token", form=form, token=None)
         if status == 200:
             try:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -53,6 +54,7 @@ from orbit.marzban.errors import (
 )
 from orbit.marzban.instances import Instance
 from orbit.marzban.models import NewUser, PanelUser
+from orbit.marzban.passwords import PanelPasswords
 from orbit.marzban.placement import choose_instance, poke_balancer
 from orbit.settings import Settings
 
@@ -88,6 +90,10 @@ class PanelDeps:
             object.__setattr__(self, "translator", translator)
         return translator(locale, key, **params)
 
+    @cached_property
+    def passwords(self) -> PanelPasswords:
+        return PanelPasswords.from_settings(self.settings)
+
     def client(self, instance: Instance, *, retries: int = DEFAULT_RETRIES) -> MarzbanClient:
         return MarzbanClient(
             self.http,
@@ -95,6 +101,7 @@ class PanelDeps:
             instance,
             timeout=self.settings.marzban_timeout_seconds,
             retries=retries,
+            passwords=self.passwords,
         )
 
 
@@ -161,11 +168,20 @@ class _Desired(msgspec.Struct, frozen=True, kw_only=True):
     note: str
 
 
+def remaining_limit(config: ConfigRecord) -> int:
+    """The panel user's data limit: the config's, less what earlier panels counted
+    this period (Marzban cannot be told a user's used traffic); at least 1 byte, as
+    0 means unlimited. 0 when the config is unlimited."""
+    if not config.data_limit_bytes:
+        return 0
+    return max(1, config.data_limit_bytes - config.usage_carried_bytes)
+
+
 def _desired(target: PanelTarget, settings: Settings) -> _Desired:
     config = target.config
     return _Desired(
         expire=expire_timestamp(target.subscription_until),
-        data_limit=config.data_limit_bytes,
+        data_limit=remaining_limit(config),
         enabled=config.status != "disabled",
         note=panel_note(config, settings.max_ips_per_config),
     )
@@ -287,7 +303,7 @@ async def _place_and_point(
     """`_place`, then point the row at the instance that holds the user."""
     config = target.config
     instance, user = await place_user(deps, conn, target, avoid=avoid, prefer=prefer)
-    url = absolute_url(instance.base_url, user.subscription_url)
+    url = absolute_url(instance.link_base, user.subscription_url)
     async with conn.transaction():
         record = await configs_q.mark_placed(conn, config.id, instance.id, url, config.instance_id)
         if record is None:  # we hold the lock: only a deletion can get here
@@ -442,13 +458,15 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
             return record
         client = await _client_for(deps, conn, config)
         try:
+            if config.usage_reset_due:
+                target = await _reset_usage(client, conn, target)
             user, created = await _ensure_user(
                 client, config.panel_username, _desired(target, deps.settings)
             )
         except MarzbanError as exc:
             await configs_q.mark_needs_sync(conn, config_id, f"sync: {exc}")
             raise
-        url = absolute_url(client.instance.base_url, user.subscription_url)
+        url = absolute_url(client.instance.link_base, user.subscription_url)
         # Made again (the panel lost it, auto-deleted it, was reinstalled): the old
         # link is dead, so the row takes the new one and the owner is told.
         tell = created and bool(config.subscription_url)
@@ -468,6 +486,22 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
             log.info("config %d: panel user re-created on %s; new link sent", config_id, config.instance_id)
             await outbox.wake_sender(deps.redis)
         return (await configs_q.get_config(conn, config_id)) or config
+
+
+async def _reset_usage(
+    client: MarzbanClient, conn: asyncpg.Connection, target: PanelTarget
+) -> PanelTarget:
+    """A renewal paid for a new period: zero the used traffic (a `limited` user stays
+    limited when only `expire` moves). The reset also re-activates a disabled user;
+    the alignment after it disables it again."""
+    config = target.config
+    if config.data_limit_bytes:
+        with contextlib.suppress(PanelUserNotFound):  # made again right after, unused
+            await client.reset_usage(config.panel_username)
+        log.info("config %d: used traffic reset for the new period", config.id)
+    await configs_q.usage_was_reset(conn, config.id)
+    fresh = msgspec.structs.replace(config, usage_reset_due=False, usage_carried_bytes=0)
+    return msgspec.structs.replace(target, config=fresh)
 
 
 async def remove_listed(

@@ -25,8 +25,11 @@ from orbit.marzban.provisioning import (
     provision_config,
     sync_config,
 )
+from orbit.plans import load_plans
 from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator
+from orbit.subscriptions.panels import purchase_plan
 from tests.marzban.conftest import Panels, add_user, instance_for, pending_config, refresh_scores
+from tests.support.journey import fund
 
 RANGE_INBOUND = Inbound(tag="VLESS TCP range", protocol="vless", network="tcp", port="20000-20010")
 
@@ -233,3 +236,81 @@ async def test_removals_on_a_drained_panel_are_retried_until_done(
     await balance(deps)
     assert registered.a.usernames == []
     assert await deps.pool.fetchval("SELECT count(*) FROM panel_removals") == 0
+
+
+# -- 9. links built from the admin URL ---------------------------------------------------------
+
+
+async def test_links_use_the_public_subscription_base_and_follow_its_changes(
+    deps: PanelDeps, panels: Panels, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = str(panels.a.base_url)
+    port = url.rsplit(":", 1)[1]
+
+    async def orbit(*argv: str) -> int:
+        args = build_parser().parse_args(["instances", *argv])
+        return await args.func(args, deps.settings)
+
+    assert await orbit("add", "a", "--url", url, "--username", "admin", "--password", "admin") == 0
+    assert "users cannot reach" in capsys.readouterr().out  # 127.0.0.1 is no public address
+    assert await orbit("edit", "a", "--sub-url", f"http://localhost:{port}/") == 0
+    await add_user(deps.pool, 1)
+    config = await pending_config(deps.pool, 1, "a")
+    record = await provision_config(deps, config.id)
+    assert record.subscription_url is not None
+    assert record.subscription_url.startswith(f"http://localhost:{port}/sub/")
+    # A new public base: stored links are rewritten and still work.
+    capsys.readouterr()
+    assert await orbit("edit", "a", "--sub-url", f"http://127.0.0.1:{port}") == 0
+    assert "1 stored subscription links now start with" in capsys.readouterr().out
+    link = await deps.pool.fetchval("SELECT subscription_url FROM configs WHERE id = $1", config.id)
+    assert link == record.subscription_url.replace("localhost", "127.0.0.1")
+    async with deps.http.get(link) as resp:
+        assert resp.status == 200
+
+
+# -- 8. data-limited users after paying, and after a drain ------------------------------------
+
+LIMIT = 10 * GIB
+
+
+async def test_a_renewal_lifts_the_data_limit_of_a_limited_user(
+    deps: PanelDeps, registered: Panels
+) -> None:
+    await add_user(deps.pool, 1)
+    await fund(deps.pool, 1, 100_000)
+    config = await pending_config(deps.pool, 1, "a", data_limit_bytes=LIMIT)
+    await provision_config(deps, config.id)
+    registered.a.set_user(config.panel_username, used_traffic=LIMIT)
+    registered.a.review_users()
+    assert registered.a.user(config.panel_username)["status"] == "limited"
+    plans = load_plans(deps.settings)
+    plan = plans.get("1m")
+    assert plan is not None and plan.reset_traffic_on_renewal
+    await purchase_plan(deps, 1, plan, "tok")
+    user = registered.a.user(config.panel_username)
+    assert (user["status"], user["used_traffic"]) == ("active", 0)
+    row = await deps.pool.fetchrow("SELECT usage_reset_due, needs_sync FROM configs")
+    assert not row["usage_reset_due"] and not row["needs_sync"]
+
+
+async def test_a_drain_carries_the_used_traffic_across(deps: PanelDeps, registered: Panels) -> None:
+    await add_user(deps.pool, 1)
+    config = await pending_config(deps.pool, 1, "a", data_limit_bytes=LIMIT)
+    await provision_config(deps, config.id)
+    registered.a.set_user(config.panel_username, used_traffic=LIMIT - GIB)
+    await refresh_scores(deps)
+    report = await drain_instance(deps, "a", create_translator())
+    assert report.complete and report.moved == 1 and report.usage_not_carried == {}
+    (holder,) = registered.holders(config.panel_username)
+    user = registered.by_id[holder].user(config.panel_username)
+    assert user["data_limit"] == GIB  # what was left on the old panel
+    carried = await deps.pool.fetchval("SELECT usage_carried_bytes FROM configs")
+    assert carried == LIMIT - GIB
+    # The next period starts from the full limit again.
+    await fund(deps.pool, 1, 100_000)
+    plan = load_plans(deps.settings).get("1m")
+    assert plan is not None
+    await purchase_plan(deps, 1, plan, "tok")
+    user = registered.by_id[holder].user(config.panel_username)
+    assert (user["data_limit"], user["used_traffic"]) == (LIMIT, 0)

@@ -2192,6 +2192,8 @@ async def serve(
     nodes: int,
     users: int,
     subscription_url_prefix: str,
+    sudo_from_env: bool = False,
+    local_utc_offset_minutes: int = 0,
 ) -> None:
     panels = [
         MarzbanEmulator(
@@ -2202,6 +2204,8 @@ async def serve(
                 for n in range(1, nodes + 1)
             ],
             subscription_url_prefix=subscription_url_prefix,
+            sudo_from_env=sudo_from_env,
+            local_utc_offset=timedelta(minutes=local_utc_offset_minutes),
         )
         for index in range(1, len(ports) + 1)
     ]
@@ -2234,6 +2238,17 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="like XRAY_SUBSCRIPTION_URL_PREFIX; empty keeps subscription_url relative",
     )
+    parser.add_argument(
+        "--sudo-from-env",
+        action="store_true",
+        help="the admin is the panel's SUDO_USERNAME one: users show admin null, DELETE answers 500",
+    )
+    parser.add_argument(
+        "--local-utc-offset-minutes",
+        type=int,
+        default=0,
+        help="the panel host's zone; usage dates without a zone are read in it (e.g. 210)",
+    )
     args = standalone.parse(parser, argv)
     asyncio.run(
         serve(
@@ -2244,6 +2259,8 @@ def main(argv: list[str] | None = None) -> None:
             nodes=args.nodes,
             users=args.users,
             subscription_url_prefix=args.subscription_url_prefix,
+            sudo_from_env=args.sudo_from_env,
+            local_utc_offset_minutes=args.local_utc_offset_minutes,
         )
     )
 

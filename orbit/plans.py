@@ -24,6 +24,9 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     price_rub: Annotated[int, msgspec.Meta(gt=0, le=1_000_000)]
     max_configs: Annotated[int, msgspec.Meta(gt=0, le=100)]
     data_limit_gb: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # A purchase zeroes the used traffic of the user's data-limited configs on their
+    # panels (Marzban keeps a `limited` user limited when only `expire` moves).
+    reset_traffic_on_renewal: bool = True
 
     @property
     def price(self) -> int:

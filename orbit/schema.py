@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "0003_stars"
+SCHEMA_HEAD = "0004_marzban"
 
 metadata = MetaData(
     naming_convention={
@@ -208,6 +208,7 @@ marzban_instances = Table(
     Column("name", Text, nullable=False),
     Column("base_url", Text, nullable=False),
     Column("username", Text, nullable=False),
+    # `fernet:<token>` when MARZBAN_PASSWORD_KEY is set, else plain text (orbit/marzban/passwords.py)
     Column("password", Text, nullable=False),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     Column("priority", Integer, nullable=False, server_default="0"),
@@ -218,6 +219,9 @@ marzban_instances = Table(
         server_default=text("'{}'::text[]"),
     ),
     _created_at(),
+    # Public base of subscription links when the panel answers relative ones (/sub/...)
+    # and is reached on an address users cannot use; NULL = base_url.
+    Column("sub_url", Text),
     CheckConstraint("id ~ '^[a-z0-9][a-z0-9_-]{0,31}$'", name="id_format"),
 )
 
@@ -237,9 +241,15 @@ configs = Table(
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("deleted_at", DateTime(timezone=True)),
+    # A renewal asks the panel to zero the user's usage (POST .../reset) at the next sync.
+    Column("usage_reset_due", Boolean, nullable=False, server_default=text("false")),
+    # Traffic used on earlier panels this period (a drain cannot move used_traffic):
+    # the panel user's data limit is what remains.
+    Column("usage_carried_bytes", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(
         "status IN ('pending', 'active', 'disabled', 'deleting', 'deleted')", name="status_known"
     ),
+    CheckConstraint("usage_carried_bytes >= 0", name="usage_carried_non_negative"),
     CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
     CheckConstraint("data_limit_bytes >= 0", name="data_limit_non_negative"),
     UniqueConstraint("panel_username", name="uq_configs_panel_username"),

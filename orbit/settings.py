@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s001_base_url: Url | None = None
     max_ips_per_config: PositiveInt = 2
     marzban_timeout_seconds: PositiveFloat = 10.0  # per request to a panel
+    # Fernet key(s), comma-separated, that encrypt panel passwords in Postgres
+    # (orbit/marzban/passwords.py); the first encrypts, all decrypt.
+    marzban_password_key: str | None = None
 
     # Payments
     ton_address: str | None = None
@@ -222,6 +225,18 @@ def load_settings(
     token = values.get("bot_token")
     if token and not _TOKEN_RE.match(token):
         errors.append("BOT_TOKEN expected <digits>:<secret> as given by @BotFather")
+    password_key = values.get("marzban_password_key")
+    if password_key:
+        from cryptography.fernet import Fernet
+
+        try:
+            for key in password_key.split(","):
+                Fernet(key.strip())
+        except ValueError:
+            errors.append(
+                "MARZBAN_PASSWORD_KEY expected Fernet keys (32 url-safe base64 bytes each,"
+                " comma-separated)"
+            )
     level = str(values.get("log_level", "INFO")).upper()
     if level not in _LOG_LEVELS:
         errors.append(f"LOG_LEVEL expected one of {', '.join(_LOG_LEVELS)}, got {level!r}")

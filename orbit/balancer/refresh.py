@@ -2,7 +2,7 @@
 nodes, and replace `balancer:scores` and each `balancer:instance:{id}` at once.
 
 An instance that fails (unreachable, timeout, 5xx, refused login, not a sudo
-admin) is marked down with its error and has no members in the scores until a
+admin, inbounds it cannot read) is marked down with its error and has no members in the scores until a
 later refresh succeeds.
 """
 
@@ -23,6 +23,7 @@ from orbit.balancer.scoring import TRAFFIC_WINDOW_HOURS, InstanceScores, score_i
 from orbit.marzban.client import DEFAULT_RETRIES, MarzbanClient
 from orbit.marzban.errors import MarzbanError
 from orbit.marzban.instances import Instance
+from orbit.marzban.passwords import PanelPasswords
 from orbit.marzban.placement import STALE_AFTER
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ async def probe(client: MarzbanClient, now: datetime) -> Probe:
         client.get_system(),
         client.get_nodes(),
         client.get_nodes_usage(start=now - timedelta(hours=TRAFFIC_WINDOW_HOURS)),
+        # Every create reads the inbounds: a panel whose inbounds we cannot read
+        # cannot take a config, so it must not look healthy.
+        client.get_inbounds(),
         return_exceptions=True,
     )
     seconds = time.monotonic() - started
@@ -70,7 +74,7 @@ async def probe(client: MarzbanClient, now: datetime) -> Probe:
         if isinstance(result, BaseException):
             log.error("panel %s: probe crashed: %r", instance.id, result)
             return Probe(instance_id=instance.id, error=repr(result), seconds=seconds)
-    system, nodes, usages = results
+    system, nodes, usages, _inbounds = results
     scores = score_instance(instance, system, nodes, usages)  # type: ignore[arg-type]
     return Probe(instance_id=instance.id, scores=scores, seconds=seconds)
 
@@ -82,13 +86,16 @@ async def refresh(
     *,
     timeout: float,
     retries: int = DEFAULT_RETRIES,
+    passwords: PanelPasswords | None = None,
 ) -> RefreshResult:
     """Probe the active instances of `registry` and publish their scores and health."""
     active = [i for i in registry if i.is_active]
     now = datetime.now(UTC).replace(tzinfo=None)
-    probes = await asyncio.gather(
-        *(probe(MarzbanClient(http, redis, i, timeout=timeout, retries=retries), now) for i in active)
-    )
+    clients = [
+        MarzbanClient(http, redis, i, timeout=timeout, retries=retries, passwords=passwords)
+        for i in active
+    ]
+    probes = await asyncio.gather(*(probe(client, now) for client in clients))
     members: dict[str, float] = {}
     for p in probes:
         if p.scores is not None:

@@ -9,9 +9,13 @@ There are no per-node user counts, CPU or RAM in the API.
 
 For each instance:
 
-    usable nodes    = nodes with status `connected` whose name is not in the
-                      instance's `excluded_node_names` (a panel with no nodes
-                      at all counts as one node, its own core, named `core`)
+    usable nodes    = the panel's own core (named `core`: Marzban serves every
+                      user on it too, whatever its nodes do) + every node that is
+                      `connected`, or `connecting` without an error message (a
+                      node reconnects for a few seconds after its settings
+                      change), whose name is not in `excluded_node_names`.
+                      A node retried after an error keeps the error's message
+                      while `connecting`: it does not count.
     users per node  = users_active / number of usable nodes
                       (every user is served by every node; clients spread over them)
     load(node)      = users per node × usage_coefficient(node)
@@ -31,7 +35,7 @@ from collections.abc import Iterable
 import msgspec
 
 from orbit.marzban.instances import Instance
-from orbit.marzban.models import NODE_CONNECTED, Node, NodeUsage, SystemStats
+from orbit.marzban.models import NODE_CONNECTED, NODE_CONNECTING, Node, NodeUsage, SystemStats
 from orbit.marzban.placement import member
 
 GIB = 1024**3
@@ -40,7 +44,7 @@ TRAFFIC_WEIGHT = 1.0  # score points per GiB moved in the window (≈ one user's
 BASE_LOAD = 1.0
 PRIORITY_BASE = 1.25
 PRIORITY_LIMIT = 100
-CORE_NODE = "core"  # the panel's own Xray when it has no nodes
+CORE_NODE = "core"  # the panel's own Xray, which serves every user as well as the nodes
 
 
 class NodeScore(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +57,7 @@ class NodeScore(msgspec.Struct, frozen=True, kw_only=True):
 
 class InstanceScores(msgspec.Struct, frozen=True, kw_only=True):
     instance_id: str
-    nodes_total: int
+    nodes_total: int  # the core included
     users_active: int
     nodes: list[NodeScore]
 
@@ -70,9 +74,14 @@ def adjust_for_priority(load: float, priority: int) -> float:
     return (BASE_LOAD + load) / PRIORITY_BASE**priority
 
 
+def is_serving(node: Node) -> bool:
+    """Connected, or reconnecting after a settings change (no error message kept)."""
+    return node.status == NODE_CONNECTED or (node.status == NODE_CONNECTING and not node.message)
+
+
 def usable_nodes(instance: Instance, nodes: Iterable[Node]) -> list[Node]:
     excluded = set(instance.excluded_node_names)
-    return [n for n in nodes if n.status == NODE_CONNECTED and n.name not in excluded]
+    return [n for n in nodes if is_serving(n) and n.name not in excluded]
 
 
 def score_instance(
@@ -82,14 +91,11 @@ def score_instance(
     usages: list[NodeUsage],
 ) -> InstanceScores:
     traffic = {u.node_id: u.uplink + u.downlink for u in usages}
-    if not nodes:
-        candidates = [(CORE_NODE, 1.0, traffic.get(None, 0))]
-    else:
-        candidates = [
-            (n.name, n.usage_coefficient, traffic.get(n.id, 0)) for n in usable_nodes(instance, nodes)
-        ]
+    candidates = [(CORE_NODE, 1.0, traffic.get(None, 0))] + [
+        (n.name, n.usage_coefficient, traffic.get(n.id, 0)) for n in usable_nodes(instance, nodes)
+    ]
     users = system.users_active
-    per_node = users / len(candidates) if candidates else 0.0
+    per_node = users / len(candidates)
     scored = [
         NodeScore(
             node=name,
@@ -101,5 +107,5 @@ def score_instance(
         for name, coefficient, moved in candidates
     ]
     return InstanceScores(
-        instance_id=instance.id, nodes_total=len(nodes), users_active=users, nodes=scored
+        instance_id=instance.id, nodes_total=1 + len(nodes), users_active=users, nodes=scored
     )

@@ -41,6 +41,7 @@ from orbit.bot.routers import admin
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
+from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.sender import OutboxSender
@@ -85,6 +86,7 @@ async def check_token(bot: Bot, settings: Settings) -> None:
 def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
     core = create_core()
+    translator = Translator(core)
     # A payment's update is confirmed to Telegram only once handled (see the module).
     dp = PaymentSafeDispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
@@ -94,9 +96,9 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         pool=ctx.pool,
         redis=ctx.redis,
         http=ctx.http,
-        panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings),
+        panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator),
         plans=ctx.plans,
-        translator=Translator(core),
+        translator=translator,
         metrics=metrics,
         pinned_response_types=pin_response_types(),  # held for the process' life (see module)
     )
@@ -141,6 +143,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     bot = create_bot(ctx.settings)
     stack.push_async_callback(bot.session.close)
     await check_token(bot, ctx.settings)
+    await check_passwords(ctx.pool, ctx.settings)  # encrypted panel passwords need the key
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
     metrics = Metrics()
     # Replies wait out a short 429; the outbox sender's own bot reschedules instead.

@@ -2,11 +2,15 @@
 
     orbit instances list [--json]
     orbit instances add ID --url URL --username NAME (--password P | --password-stdin)
-                        [--name TEXT] [--priority N] [--disabled] [--no-check]
-    orbit instances edit ID [--name] [--url] [--username] [--password | --password-stdin]
-                        [--priority] [--no-check]
+                        [--sub-url URL] [--name TEXT] [--priority N] [--disabled] [--no-check]
+    orbit instances edit ID [--name] [--url] [--sub-url] [--username]
+                        [--password | --password-stdin] [--priority] [--no-check]
     orbit instances enable|disable|remove|drain ID
     orbit instances exclude-node|include-node ID NODE_NAME
+    orbit instances encrypt-passwords
+
+Passwords are stored encrypted with MARZBAN_PASSWORD_KEY (orbit/marzban/passwords.py);
+without the key, add and edit refuse to store a new one.
 
 Every change pokes the balancer so the scores follow at once. Bad input is
 refused in one line (exit code 2); nothing is changed then.
@@ -29,6 +33,7 @@ from redis.exceptions import RedisError
 from orbit import keys
 from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
+from orbit.configs import queries as configs_q
 from orbit.connections import check_redis, create_pool, create_redis
 from orbit.marzban import instances
 from orbit.marzban.client import MarzbanClient
@@ -40,6 +45,13 @@ from orbit.marzban.errors import (
     PanelUnavailable,
 )
 from orbit.marzban.instances import Instance, InvalidInstance
+from orbit.marzban.passwords import (
+    GENERATE_HINT,
+    KEY_VARIABLE,
+    PanelPasswords,
+    PasswordKeyError,
+    encrypt_stored,
+)
 from orbit.marzban.placement import InstanceHealth, poke_balancer, read_health
 from orbit.marzban.provisioning import PanelDeps
 from orbit.migrate import require_schema
@@ -58,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--url", required=True, help="panel base URL, e.g. https://panel.example.com")
     add.add_argument("--username", required=True, help="a sudo admin of the panel")
     _password_options(add, required=True)
+    add.add_argument("--sub-url", help=SUB_URL_HELP)
     add.add_argument("--name", help="display name (default: the id)")
     add.add_argument("--priority", type=int, default=0, help="higher is preferred (default 0)")
     add.add_argument("--disabled", action="store_true", help="register it inactive")
@@ -66,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     edit = actions.add_parser("edit", help="change a panel's URL, credentials, name or priority")
     edit.add_argument("id")
     edit.add_argument("--url")
+    edit.add_argument("--sub-url", help=SUB_URL_HELP + "; '' clears it")
     edit.add_argument("--username")
     _password_options(edit, required=False)
     edit.add_argument("--name")
@@ -79,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("drain", "move every config of the instance to the others"),
     ):
         actions.add_parser(action, help=text).add_argument("id")
+    actions.add_parser(
+        "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
+    )
     for action, text in (
         ("exclude-node", "ignore a node of the instance when scoring"),
         ("include-node", "score a previously excluded node again"),
@@ -87,6 +104,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("id")
         sub.add_argument("node", help="the node's name as the panel shows it")
     parser.set_defaults(func=run)
+
+
+SUB_URL_HELP = (
+    "public base of subscription links, e.g. https://sub.example.com, when the panel"
+    " answers relative ones (no XRAY_SUBSCRIPTION_URL_PREFIX) and --url is not public"
+)
 
 
 def _password_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -144,6 +167,37 @@ def _password(args: argparse.Namespace) -> str | None:
     return password
 
 
+def _sealer(env: _Env) -> PanelPasswords:
+    """Refuses to store a new password in plain text: Postgres dumps and backups
+    travel further than the .env holding the key."""
+    passwords = env.deps.passwords
+    if not passwords.has_key:
+        raise CommandError(
+            f"{KEY_VARIABLE} is not set: panel passwords are stored encrypted with it;"
+            f" {GENERATE_HINT}, put it in .env, then run this again"
+        )
+    return passwords
+
+
+def _sub_url(value: str | None) -> str | None:
+    """--sub-url checked like --url; '' (clear) passes through."""
+    if value is None or value == "":
+        return value
+    try:
+        return instances.normalize_base_url(value)
+    except InvalidInstance as exc:
+        raise CommandError(f"--sub-url: {exc}") from None
+
+
+def _warn_about_links(instance: Instance) -> None:
+    if instances.loopback_or_private(instance.link_base):
+        _out(
+            f"warning: subscription links of {instance.id} will point at {instance.link_base},"
+            " which users cannot reach, unless the panel sets XRAY_SUBSCRIPTION_URL_PREFIX:"
+            " give --sub-url https://<public host> (docs/marzban.md)"
+        )
+
+
 def _priority(value: int | None) -> int | None:
     if value is not None and not -PRIORITY_LIMIT <= value <= PRIORITY_LIMIT:
         raise CommandError(f"priority {value} is out of range: use -{PRIORITY_LIMIT}..{PRIORITY_LIMIT}")
@@ -164,10 +218,16 @@ async def _require(env: _Env, instance_id: str) -> Instance:
 async def _check_panel(env: _Env, instance: Instance) -> None:
     """Log in with the instance's credentials and read its nodes (a sudo-only call)."""
     client = MarzbanClient(
-        env.http, env.redis, instance, timeout=env.settings.marzban_timeout_seconds, retries=0
+        env.http,
+        env.redis,
+        instance,
+        timeout=env.settings.marzban_timeout_seconds,
+        retries=0,
+        passwords=env.deps.passwords,
     )
     try:
         await client.get_nodes()
+        admin = await client.get_admin()
     except PanelAuthFailed as exc:
         raise CommandError(f"{instance.base_url} refused the credentials: {exc.reason}") from None
     except PanelUnavailable as exc:
@@ -182,6 +242,13 @@ async def _check_panel(env: _Env, instance: Instance) -> None:
                 " the balancer needs one to read nodes"
             ) from None
         raise CommandError(f"the panel at {instance.base_url} answered {exc.status}: {exc.detail}") from None
+    if admin.from_environment:
+        _out(
+            f"warning: {instance.username!r} is the panel's SUDO_USERNAME admin (from its environment):"
+            " Marzban v0.8.4 answers 500 when deleting its users, before Xray drops them."
+            " Orbit disables each user before deleting it, so nobody keeps access, but prefer"
+            " an admin made with `marzban cli admin create --sudo` (docs/marzban.md)"
+        )
 
 
 async def _forget_token(env: _Env, instance_id: str) -> None:
@@ -192,6 +259,7 @@ async def _forget_token(env: _Env, instance_id: str) -> None:
 async def _list(args: argparse.Namespace, env: _Env) -> int:
     registry = await instances.list_instances(env.pool)
     counts = await instances.live_config_counts(env.pool)
+    removals = await configs_q.removal_counts(env.pool)
     health = await read_health(env.redis, [i.id for i in registry])
     if args.json:
         rows = [
@@ -203,6 +271,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
                 "priority": i.priority,
                 "excluded_node_names": list(i.excluded_node_names),
                 "configs": counts.get(i.id, 0),
+                "removals_left": removals.get(i.id, 0),
                 "health": None if health[i.id] is None else msgspec.to_builtins(health[i.id]),
             }
             for i in registry
@@ -214,13 +283,16 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
         return 0
     _out(
         f"{'id':<12} {'name':<16} {'active':<6} {'prio':>4} {'configs':>7}  "
-        f"{'health':<24} {'excluded nodes':<20} url"
+        f"{'health':<24} {'old panel users':<16} {'excluded nodes':<20} url"
     )
     for i in registry:
         excluded = ",".join(i.excluded_node_names) or "-"
+        left = removals.get(i.id, 0)
+        pending = f"{left} to remove" if left else "-"
         _out(
             f"{i.id:<12} {i.name[:16]:<16} {'yes' if i.is_active else 'no':<6} {i.priority:>4}"
-            f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {excluded:<20} {i.base_url}"
+            f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {pending:<16}"
+            f" {excluded:<20} {i.base_url}"
         )
     return 0
 
@@ -247,20 +319,24 @@ async def _add(args: argparse.Namespace, env: _Env) -> int:
             password=_password(args) or "",
             is_active=not args.disabled,
             priority=_priority(args.priority) or 0,
+            sub_url=_sub_url(args.sub_url) or None,
         )
     except InvalidInstance as exc:
         raise CommandError(str(exc)) from None
     if not instance.username:
         raise CommandError("the username is empty")
+    passwords = _sealer(env)
     if await instances.get_instance(env.pool, instance.id) is not None:
         raise CommandError(f"instance {instance.id!r} already exists (use `orbit instances edit`)")
     if not args.no_check:
         await _forget_token(env, instance.id)
         await _check_panel(env, instance)
+    sealed = msgspec.structs.replace(instance, password=passwords.seal(instance.password))
     async with env.pool.acquire() as conn:
-        created = await instances.insert_instance(conn, instance)
+        created = await instances.insert_instance(conn, sealed)
     if not created:
         raise CommandError(f"instance {instance.id!r} already exists (use `orbit instances edit`)")
+    _warn_about_links(instance)
     await poke_balancer(env.redis)
     _out(
         f"added instance {instance.id} ({instance.base_url}),"
@@ -276,6 +352,7 @@ async def _edit(args: argparse.Namespace, env: _Env) -> int:
     except InvalidInstance as exc:
         raise CommandError(str(exc)) from None
     password = _password(args)
+    sub_url = _sub_url(args.sub_url)
     if args.username is not None and not args.username:
         raise CommandError("the username is empty")
     if args.name is not None and not args.name.strip():
@@ -286,20 +363,31 @@ async def _edit(args: argparse.Namespace, env: _Env) -> int:
         "username": args.username,
         "password": password,
         "priority": _priority(args.priority),
+        "sub_url": sub_url,
     }
     if all(v is None for v in changes.values()):
-        raise CommandError("nothing to change: give --url, --username, --password, --name or --priority")
+        raise CommandError(
+            "nothing to change: give --url, --sub-url, --username, --password, --name or --priority"
+        )
+    sealed = None if password is None else _sealer(env).seal(password)
     access_changed = url is not None or args.username is not None or password is not None
     if access_changed and not args.no_check:
         candidate = msgspec.structs.replace(
-            current, **{k: v for k, v in changes.items() if v is not None}
+            current, **{k: v for k, v in changes.items() if v is not None and k != "sub_url"}
         )
         await _forget_token(env, current.id)
         await _check_panel(env, candidate)
-    async with env.pool.acquire() as conn:
-        updated = await instances.update_instance(conn, current.id, **changes)
-    if updated is None:
-        raise CommandError(f"unknown instance {args.id!r}")
+    async with env.pool.acquire() as conn, conn.transaction():
+        updated = await instances.update_instance(conn, current.id, **{**changes, "password": sealed})
+        if updated is None:
+            raise CommandError(f"unknown instance {args.id!r}")
+        moved = 0
+        if updated.link_base != current.link_base:  # stored links follow the new base
+            moved = await configs_q.rebase_links(conn, current.id, current.link_base, updated.link_base)
+    if moved:
+        _out(f"{moved} stored subscription links now start with {updated.link_base}")
+    if sub_url is not None or url is not None:
+        _warn_about_links(updated)
     if access_changed:
         await _forget_token(env, current.id)
     await poke_balancer(env.redis)
@@ -389,6 +477,17 @@ async def _remove(args: argparse.Namespace, env: _Env) -> int:
     return 0
 
 
+async def _encrypt_passwords(args: argparse.Namespace, env: _Env) -> int:
+    passwords = _sealer(env)
+    try:
+        async with env.pool.acquire() as conn, conn.transaction():
+            changed = await encrypt_stored(conn, passwords)
+    except PasswordKeyError as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"{changed} panel passwords encrypted with the first key of {KEY_VARIABLE}")
+    return 0
+
+
 async def _drain(args: argparse.Namespace, env: _Env) -> int:
     await _require(env, args.id)
     from orbit.i18n import create_translator  # slow to import: only drain needs it
@@ -401,6 +500,8 @@ async def _drain(args: argparse.Namespace, env: _Env) -> int:
         f"drain of {args.id}: {report.moved} moved, {report.deleted} deleted,"
         f" {report.skipped} already elsewhere, {len(report.failed)} failed"
     )
+    for config_id, why in sorted(report.usage_not_carried.items()):
+        _out(f"config {config_id}: used traffic not carried over ({why}); it starts from zero")
     if report.old_users_left:
         _out(
             f"{report.old_users_left} old panel users on {args.id} are not removed yet"
@@ -423,4 +524,5 @@ _HANDLERS = {
     "include-node": _include_node,
     "remove": _remove,
     "drain": _drain,
+    "encrypt-passwords": _encrypt_passwords,
 }

@@ -13,7 +13,7 @@ import msgspec
 _CONFIG_COLUMNS = """
     c.id, c.user_id, c.instance_id, c.panel_username, c.name, c.subscription_url,
     c.data_limit_bytes, c.status, c.needs_sync, c.last_error,
-    c.created_at, c.updated_at, c.deleted_at
+    c.created_at, c.updated_at, c.deleted_at, c.usage_reset_due, c.usage_carried_bytes
 """
 
 INSERT_PENDING = f"""
@@ -34,6 +34,7 @@ MARK_PLACED = f"""
 UPDATE configs AS c SET
     instance_id = $2,
     subscription_url = $3,
+    usage_carried_bytes = coalesce($5, c.usage_carried_bytes),
     status = CASE WHEN c.status = 'pending' THEN 'active' ELSE c.status END,
     last_error = NULL,
     updated_at = now()
@@ -62,6 +63,11 @@ MARK_SYNCED = """
 UPDATE configs SET needs_sync = false, last_error = NULL, updated_at = now() WHERE id = $1
 """
 SET_LAST_ERROR = "UPDATE configs SET last_error = $2, updated_at = now() WHERE id = $1"
+# The panel's usage was zeroed: nothing used this period is carried any more.
+USAGE_WAS_RESET = """
+UPDATE configs SET usage_reset_due = false, usage_carried_bytes = 0, updated_at = now()
+WHERE id = $1
+"""
 LIVE_IDS_ON_INSTANCE = """
 SELECT id FROM configs WHERE instance_id = $1 AND deleted_at IS NULL ORDER BY id
 """
@@ -100,6 +106,14 @@ REMOVAL_INSTANCES_OF_CONFIG = """
 SELECT instance_id FROM panel_removals WHERE config_id = $1 ORDER BY created_at DESC
 """
 COUNT_REMOVALS = "SELECT count(*) FROM panel_removals WHERE instance_id = $1"
+# An instance's public subscription base changed: stored links move to the new one.
+# Links the panel made absolute itself (XRAY_SUBSCRIPTION_URL_PREFIX) do not match.
+REBASE_LINKS = """
+UPDATE configs SET subscription_url = $3 || substr(subscription_url, length($2) + 1),
+    updated_at = now()
+WHERE instance_id = $1 AND deleted_at IS NULL AND starts_with(subscription_url, $2 || '/sub/')
+"""
+COUNT_REMOVALS_ALL = "SELECT instance_id, count(*) AS n FROM panel_removals GROUP BY instance_id"
 
 
 class ConfigRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +130,8 @@ class ConfigRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    usage_reset_due: bool = False  # a renewal asked for the panel's usage to be zeroed
+    usage_carried_bytes: int = 0  # used on earlier panels this period (drains)
 
     @property
     def is_live(self) -> bool:
@@ -183,10 +199,12 @@ async def mark_placed(
     instance_id: str,
     subscription_url: str,
     expected_instance_id: str,
+    usage_carried_bytes: int | None = None,
 ) -> ConfigRecord | None:
     row = await conn.fetchrow(
-        MARK_PLACED, config_id, instance_id, subscription_url, expected_instance_id
-    )
+        MARK_PLACED, config_id, instance_id, subscription_url, expected_instance_id,
+        usage_carried_bytes,
+    )  # fmt: skip
     return None if row is None else _record(row)
 
 
@@ -210,6 +228,10 @@ async def mark_needs_sync(conn: asyncpg.Connection, config_id: int, error: str) 
 
 async def mark_synced(conn: asyncpg.Connection, config_id: int) -> None:
     await conn.execute(MARK_SYNCED, config_id)
+
+
+async def usage_was_reset(conn: asyncpg.Connection, config_id: int) -> None:
+    await conn.execute(USAGE_WAS_RESET, config_id)
 
 
 async def set_last_error(conn: asyncpg.Connection, config_id: int, error: str | None) -> None:
@@ -266,6 +288,21 @@ async def removal_instances_of_config(conn: asyncpg.Connection, config_id: int) 
 
 async def count_removals(conn: asyncpg.Connection | asyncpg.Pool, instance_id: str) -> int:
     return int(await conn.fetchval(COUNT_REMOVALS, instance_id))
+
+
+async def rebase_links(
+    conn: asyncpg.Connection, instance_id: str, old_base: str, new_base: str
+) -> int:
+    """Point the instance's stored `<old_base>/sub/...` links at `new_base`; how many moved."""
+    status = await conn.execute(
+        REBASE_LINKS, instance_id, old_base.rstrip("/"), new_base.rstrip("/")
+    )
+    return int(status.split()[-1])
+
+
+async def removal_counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """Panel users still listed for removal, per instance."""
+    return {r["instance_id"]: r["n"] for r in await conn.fetch(COUNT_REMOVALS_ALL)}
 
 
 # --- a user's own configs (the bot's configs screens) ---------------------------------

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
+from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
 from orbit.payments.reconcile import ReconcileDeps
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
-    deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings)
+    await check_passwords(ctx.pool, ctx.settings)
     translator = create_translator()
     bot = None
     if ctx.settings.bot_token:  # Stars reconciliation reads Telegram's record
@@ -26,6 +27,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         bot = create_bot(ctx.settings)
         stack.push_async_callback(bot.session.close)
     reconcile_deps = ReconcileDeps(ctx.pool, ctx.redis, ctx.http, translator, ctx.settings, bot)
+    deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
     work: dict[str, Callable[[], Awaitable[int]]] = {
         "expired_payments": lambda: housekeeping.expire_pending_payments(ctx.pool),
         "purged_outbox": lambda: housekeeping.purge_old_outbox(ctx.pool),

@@ -6,7 +6,10 @@
   login fires the panel's login notification). One process logs in at a time
   (`marzban:{id}:token:lock`); the others wait for its token.
 - A 401 on a cached token drops that token (only if nobody replaced it yet),
-  logs in again and repeats the request once. A second 401 is `PanelAuthFailed`.
+  logs in again and repeats the request once. A panel refuses tokens issued in
+  the same second as an admin password change, so a fresh token refused is
+  dropped too (never cached), and after a second one more login is tried; a
+  third 401 is `PanelAuthFailed`.
 - Every request has a total timeout. Only calls that are safe to repeat are
   retried, a bounded number of times: reads, `PUT` (it sets fields), `DELETE`
   (a repeat answers 404, which callers count as done) and the usage reset.
@@ -26,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -45,6 +48,7 @@ from orbit.marzban.errors import (
 )
 from orbit.marzban.instances import Instance
 from orbit.marzban.models import (
+    Admin,
     ErrorBody,
     Inbound,
     NewUser,
@@ -56,6 +60,7 @@ from orbit.marzban.models import (
     Token,
     UsersPage,
 )
+from orbit.marzban.passwords import PanelPasswords, PasswordKeyError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,9 @@ DEFAULT_RETRIES = 1  # extra attempts for safe calls
 DEFAULT_TOKEN_TTL = 3600  # when the token carries no readable `exp`
 TOKEN_MARGIN = 60.0  # drop a cached token this long before it expires
 RETRY_DELAY = 0.2  # doubled per attempt
+# Marzban compares a token's whole-second `iat` with the exact time of the last
+# password change: a token issued in that second is refused; one a second later works.
+FRESH_TOKEN_RETRY_DELAY = 1.05
 _TOKEN_WAIT_STEP = 0.05
 
 _RELEASE_LOCK = """
@@ -91,6 +99,14 @@ def token_ttl(token: str, now: float | None = None) -> int:
     return max(0, int(remaining - min(TOKEN_MARGIN, remaining * 0.1)))
 
 
+def utc_param(moment: datetime) -> str:
+    """A query date with its zone: the panel reads a date without one in its host's
+    local time. A naive `moment` is taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def absolute_url(base_url: str, url: str) -> str:
     """Marzban returns `/sub/<token>` unless a prefix is configured: make it absolute."""
     if url.startswith(("http://", "https://")):
@@ -107,8 +123,11 @@ class MarzbanClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
+        passwords: PanelPasswords | None = None,
     ) -> None:
         self.http = http
+        # Opens the stored password (encrypted at rest); without it only plain text works.
+        self.passwords = passwords or PanelPasswords(None)
         self.redis = redis
         self.instance = instance
         self.timeout = timeout
@@ -161,6 +180,10 @@ class MarzbanClient:
     async def get_inbounds(self) -> dict[str, list[Inbound]]:
         return await self._call("GET", "/api/inbounds", dict[str, list[Inbound]], safe=True)
 
+    async def get_admin(self) -> Admin:
+        """The admin we log in as; `users_usage` is null for the `SUDO_USERNAME` one."""
+        return await self._call("GET", "/api/admin", Admin, safe=True)
+
     async def get_system(self) -> SystemStats:
         return await self._call("GET", "/api/system", SystemStats, safe=True)
 
@@ -172,9 +195,9 @@ class MarzbanClient:
     ) -> list[NodeUsage]:
         params = {}
         if start is not None:
-            params["start"] = start.strftime("%Y-%m-%dT%H:%M:%S")
+            params["start"] = utc_param(start)
         if end is not None:
-            params["end"] = end.strftime("%Y-%m-%dT%H:%M:%S")
+            params["end"] = utc_param(end)
         page = await self._call("GET", "/api/nodes/usage", NodesUsage, params=params, safe=True)
         return page.usages
 
@@ -182,7 +205,11 @@ class MarzbanClient:
 
     async def login(self) -> str:
         """Log in with the instance's credentials, bypassing the shared cache."""
-        form = {"username": self.instance.username, "password": self.instance.password}
+        try:
+            password = self.passwords.open(self.instance.password, self.instance_id)
+        except PasswordKeyError as exc:
+            raise PanelAuthFailed(self.instance_id, str(exc)) from None
+        form = {"username": self.instance.username, "password": password}
         status, body = await self._send("POST", "/api/admin/token", form=form, token=None)
         if status == 200:
             try:
@@ -291,13 +318,18 @@ class MarzbanClient:
     ) -> T:
         token = await self.token()
         status, raw = await self._send(method, path, json=body, params=params, token=token)
-        if status == 401:
+        for wait in (0.0, FRESH_TOKEN_RETRY_DELAY):
+            if status != 401:
+                break
             log.info("panel %s: token refused (%s); logging in again", self.instance_id, _detail(raw))
             await self._drop_token(token)
+            if wait:
+                await asyncio.sleep(wait)
             token = await self._shared_login(stale=token)
             status, raw = await self._send(method, path, json=body, params=params, token=token)
-            if status == 401:
-                raise PanelAuthFailed(self.instance_id, f"a fresh token was refused: {_detail(raw)}")
+        if status == 401:
+            await self._drop_token(token)  # never keep a token the panel just refused
+            raise PanelAuthFailed(self.instance_id, f"a fresh token was refused: {_detail(raw)}")
         if 200 <= status < 300:
             try:
                 return msgspec.json.decode(raw, type=expect)

@@ -4,7 +4,8 @@ For each config, under its lock: a panel user with the same username, expiry,
 data limit and enabled state is made on the best other instance; then one
 transaction points the row there, lists the old panel user for removal and
 queues the user's message with the new link (outbox); then the old user is
-deleted if the old panel answers (else the balancer retries it later).
+deleted if the old panel answers (else the balancer retries it later, on the
+disabled instance, until it is done).
 
 Spread: the balancer's scores only see the moved users at its next refresh,
 so the drain keeps its own tally (`DrainSpread`) and sends each config to the
@@ -19,6 +20,7 @@ refused when no other active instance answers.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -30,9 +32,10 @@ from redis.exceptions import RedisError
 from orbit import keys, outbox
 from orbit.balancer.scoring import adjust_for_priority, node_load
 from orbit.configs import queries as configs_q
+from orbit.configs.queries import ConfigRecord
 from orbit.marzban import instances
 from orbit.marzban.client import absolute_url
-from orbit.marzban.errors import DrainRefused, InstanceNotFound, MarzbanError
+from orbit.marzban.errors import DrainRefused, InstanceNotFound, MarzbanError, PanelUserNotFound
 from orbit.marzban.instances import Instance
 from orbit.marzban.placement import InstanceHealth, instance_of, poke_balancer, read_health
 from orbit.marzban.provisioning import (
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_KIND = "config_moved"
 POKE_EVERY = 25  # moves between balancer refreshes, so the scores see the new users
+SOURCE_DOWN_AFTER = 3  # removals failed in a row before the drain stops trying them
 
 
 class DrainReport(msgspec.Struct, kw_only=True):
@@ -60,6 +64,9 @@ class DrainReport(msgspec.Struct, kw_only=True):
     skipped: int = 0  # already elsewhere (another drain, a concurrent move)
     failed: dict[int, str] = {}
     old_users_left: int = 0  # old panel users still listed for removal
+    # Data-limited configs whose used traffic could not be read on the source, with
+    # why: their new panel user starts the period from zero.
+    usage_not_carried: dict[int, str] = {}
 
     @property
     def complete(self) -> bool:
@@ -161,12 +168,13 @@ async def drain_instance(
     spread = await DrainSpread.load(deps, healthy)
     report = DrainReport(instance_id=instance_id)
     config_ids = await configs_q.live_ids_on_instance(deps.pool, instance_id)
-    source_down = False
+    failed_in_a_row = 0  # removals on the source that failed since the last success
     for config_id in config_ids:
         try:
-            outcome, source_down = await _move(
-                deps, translator, config_id, instance_id, avoid, healthy_ids, spread, source_down
-            )
+            outcome, failed_in_a_row = await _move(
+                deps, translator, config_id, source, avoid, healthy_ids, spread, failed_in_a_row,
+                report,
+            )  # fmt: skip
         except MarzbanError as exc:
             report.failed[config_id] = str(exc)
             log.warning("drain: config %d not moved: %s", config_id, exc)
@@ -183,66 +191,110 @@ async def drain_instance(
             report.skipped += 1
         if progress:
             progress(f"config {config_id}: {outcome}")
-    if not source_down:
-        await process_removals(deps, instance_ids=[instance_id], limit=10_000)
+    # Stops at the first failure; whatever is left, the balancer keeps retrying.
+    await process_removals(deps, instance_ids=[instance_id], limit=10_000)
     report.old_users_left = await configs_q.count_removals(deps.pool, instance_id)
     await poke_balancer(deps.redis)
     log.info(
-        "drain of %s: %d moved, %d deleted, %d skipped, %d failed, %d old users left in %.1fs",
+        "drain of %s: %d moved, %d deleted, %d skipped, %d failed, %d old users left,"
+        " %d without their usage carried, in %.1fs",
         instance_id, report.moved, report.deleted, report.skipped, len(report.failed),
-        report.old_users_left, time.monotonic() - started,
+        report.old_users_left, len(report.usage_not_carried), time.monotonic() - started,
     )  # fmt: skip
     return report
+
+
+async def _used_on_source(
+    deps: PanelDeps,
+    source: Instance,
+    config: ConfigRecord,
+    failed_in_a_row: int,
+    report: DrainReport,
+) -> int | None:
+    """What the config has used this period, counting its user on the source; None
+    (and the reason in the report) when the source cannot tell."""
+    if failed_in_a_row >= SOURCE_DOWN_AFTER:
+        report.usage_not_carried[config.id] = "the source panel is down"
+        return None
+    try:
+        used = (await deps.client(source, retries=0).get_user(config.panel_username)).used_traffic
+    except PanelUserNotFound:
+        used = 0
+    except MarzbanError as exc:
+        report.usage_not_carried[config.id] = f"used traffic unreadable: {exc}"
+        log.warning("drain: config %d: usage not carried: %s", config.id, exc)
+        return None
+    return config.usage_carried_bytes + used
 
 
 async def _move(
     deps: PanelDeps,
     translator: Translator,
     config_id: int,
-    source_id: str,
+    source: Instance,
     avoid: set[str],
     healthy_ids: set[str],
     spread: DrainSpread,
-    source_down: bool,
-) -> tuple[str, bool]:
-    """Move one config; returns its outcome and whether the source panel is down."""
+    failed_in_a_row: int,
+    report: DrainReport,
+) -> tuple[str, int]:
+    """Move one config; returns its outcome and how many removals on the source
+    failed in a row. One failed DELETE (a 500 for one user) does not stop the
+    others; after SOURCE_DOWN_AFTER in a row the source is taken as down and its
+    old users are left to the final pass and the balancer.
+
+    Marzban has no call that sets a user's used traffic, so a data-limited
+    config carries what its old user used as `usage_carried_bytes`: the new
+    user's limit is what remains (provisioning.remaining_limit)."""
+    source_id = source.id
     async with config_lock(deps.pool, config_id) as conn:
         target = await load_target(conn, config_id)
         config = target.config
         if config.instance_id != source_id:
-            return "skipped", source_down
+            return "skipped", failed_in_a_row
         if config.status in ("deleting", "deleted"):
             async with conn.transaction():
                 await configs_q.mark_deleted(conn, config_id)
                 await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
-            return "deleted", source_down
+            return "deleted", failed_in_a_row
         # A move cut short left its user listed on the instance it was going to.
         half_made = [
             i
             for i in await configs_q.removal_instances_of_config(conn, config_id)
             if i in healthy_ids
         ]
+        carried = None
+        if config.data_limit_bytes and config.status != "pending":
+            carried = await _used_on_source(deps, source, config, failed_in_a_row, report)
+            if carried is not None:
+                fresh = msgspec.structs.replace(config, usage_carried_bytes=carried)
+                target = msgspec.structs.replace(target, config=fresh)
         instance, user = await place_user(
             deps, conn, target, avoid=avoid, prefer=half_made[0] if half_made else spread.pick()
         )
         spread.placed(instance.id)
-        url = absolute_url(instance.base_url, user.subscription_url)
+        url = absolute_url(instance.link_base, user.subscription_url)
         async with conn.transaction():
-            record = await configs_q.mark_placed(conn, config_id, instance.id, url, source_id)
+            record = await configs_q.mark_placed(
+                conn, config_id, instance.id, url, source_id, usage_carried_bytes=carried
+            )
             if record is None:
-                return "skipped", source_down
+                return "skipped", failed_in_a_row
             await configs_q.delete_removal(conn, instance.id, config.panel_username)
             await configs_q.insert_removal(conn, source_id, config.panel_username, config_id)
             notify = config.status != "pending"  # a pending config's owner has no link yet
             if notify:
                 text = translator(
-                    target.language, "marzban-config-moved", name=config.name, url=url
+                    target.language,
+                    "marzban-config-moved",
+                    name=html.escape(config.name),
+                    url=html.escape(url),
                 )
                 await outbox.enqueue(conn, config.user_id, MESSAGE_KIND, text)
         if notify:
             await outbox.wake_sender(deps.redis)
-        if not source_down:
+        if failed_in_a_row < SOURCE_DOWN_AFTER:
             removed = await remove_listed(deps, conn, source_id, config.panel_username)
-            source_down = not removed
+            failed_in_a_row = 0 if removed else failed_in_a_row + 1
     log.info("drain: config %d moved %s -> %s", config_id, source_id, instance.id)
-    return "moved", source_down
+    return "moved", failed_in_a_row

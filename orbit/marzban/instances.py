@@ -6,6 +6,7 @@ CLI, the balancer, provisioning) own the transaction.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
+from orbit.marzban.passwords import PanelPasswords
 from orbit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,9 @@ log = logging.getLogger(__name__)
 LEGACY_ID = "s001"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # the table's CHECK, said once more here
 
-_COLUMNS = "id, name, base_url, username, password, is_active, priority, excluded_node_names"
+_COLUMNS = (
+    "id, name, base_url, username, password, is_active, priority, excluded_node_names, sub_url"
+)
 
 SELECT_ALL = f"SELECT {_COLUMNS} FROM marzban_instances ORDER BY priority DESC, id"
 SELECT_ACTIVE = (
@@ -35,8 +39,9 @@ ORDER BY priority DESC, id
 LIMIT 1
 """
 INSERT = """
-INSERT INTO marzban_instances (id, name, base_url, username, password, is_active, priority)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO marzban_instances
+    (id, name, base_url, username, password, is_active, priority, sub_url)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -46,7 +51,8 @@ UPDATE marzban_instances SET
     base_url = coalesce($3, base_url),
     username = coalesce($4, username),
     password = coalesce($5, password),
-    priority = coalesce($6, priority)
+    priority = coalesce($6, priority),
+    sub_url = CASE WHEN $7::text IS NULL THEN sub_url ELSE nullif($7, '') END
 WHERE id = $1
 RETURNING {_COLUMNS}
 """
@@ -82,11 +88,20 @@ class Instance(msgspec.Struct, frozen=True, kw_only=True):
     is_active: bool = True
     priority: int = 0
     excluded_node_names: tuple[str, ...] = ()
+    # Where users fetch subscriptions when the panel answers relative links and is
+    # reached on an address they cannot use (localhost, a private network).
+    sub_url: str | None = None
+
+    @property
+    def link_base(self) -> str:
+        """What a relative `/sub/<token>` link from this panel is joined to."""
+        return self.sub_url or self.base_url
 
     def __repr__(self) -> str:
         return (
-            f"Instance(id={self.id!r}, base_url={self.base_url!r}, active={self.is_active},"
-            f" priority={self.priority}, excluded={list(self.excluded_node_names)})"
+            f"Instance(id={self.id!r}, base_url={self.base_url!r}, sub_url={self.sub_url!r},"
+            f" active={self.is_active}, priority={self.priority},"
+            f" excluded={list(self.excluded_node_names)})"
         )
 
     __str__ = __repr__
@@ -106,6 +121,7 @@ def _from_row(row: asyncpg.Record) -> Instance:
         is_active=row["is_active"],
         priority=row["priority"],
         excluded_node_names=tuple(row["excluded_node_names"]),
+        sub_url=row["sub_url"],
     )
 
 
@@ -172,6 +188,7 @@ async def insert_instance(conn: asyncpg.Connection | asyncpg.Pool, instance: Ins
         instance.password,
         instance.is_active,
         instance.priority,
+        instance.sub_url,
     )
     return inserted is not None
 
@@ -185,8 +202,12 @@ async def update_instance(
     username: str | None = None,
     password: str | None = None,
     priority: int | None = None,
+    sub_url: str | None = None,
 ) -> Instance | None:
-    row = await conn.fetchrow(UPDATE, instance_id, name, base_url, username, password, priority)
+    """Change the given fields; `sub_url=""` clears it (links join to base_url again)."""
+    row = await conn.fetchrow(
+        UPDATE, instance_id, name, base_url, username, password, priority, sub_url
+    )
     return None if row is None else _from_row(row)
 
 
@@ -244,6 +265,18 @@ def legacy_instance(settings: Settings) -> Instance | None:
     )
 
 
+def loopback_or_private(url: str) -> bool:
+    """Whether users could not reach `url`'s host from the internet."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".lan")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
 async def ensure_legacy_instance(pool: asyncpg.Pool, settings: Settings) -> bool:
     """Turn the legacy `S001_*` settings into instance `s001` if no such row exists.
 
@@ -258,8 +291,10 @@ async def ensure_legacy_instance(pool: asyncpg.Pool, settings: Settings) -> bool
         return False
     if instance is None:
         return False
+    # Encrypted when MARZBAN_PASSWORD_KEY is set; else as plain as the .env holding it.
+    sealed = PanelPasswords.from_settings(settings).seal(instance.password)
     async with pool.acquire() as conn:
-        created = await insert_instance(conn, instance)
+        created = await insert_instance(conn, msgspec.structs.replace(instance, password=sealed))
     if created:
         log.info("registered the legacy S001_* panel as instance %s (%s)", LEGACY_ID, instance.base_url)
     return created

@@ -8,12 +8,25 @@ from typing import Any
 import msgspec
 
 NODE_CONNECTED = "connected"
+NODE_CONNECTING = "connecting"
 NODE_STATUSES = ("connected", "connecting", "error", "disabled")
 
 
 class Token(msgspec.Struct, frozen=True):
     access_token: str
     token_type: str = "bearer"
+
+
+class Admin(msgspec.Struct, frozen=True, kw_only=True):
+    username: str
+    is_sudo: bool = False
+    # None for the admin Marzban makes from SUDO_USERNAME/SUDO_PASSWORD (no DB row):
+    # deleting its users answers 500 before Xray drops them.
+    users_usage: int | None = None
+
+    @property
+    def from_environment(self) -> bool:
+        return self.is_sudo and self.users_usage is None
 
 
 class PanelUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,7 +88,7 @@ class Inbound(msgspec.Struct, frozen=True, kw_only=True):
     protocol: str
     network: str = ""
     tls: str = ""
-    port: int | None = None
+    port: int | str | None = None  # a port range is a string: "20000-20010"
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

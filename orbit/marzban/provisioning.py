@@ -20,6 +20,7 @@ Rules every function here keeps:
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import secrets
 import time
@@ -27,13 +28,15 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from orbit import outbox
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord, PanelTarget
 from orbit.marzban import instances
@@ -51,12 +54,17 @@ from orbit.marzban.errors import (
 )
 from orbit.marzban.instances import Instance
 from orbit.marzban.models import NewUser, PanelUser
+from orbit.marzban.passwords import PanelPasswords
 from orbit.marzban.placement import choose_instance, poke_balancer
 from orbit.settings import Settings
+
+if TYPE_CHECKING:
+    from orbit.i18n import Translator
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("vless", "vmess")
+LINK_CHANGED_KIND = "config_link_changed"  # outbox kind: a re-created user's new link
 # Advisory locks taken with two int4 keys live apart from the ledger's bigint
 # keys; this first key names "a config". Config ids stay below 2**31.
 CONFIG_LOCK_CLASS = 0x0C0F
@@ -69,6 +77,22 @@ class PanelDeps:
     redis: Redis
     http: aiohttp.ClientSession
     settings: Settings
+    # Renders the messages provisioning queues (a link that changed); built on
+    # first use when not given (building one reads every catalog).
+    translator: Translator | None = None
+
+    def translate(self, locale: str, key: str, /, **params: Any) -> str:
+        translator = self.translator
+        if translator is None:
+            from orbit.i18n import create_translator  # imports aiogram: only when needed
+
+            translator = create_translator()
+            object.__setattr__(self, "translator", translator)
+        return translator(locale, key, **params)
+
+    @cached_property
+    def passwords(self) -> PanelPasswords:
+        return PanelPasswords.from_settings(self.settings)
 
     def client(self, instance: Instance, *, retries: int = DEFAULT_RETRIES) -> MarzbanClient:
         return MarzbanClient(
@@ -77,6 +101,7 @@ class PanelDeps:
             instance,
             timeout=self.settings.marzban_timeout_seconds,
             retries=retries,
+            passwords=self.passwords,
         )
 
 
@@ -143,11 +168,20 @@ class _Desired(msgspec.Struct, frozen=True, kw_only=True):
     note: str
 
 
+def remaining_limit(config: ConfigRecord) -> int:
+    """The panel user's data limit: the config's, less what earlier panels counted
+    this period (Marzban cannot be told a user's used traffic); at least 1 byte, as
+    0 means unlimited. 0 when the config is unlimited."""
+    if not config.data_limit_bytes:
+        return 0
+    return max(1, config.data_limit_bytes - config.usage_carried_bytes)
+
+
 def _desired(target: PanelTarget, settings: Settings) -> _Desired:
     config = target.config
     return _Desired(
         expire=expire_timestamp(target.subscription_until),
-        data_limit=config.data_limit_bytes,
+        data_limit=remaining_limit(config),
         enabled=config.status != "disabled" and not target.owner_banned,
         note=panel_note(config, settings.max_ips_per_config),
     )
@@ -169,10 +203,14 @@ async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> Pane
     return await client.modify_user(user.username, changes)
 
 
-async def _ensure_user(client: MarzbanClient, username: str, want: _Desired) -> PanelUser:
-    """The panel user `username` on this panel, created if missing, matching `want`."""
+async def _ensure_user(
+    client: MarzbanClient, username: str, want: _Desired
+) -> tuple[PanelUser, bool]:
+    """The panel user `username` on this panel, created if missing, matching `want`;
+    and whether it was created now (its subscription tokens are new then: the panel
+    signs them per user, so links issued before a re-create answer 404)."""
     try:
-        return await _align(client, await client.get_user(username), want)
+        return await _align(client, await client.get_user(username), want), False
     except PanelUserNotFound:
         pass
     inbounds = await client.get_inbounds()
@@ -200,7 +238,7 @@ async def _ensure_user(client: MarzbanClient, username: str, want: _Desired) -> 
         except (PanelUserNotFound, PanelUnavailable):
             raise exc from None
         log.info("panel %s: adopted %s after its create timed out", client.instance_id, username)
-    return await _align(client, user, want)
+    return await _align(client, user, want), True
 
 
 async def place_user(
@@ -232,7 +270,7 @@ async def place_user(
         # Listed before it can exist; the placing transaction un-lists it.
         await configs_q.insert_removal(conn, instance.id, config.panel_username, config.id)
         try:
-            user = await _ensure_user(deps.client(instance), config.panel_username, want)
+            user, _ = await _ensure_user(deps.client(instance), config.panel_username, want)
         except (PanelUnavailable, PanelRejected) as exc:
             log.warning("config %d: instance %s failed: %s", config.id, instance.id, exc)
             failures.append(str(exc))
@@ -265,7 +303,7 @@ async def _place_and_point(
     """`_place`, then point the row at the instance that holds the user."""
     config = target.config
     instance, user = await place_user(deps, conn, target, avoid=avoid, prefer=prefer)
-    url = absolute_url(instance.base_url, user.subscription_url)
+    url = absolute_url(instance.link_base, user.subscription_url)
     async with conn.transaction():
         record = await configs_q.mark_placed(conn, config.id, instance.id, url, config.instance_id)
         if record is None:  # we hold the lock: only a deletion can get here
@@ -420,18 +458,50 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
             return record
         client = await _client_for(deps, conn, config)
         try:
-            user = await _ensure_user(
+            if config.usage_reset_due:
+                target = await _reset_usage(client, conn, target)
+            user, created = await _ensure_user(
                 client, config.panel_username, _desired(target, deps.settings)
             )
         except MarzbanError as exc:
             await configs_q.mark_needs_sync(conn, config_id, f"sync: {exc}")
             raise
-        url = absolute_url(client.instance.base_url, user.subscription_url)
+        url = absolute_url(client.instance.link_base, user.subscription_url)
+        # Made again (the panel lost it, auto-deleted it, was reinstalled): the old
+        # link is dead, so the row takes the new one and the owner is told.
+        tell = created and bool(config.subscription_url)
         async with conn.transaction():
-            if not config.subscription_url:
+            if created or not config.subscription_url:
                 await configs_q.set_subscription_url(conn, config_id, url)
+            if tell:
+                text = deps.translate(
+                    target.language,
+                    "marzban-link-changed",
+                    name=html.escape(config.name),
+                    url=html.escape(url),
+                )
+                await outbox.enqueue(conn, config.user_id, LINK_CHANGED_KIND, text)
             await configs_q.mark_synced(conn, config_id)
+        if tell:
+            log.info("config %d: panel user re-created on %s; new link sent", config_id, config.instance_id)
+            await outbox.wake_sender(deps.redis)
         return (await configs_q.get_config(conn, config_id)) or config
+
+
+async def _reset_usage(
+    client: MarzbanClient, conn: asyncpg.Connection, target: PanelTarget
+) -> PanelTarget:
+    """A renewal paid for a new period: zero the used traffic (a `limited` user stays
+    limited when only `expire` moves). The reset also re-activates a disabled user;
+    the alignment after it disables it again."""
+    config = target.config
+    if config.data_limit_bytes:
+        with contextlib.suppress(PanelUserNotFound):  # made again right after, unused
+            await client.reset_usage(config.panel_username)
+        log.info("config %d: used traffic reset for the new period", config.id)
+    await configs_q.usage_was_reset(conn, config.id)
+    fresh = msgspec.structs.replace(config, usage_reset_due=False, usage_carried_bytes=0)
+    return msgspec.structs.replace(target, config=fresh)
 
 
 async def remove_listed(
@@ -444,8 +514,13 @@ async def remove_listed(
     if instance is None:  # the instance was removed: nothing left to delete
         await configs_q.delete_removal(conn, instance_id, username)
         return True
+    client = deps.client(instance, retries=0)
     try:
-        await deps.client(instance, retries=0).delete_user(username)
+        # Disable first: it removes the user from Xray. A panel logged into as its
+        # SUDO_USERNAME admin deletes the row, then answers 500 before Xray drops
+        # the user, who could connect until Xray restarted (reference §10).
+        await client.modify_user(username, {"status": "disabled"})
+        await client.delete_user(username)
     except PanelUserNotFound:
         pass
     except MarzbanError as exc:

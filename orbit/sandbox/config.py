@@ -6,6 +6,9 @@ emulators exactly as they would see Telegram, Marzban, tonapi and CryptoBot.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 HOST = "127.0.0.1"
 TELEGRAM_PORT = 18081
 MARZBAN_PORT = 18001
@@ -20,6 +23,24 @@ CRYPTOBOT_TOKEN = "1234:SANDBOX-cryptobot"
 TON_ADDRESS = "0:" + "ab" * 32
 SANDBOX_ADMIN_ID = 1000
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+KEY_FILE = Path("run/sandbox.key")  # relative to the repository root, where run.sh runs
+
+
+def password_key(path: Path = KEY_FILE) -> str:
+    """The sandbox's MARZBAN_PASSWORD_KEY: made once, kept (0600) next to sandbox.env,
+    since the sandbox database keeps the panel password it encrypted."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 def environment() -> dict[str, str]:
@@ -32,6 +53,7 @@ def environment() -> dict[str, str]:
         "S001_BASE_URL": f"http://{HOST}:{MARZBAN_PORT}",
         "S001_MARZBAN_USERNAME": MARZBAN_USER,
         "S001_MARZBAN_PASSWORD": MARZBAN_PASSWORD,
+        "MARZBAN_PASSWORD_KEY": password_key(),
         "TONAPI_URL": f"http://{HOST}:{TONAPI_PORT}",
         "TON_ADDRESS": TON_ADDRESS,
         "CRYPTOBOT_TOKEN": CRYPTOBOT_TOKEN,

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -100,7 +100,7 @@ class Inbound(msgspec.Struct, frozen=True, kw_only=True):
     tag: str
     protocol: str
     network: str
-    port: int
+    port: int | str  # a port range ("20000-20010") is a string, as the real panel sends it
     tls: str = "none"
     path: str = ""
     sni: str = ""
@@ -623,11 +623,17 @@ def _query_int(request: web.Request, name: str) -> int | None:
         raise _ApiError(422, {name: exc.message}) from None
 
 
-def _parse_window(start: str | None, end: str | None, now: datetime) -> tuple[float, float]:
-    """Marzban's validate_dates: ISO datetimes, default the last 30 days, end after start."""
+def _parse_window(
+    start: str | None, end: str | None, now: datetime, local: timezone = UTC
+) -> tuple[float, float]:
+    """Marzban's validate_dates: ISO datetimes, default the last 30 days, end after start.
+
+    A date without a zone is read in the panel host's local time (`local`), as the
+    real panel does; `...Z` or an offset is taken as given.
+    """
     try:
-        start_at = _aware(datetime.fromisoformat(start)) if start else now - USAGE_WINDOW
-        end_at = _aware(datetime.fromisoformat(end)) if end else now
+        start_at = _aware(datetime.fromisoformat(start), local) if start else now - USAGE_WINDOW
+        end_at = _aware(datetime.fromisoformat(end), local) if end else now
     except ValueError:
         raise _ApiError(400, "Invalid date range or format") from None
     if end and end_at < start_at:
@@ -635,8 +641,14 @@ def _parse_window(start: str | None, end: str | None, now: datetime) -> tuple[fl
     return start_at.timestamp(), end_at.timestamp()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+def _aware(moment: datetime, local: timezone = UTC) -> datetime:
+    return moment.replace(tzinfo=local) if moment.tzinfo is None else moment
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """SQL `ILIKE '%pattern%'` as the panel's search runs it: `_` and `%` are wildcards."""
+    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
 async def _decode(request: web.Request, kind: type[_T]) -> _T:
@@ -713,9 +725,16 @@ class MarzbanEmulator:
         server_address: str = "127.0.0.1",
         node_connect_delay: float = 0.5,
         new_nodes_reachable: bool = True,
+        sudo_from_env: bool = False,
+        local_utc_offset: timedelta = timedelta(0),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.admin_username = admin_username
+        # The admin Marzban makes from SUDO_USERNAME/SUDO_PASSWORD: no DB row, so its
+        # users show `admin: null` and deleting one crashes (500) before Xray drops it.
+        self.sudo_from_env = sudo_from_env
+        # The panel host's time zone: dates without a zone are read in it.
+        self.local_tz = timezone(local_utc_offset)
         self._initial_password = admin_password
         self._node_specs = [
             spec if isinstance(spec, NodeSpec) else msgspec.convert(spec, NodeSpec) for spec in nodes
@@ -751,6 +770,8 @@ class MarzbanEmulator:
         """
         self.admin_password = self._initial_password
         self._jwt_secret = secrets.token_bytes(32)
+        self._password_reset_at: float | None = None
+        self._xray: set[str] = set()  # usernames the Xray core serves right now
         self._admin_users_usage = 0
         self._users: dict[str, _User] = {}
         self._nodes: dict[int, _Node] = {}
@@ -920,9 +941,19 @@ class MarzbanEmulator:
         self._jwt_secret = secrets.token_bytes(32)
 
     def set_admin_password(self, password: str) -> None:
-        """Change the password; like the real panel, older tokens stop working."""
+        """Change the password as the real panel does: it records the moment, and every
+        token whose `iat` (whole seconds) is before it is refused, so tokens issued in
+        the same second as the change are refused too; a login a second later works."""
         self.admin_password = password
-        self.expire_tokens()
+        self._password_reset_at = self._clock()
+
+    def in_xray(self, username: str) -> bool:
+        """Whether the Xray core still serves the user (it can connect)."""
+        return username in self._xray
+
+    def restart_xray(self) -> None:
+        """Xray restarted: it serves exactly the users the database says are active."""
+        self._xray = {u.username for u in self._users.values() if u.status in ("active", "on_hold")}
 
     def set_system(self, **fields: float) -> None:
         """Override hardware figures of /api/system (mem_*, cpu_*, *_bandwidth_speed)."""
@@ -970,7 +1001,8 @@ class MarzbanEmulator:
             if status == "connecting":
                 node.connect_at = self._clock() + self.node_connect_delay
             node.xray_version = XRAY_VERSION if status == "connected" else None
-            node.message = NODE_REFUSED if status == "error" else None
+            if status != "connecting":  # reconnecting keeps the last error's message
+                node.message = NODE_REFUSED if status == "error" else None
         if not isinstance(message, msgspec.UnsetType):
             node.message = message
         if not isinstance(xray_version, msgspec.UnsetType):
@@ -987,9 +1019,12 @@ class MarzbanEmulator:
             )
         return self._node_json(node)
 
-    def add_node_traffic(self, node_id: int | None, uplink: int, downlink: int) -> None:
-        """Record raw traffic on a node (None = the master core) for /api/nodes/usage."""
-        self._node_usages.append((self._clock(), node_id, uplink, downlink))
+    def add_node_traffic(
+        self, node_id: int | None, uplink: int, downlink: int, *, at: float | None = None
+    ) -> None:
+        """Record raw traffic on a node (None = the master core) for /api/nodes/usage,
+        now or at unix time `at`."""
+        self._node_usages.append((self._clock() if at is None else at, node_id, uplink, downlink))
 
     def add_users(
         self,
@@ -1022,6 +1057,7 @@ class MarzbanEmulator:
             if online:
                 user.online_at = self._now()
             self._users[username] = user
+            self._sync_xray(user)
             created.append(username)
         return created
 
@@ -1051,6 +1087,7 @@ class MarzbanEmulator:
             if status not in USER_STATUSES:
                 raise ValueError(f"status must be one of {USER_STATUSES}")
             user.status = status
+            self._sync_xray(user)
         if not isinstance(expire, msgspec.UnsetType):
             user.expire = expire or None
         if not isinstance(data_limit, msgspec.UnsetType):
@@ -1111,6 +1148,7 @@ class MarzbanEmulator:
                     user.status = "limited"
                 elif user.expire and user.expire <= now:
                     user.status = "expired"
+                self._sync_xray(user)
             elif user.status == "on_hold":
                 base = user.edit_at or user.created_at
                 came_online = user.online_at is not None and user.online_at >= base
@@ -1213,8 +1251,16 @@ class MarzbanEmulator:
                     node.status, node.message, node.xray_version = "error", NODE_REFUSED, None
 
     def _reconnect(self, node: _Node) -> None:
-        node.status, node.message, node.xray_version = "connecting", None, None
+        # The real panel keeps the last error's message while it reconnects.
+        node.status, node.xray_version = "connecting", None
         node.connect_at = self._clock() + self.node_connect_delay
+
+    def _sync_xray(self, user: _User) -> None:
+        """What the panel pushes to Xray after a change: active users in, others out."""
+        if user.status in ("active", "on_hold"):
+            self._xray.add(user.username)
+        else:
+            self._xray.discard(user.username)
 
     def _node_totals(
         self, node_id: int | None, start: float = -math.inf, end: float = math.inf
@@ -1310,7 +1356,7 @@ class MarzbanEmulator:
             "is_sudo": True,
             "telegram_id": None,
             "discord_webhook": None,
-            "users_usage": self._admin_users_usage,
+            "users_usage": None if self.sudo_from_env else self._admin_users_usage,
         }
 
     def _user_json(self, user: _User) -> dict[str, Any]:
@@ -1339,7 +1385,7 @@ class MarzbanEmulator:
             "excluded_inbounds": {
                 protocol: list(user.excluded.get(protocol, [])) for protocol in user.proxies
             },
-            "admin": self._admin_json(),
+            "admin": None if self.sudo_from_env else self._admin_json(),
         }
 
     def _node_json(self, node: _Node) -> dict[str, Any]:
@@ -1495,6 +1541,10 @@ class MarzbanEmulator:
         except (ValueError, msgspec.DecodeError):
             return False
         if not isinstance(claims, dict) or claims.get("sub") != self.admin_username:
+            return False
+        issued = claims.get("iat")
+        reset_at = self._password_reset_at
+        if reset_at is not None and (not isinstance(issued, int) or reset_at > issued):
             return False
         expires = claims.get("exp")
         return isinstance(expires, int | float) and expires > self._clock()
@@ -1699,6 +1749,7 @@ class MarzbanEmulator:
             next_plan=values.get("next_plan"),
         )
         self._users[username] = user
+        self._sync_xray(user)
         response = _json(self._user_json(user))
         hang = self._hang
         if hang is not None:
@@ -1722,6 +1773,7 @@ class MarzbanEmulator:
         if proxies:
             self._check_protocols(proxies)
         self._apply_modify(user, values)
+        self._sync_xray(user)
         return _json(self._user_json(user))
 
     def _apply_modify(self, user: _User, values: dict[str, Any]) -> None:
@@ -1769,6 +1821,11 @@ class MarzbanEmulator:
         self._authenticate(request)
         user = self._user_or_404(request)
         del self._users[user.username]
+        if self.sudo_from_env:
+            # v0.8.4 reads the deleted user's owning admin, which the env admin's users
+            # lack: the row is gone, the answer is a 500, and Xray still serves the user.
+            return web.Response(status=500, text="Internal Server Error")
+        self._xray.discard(user.username)
         return _json({"detail": "User successfully deleted"})
 
     async def _reset_user(self, request: web.Request) -> web.Response:
@@ -1780,6 +1837,7 @@ class MarzbanEmulator:
         # Marzban tests `status not in (expired or disabled)`: only `expired` stays.
         if user.status != "expired":
             user.status = "active"
+        self._sync_xray(user)
         return _json(self._user_json(user))
 
     async def _revoke_sub(self, request: web.Request) -> web.Response:
@@ -1793,7 +1851,7 @@ class MarzbanEmulator:
     async def _get_user_usage(self, request: web.Request) -> web.Response:
         self._authenticate(request)
         user = self._user_or_404(request)
-        start, end = _parse_window(request.query.get("start"), request.query.get("end"), self._aware_now())
+        start, end = self._window(request)
         return _json({"username": user.username, "usages": self._usage_rows([user], start, end)})
 
     async def _get_users(self, request: web.Request) -> web.Response:
@@ -1820,11 +1878,11 @@ class MarzbanEmulator:
             users = []
         search = query.get("search")
         if search:
-            needle = search.lower()
+            like = _like(search)
             users = [
                 u
                 for u in users
-                if needle in u.username.lower() or (u.note is not None and needle in u.note.lower())
+                if like.search(u.username) or (u.note is not None and like.search(u.note))
             ]
         if status is not None:
             users = [u for u in users if u.status == status]
@@ -1839,7 +1897,7 @@ class MarzbanEmulator:
 
     async def _get_users_usage(self, request: web.Request) -> web.Response:
         self._authenticate(request)
-        start, end = _parse_window(request.query.get("start"), request.query.get("end"), self._aware_now())
+        start, end = self._window(request)
         return _json({"usages": self._usage_rows(self._users.values(), start, end)})
 
     async def _get_expired_users(self, request: web.Request) -> web.Response:
@@ -1864,6 +1922,10 @@ class MarzbanEmulator:
 
     def _aware_now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _window(self, request: web.Request) -> tuple[float, float]:
+        query = request.query
+        return _parse_window(query.get("start"), query.get("end"), self._aware_now(), self.local_tz)
 
     # -- HTTP: nodes ------------------------------------------------------------------------
 
@@ -1958,7 +2020,7 @@ class MarzbanEmulator:
 
     async def _get_nodes_usage(self, request: web.Request) -> web.Response:
         self._authenticate(request)
-        start, end = _parse_window(request.query.get("start"), request.query.get("end"), self._aware_now())
+        start, end = self._window(request)
         rows = []
         for node_id, name in [(None, "Master")] + [(n.id, n.name) for n in self._nodes.values()]:
             uplink, downlink = self._node_totals(node_id, start, end)
@@ -2003,7 +2065,7 @@ class MarzbanEmulator:
 
     async def _get_subscription_usage(self, request: web.Request) -> web.Response:
         user = self._user_by_sub_token(request.match_info["token"])
-        start, end = _parse_window(request.query.get("start"), request.query.get("end"), self._aware_now())
+        start, end = self._window(request)
         return _json({"usages": self._usage_rows([user], start, end), "username": user.username})
 
     # -- HTTP: controls ---------------------------------------------------------------------
@@ -2174,6 +2236,8 @@ async def serve(
     nodes: int,
     users: int,
     subscription_url_prefix: str,
+    sudo_from_env: bool = False,
+    local_utc_offset_minutes: int = 0,
 ) -> None:
     panels = [
         MarzbanEmulator(
@@ -2184,6 +2248,8 @@ async def serve(
                 for n in range(1, nodes + 1)
             ],
             subscription_url_prefix=subscription_url_prefix,
+            sudo_from_env=sudo_from_env,
+            local_utc_offset=timedelta(minutes=local_utc_offset_minutes),
         )
         for index in range(1, len(ports) + 1)
     ]
@@ -2216,6 +2282,17 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="like XRAY_SUBSCRIPTION_URL_PREFIX; empty keeps subscription_url relative",
     )
+    parser.add_argument(
+        "--sudo-from-env",
+        action="store_true",
+        help="the admin is the panel's SUDO_USERNAME one: users show admin null, DELETE answers 500",
+    )
+    parser.add_argument(
+        "--local-utc-offset-minutes",
+        type=int,
+        default=0,
+        help="the panel host's zone; usage dates without a zone are read in it (e.g. 210)",
+    )
     args = standalone.parse(parser, argv)
     asyncio.run(
         serve(
@@ -2226,6 +2303,8 @@ def main(argv: list[str] | None = None) -> None:
             nodes=args.nodes,
             users=args.users,
             subscription_url_prefix=args.subscription_url_prefix,
+            sudo_from_env=args.sudo_from_env,
+            local_utc_offset_minutes=args.local_utc_offset_minutes,
         )
     )
 

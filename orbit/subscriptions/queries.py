@@ -74,7 +74,8 @@ ORDER BY id
 # Flagged in the purchase's transaction, so a crash before the panels are told
 # still leaves the janitor a record of the drift to repair.
 FLAG_CONFIGS_FOR_SYNC = """
-UPDATE configs SET needs_sync = true, updated_at = now()
+UPDATE configs SET needs_sync = true, usage_reset_due = usage_reset_due OR $2,
+    updated_at = now()
 WHERE user_id = $1 AND deleted_at IS NULL AND status IN ('active', 'disabled')
 """
 
@@ -129,5 +130,8 @@ async def configs_to_sync(conn: asyncpg.Connection | asyncpg.Pool, user_id: int)
     return [r["id"] for r in await conn.fetch(CONFIGS_TO_SYNC, user_id)]
 
 
-async def flag_configs_for_sync(conn: asyncpg.Connection, user_id: int) -> None:
-    await conn.execute(FLAG_CONFIGS_FOR_SYNC, user_id)
+async def flag_configs_for_sync(
+    conn: asyncpg.Connection, user_id: int, *, reset_usage: bool = False
+) -> None:
+    """`reset_usage`: the sync also zeroes each config's used traffic on its panel."""
+    await conn.execute(FLAG_CONFIGS_FOR_SYNC, user_id, reset_usage)

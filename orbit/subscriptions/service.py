@@ -193,7 +193,7 @@ async def buy(
         conn, user_id, plan.price, "purchase", idempotency_key,
         purchase_id=purchase_id, note=f"plan {plan.id}",
     )
-    await queries.flag_configs_for_sync(conn, user_id)
+    await queries.flag_configs_for_sync(conn, user_id, reset_usage=plan.reset_traffic_on_renewal)
     return Purchase(
         id=purchase_id,
         plan_id=plan.id,

@@ -10,6 +10,7 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from orbit.balancer.refresh import RefreshResult, refresh
@@ -53,7 +54,11 @@ async def panels() -> AsyncIterator[Panels]:
 
 @pytest.fixture
 def marzban_settings(settings: Settings) -> Settings:
-    return msgspec.structs.replace(settings, marzban_timeout_seconds=TIMEOUT)
+    return msgspec.structs.replace(
+        settings,
+        marzban_timeout_seconds=TIMEOUT,
+        marzban_password_key=Fernet.generate_key().decode(),  # panel passwords stored encrypted
+    )
 
 
 @pytest.fixture
@@ -71,14 +76,14 @@ def deps(
 
 def instance_for(instance_id: str, panel: MarzbanEmulator, **fields: object) -> Instance:
     assert panel.base_url is not None
-    return Instance(
-        id=instance_id,
-        name=f"panel {instance_id}",
-        base_url=panel.base_url,
-        username=panel.admin_username,
-        password=panel.admin_password,
-        **fields,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "name": f"panel {instance_id}",
+        "base_url": panel.base_url,
+        "username": panel.admin_username,
+        "password": panel.admin_password,
+        **fields,
+    }
+    return Instance(id=instance_id, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

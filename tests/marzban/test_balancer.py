@@ -31,29 +31,35 @@ INSTANCE = Instance(id="x", name="x", base_url="http://x", username="u", passwor
 
 
 def test_score_formula() -> None:
-    system = SystemStats(users_active=40)
+    system = SystemStats(users_active=60)
+    refused = "[Errno 111] Connection refused"
     nodes = [
         Node(id=1, name="de", status="connected", usage_coefficient=1.0),
         Node(id=2, name="nl", status="connected", usage_coefficient=2.0),
-        Node(id=3, name="dead", status="error"),
-        Node(id=4, name="starting", status="connecting"),
+        Node(id=3, name="dead", status="error", message=refused),
+        Node(id=4, name="retried", status="connecting", message=refused),
         Node(id=5, name="off", status="disabled"),
     ]
     usages = [NodeUsage(node_id=1, node_name="de", uplink=GIB, downlink=GIB)]
     scored = score_instance(INSTANCE, system, nodes, usages)
+    # The panel's core serves users too: 60 users over core, de and nl.
     assert {n.node: n.score for n in scored.nodes} == {
-        "de": 1 + 20 * 1.0 + 2.0,  # 40 users over 2 usable nodes, 2 GiB moved
+        "core": 1 + 20 * 1.0,
+        "de": 1 + 20 * 1.0 + 2.0,  # 2 GiB moved
         "nl": 1 + 20 * 2.0,
     }
-    assert scored.members() == {"x:de": 23.0, "x:nl": 41.0}
-    assert scored.nodes_total == 5
+    assert scored.members() == {"x:core": 21.0, "x:de": 23.0, "x:nl": 41.0}
+    assert scored.nodes_total == 6
     # Excluding a node moves its users onto the others.
     without_de = msgspec.structs.replace(INSTANCE, excluded_node_names=("de",))
     only_nl = score_instance(without_de, system, nodes, usages)
-    assert [(n.node, n.score) for n in only_nl.nodes] == [("nl", 1 + 40 * 2.0)]
+    assert [(n.node, n.score) for n in only_nl.nodes] == [("core", 31.0), ("nl", 1 + 30 * 2.0)]
+    # A node reconnecting after a settings change (no error kept) still serves.
+    changed = [Node(id=1, name="de", status="connecting")]
+    assert set(score_instance(INSTANCE, system, changed, []).members()) == {"x:core", "x:de"}
     # No nodes at all: the panel's core is the one node.
     core = score_instance(INSTANCE, system, [], [NodeUsage(node_id=None, node_name="Master")])
-    assert core.members() == {"x:core": 41.0}
+    assert core.members() == {"x:core": 61.0}
     # Each priority step makes an instance look 25 % lighter.
     assert adjust_for_priority(node_load(10, 1.0, 0), 1) == pytest.approx(11 / 1.25)
     assert adjust_for_priority(0, -2) == pytest.approx(1.5625)
@@ -62,15 +68,17 @@ def test_score_formula() -> None:
 async def test_the_least_loaded_nodes_instance_is_chosen(
     deps: PanelDeps, registered: Panels
 ) -> None:
-    registered.a.add_users(30)  # 15 per node
-    registered.b.add_users(10)  # 10 on its one node
+    registered.a.add_users(45)  # 15 per node: core, a-de, a-nl
+    registered.b.add_users(20)  # 10 per node: core, b-fi
     registered.c.add_users(12)  # 12 on its core
     await refresh_scores(deps)
     assert await choose_instance(deps.redis, deps.pool) == "b"
     assert await choose_instance(deps.redis, deps.pool, exclude=frozenset({"b"})) == "c"
-    # b's node gets busy: its coefficient makes each user count three times.
+    # b's node gets costly: its coefficient makes each user there count three times.
     await _set_coefficient(registered, "b", 3.0)
-    registered.a.add_users(10, prefix="more")  # 20 per node
+    result = await refresh_scores(deps)
+    assert result.members["b:b-fi"] == 1 + 10 * 3.0 and result.members["b:core"] == 11.0
+    registered.b.add_users(12, prefix="more")  # 16 per node
     await refresh_scores(deps)
     assert await choose_instance(deps.redis, deps.pool) == "c"
     # Traffic weighs too: 20 GiB through c's core in the last day.
@@ -85,7 +93,7 @@ async def _set_coefficient(panels: Panels, instance_id: str, value: float) -> No
         panel.set_node(node["id"], usage_coefficient=value)
 
 
-async def test_an_excluded_or_unhealthy_node_is_never_chosen(
+async def test_an_excluded_or_unhealthy_node_is_never_scored_the_core_is(
     deps: PanelDeps, registered: Panels
 ) -> None:
     registered.a.add_users(2)
@@ -96,19 +104,19 @@ async def test_an_excluded_or_unhealthy_node_is_never_chosen(
     await instances.exclude_node(deps.pool, "a", "a-de")
     await instances.exclude_node(deps.pool, "a", "a-nl")
     result = await refresh_scores(deps)
-    assert not [m for m in result.members if m.startswith("a:")]
-    assert await choose_instance(deps.redis, deps.pool) in ("b", "c")
-    # Back in, but one node errors and the other is disabled: still never chosen.
+    assert [m for m in result.members if m.startswith("a:")] == ["a:core"]
+    assert result.members["a:core"] == 3.0  # both users on the core
+    # Back in, but one node errors and the other is disabled: only the core is scored.
     await instances.include_node(deps.pool, "a", "a-de")
     await instances.include_node(deps.pool, "a", "a-nl")
     de, nl = (n["id"] for n in registered.a.nodes())
     registered.a.set_node(de, status="error")
     registered.a.set_node(nl, status="disabled")
     result = await refresh_scores(deps)
-    assert not [m for m in result.members if m.startswith("a:")]
+    assert [m for m in result.members if m.startswith("a:")] == ["a:core"]
     registered.a.set_node(nl, status="connected")
     result = await refresh_scores(deps)
-    assert [m for m in result.members if m.startswith("a:")] == ["a:a-nl"]
+    assert sorted(m for m in result.members if m.startswith("a:")) == ["a:a-nl", "a:core"]
     assert await choose_instance(deps.redis, deps.pool) == "a"
 
 
@@ -137,7 +145,7 @@ async def test_a_panel_that_goes_down_leaves_the_scores_and_comes_back(
     assert await choose_instance(deps.redis, deps.pool) == "a"
     health = await read_health(deps.redis, ["a"])
     assert health["a"] is not None and health["a"].status == "up"
-    assert health["a"].down_since is None and health["a"].nodes_usable == 2
+    assert health["a"].down_since is None and health["a"].nodes_usable == 3  # core + 2
 
 
 async def _scores(redis: Redis) -> dict[str, float]:
@@ -180,13 +188,15 @@ async def test_balancer_process_scores_panels_and_follows_a_poke(
 
         await _wait_for(all_three)
         assert await instances.get_instance(db, "s001") is not None
-        assert set(await _scores(redis)) == {"s001:a-de", "s001:a-nl", "b:b-fi", "c:core"}
+        assert set(await _scores(redis)) == {
+            "s001:core", "s001:a-de", "s001:a-nl", "b:core", "b:b-fi", "c:core"
+        }  # fmt: skip
 
         await panels.b.down()
         await redis.publish(keys.BALANCER_POKE_CHANNEL, "1")
 
         async def b_gone() -> bool:
-            return "b:b-fi" not in await _scores(redis)
+            return not {"b:b-fi", "b:core"} & set(await _scores(redis))
 
         await _wait_for(b_gone, timeout=5.0)
         health = (await read_health(redis, ["b"]))["b"]

@@ -104,12 +104,13 @@ async def test_a_large_drain_is_spread_over_the_targets_before_the_balancer_refr
         await add_user(deps.pool, user_id)
         config = await pending_config(deps.pool, user_id, "a")
         await provision_config(deps, config.id)
-    await refresh_scores(deps)  # b and c: empty, one usable node each, equal scores
+    await refresh_scores(deps)  # b and c: empty, equal scores; b serves on core + node, c on core
     # No balancer runs here: the scores stay as they are during the whole drain.
     report = await drain_instance(deps, "a", create_translator())
     assert report.complete and report.moved == count
-    assert await _configs_on(deps, "b") == count // 2
-    assert await _configs_on(deps, "c") == count // 2
+    # Spread by serving nodes: one more user weighs half as much on b as on c.
+    assert await _configs_on(deps, "b") == 2 * count // 3
+    assert await _configs_on(deps, "c") == count // 3
     await _assert_each_user_once_on_its_instance(deps, registered)
 
 

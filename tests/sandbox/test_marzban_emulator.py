@@ -9,12 +9,13 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
-from orbit.sandbox.marzban import MarzbanEmulator, NodeSpec
+from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator, NodeSpec
 
 FAR_FUTURE = 4102444800  # 2100-01-01
 USER_KEYS = [
@@ -851,3 +852,118 @@ async def test_runs_alone_from_the_command_line():
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
+# -- edge cases of a real v0.8.4 panel (reference/marzban-api.md §10) -------------------------
+
+RANGE_INBOUND = Inbound(tag="VLESS TCP range", protocol="vless", network="tcp", port="20000-20010")
+
+
+async def test_a_port_range_inbound_is_a_string_port(http):
+    async with MarzbanEmulator(inbounds=[*DEFAULT_INBOUNDS, RANGE_INBOUND]) as panel:
+        auth = await login(http, panel.base_url)
+        status, grouped = await call(http, "GET", f"{panel.base_url}/api/inbounds", auth)
+        assert status == 200
+        assert grouped["vless"][-1] == {
+            "tag": "VLESS TCP range", "protocol": "vless", "network": "tcp", "tls": "none",
+            "port": "20000-20010",
+        }  # fmt: skip
+        body = ALICE | {"inbounds": {}}
+        status, user = await call(http, "POST", f"{panel.base_url}/api/user", auth, json=body)
+        assert status == 200 and any("20000-20010" in link for link in user["links"])
+
+
+async def test_users_of_the_env_sudo_admin_show_no_admin_and_crash_on_delete(http):
+    async with MarzbanEmulator(sudo_from_env=True) as panel:
+        base = panel.base_url
+        auth = await login(http, base)
+        status, admin = await call(http, "GET", f"{base}/api/admin", auth)
+        assert status == 200 and admin["users_usage"] is None
+        status, user = await call(http, "POST", f"{base}/api/user", auth, json=ALICE)
+        assert status == 200 and user["admin"] is None
+        assert panel.in_xray("alice_01")
+        # The row goes, the answer is a text 500, and Xray still serves the user.
+        status, body = await call(http, "DELETE", f"{base}/api/user/alice_01", auth)
+        assert (status, body) == (500, "Internal Server Error")
+        assert panel.user("alice_01") is None and panel.in_xray("alice_01")
+        status, body = await call(http, "DELETE", f"{base}/api/user/alice_01", auth)
+        assert (status, body) == (404, {"detail": "User not found"})
+        panel.restart_xray()
+        assert not panel.in_xray("alice_01")
+        # Disabling does remove a user from Xray.
+        await call(http, "POST", f"{base}/api/user", auth, json=ALICE | {"username": "bob_01"})
+        status, user = await call(http, "PUT", f"{base}/api/user/bob_01", auth, json={"status": "disabled"})
+        assert status == 200 and not panel.in_xray("bob_01")
+
+
+async def test_an_api_admins_users_are_deleted_from_xray(panel, http):
+    auth = await login(http, panel.base_url)
+    status, user = await call(http, "POST", f"{panel.base_url}/api/user", auth, json=ALICE)
+    assert user["admin"]["username"] == "admin" and panel.in_xray("alice_01")
+    status, _ = await call(http, "DELETE", f"{panel.base_url}/api/user/alice_01", auth)
+    assert status == 200 and not panel.in_xray("alice_01")
+
+
+async def test_tokens_issued_in_the_second_of_a_password_change_are_refused(http):
+    clock = FakeClock()
+    clock.now = 2_000_000_000.25
+    async with MarzbanEmulator(clock=clock) as panel:
+        base = panel.base_url
+        old = await login(http, base)
+        clock.now += 0.25
+        panel.set_admin_password("changed")
+        same_second = await login(http, base, "changed")
+        clock.now += 0.25
+        for headers in (old, same_second):
+            status, body = await call(http, "GET", f"{base}/api/system", headers)
+            assert (status, body) == (401, {"detail": "Could not validate credentials"})
+        clock.now += 1.0
+        later = await login(http, base, "changed")
+        status, _ = await call(http, "GET", f"{base}/api/system", later)
+        assert status == 200
+
+
+async def test_dates_without_a_zone_are_read_in_the_panels_local_time(http):
+    clock = FakeClock()
+    async with MarzbanEmulator(clock=clock, local_utc_offset=timedelta(hours=3, minutes=30)) as panel:
+        auth = await login(http, panel.base_url)
+        panel.add_node_traffic(None, 100, 900, at=clock.now - 26 * 3600)  # outside the last 24 h
+        since = datetime.fromtimestamp(clock.now - 24 * 3600, UTC)
+        naive = since.replace(tzinfo=None).isoformat()
+        zoned = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        url = f"{panel.base_url}/api/nodes/usage"
+        _, read_local = await call(http, "GET", url, auth, params={"start": naive})
+        _, read_utc = await call(http, "GET", url, auth, params={"start": zoned})
+        # Read as UTC+3:30 the "24 h" window starts 27.5 h ago and counts the old traffic.
+        assert read_local["usages"][0]["downlink"] == 900
+        assert read_utc["usages"][0]["downlink"] == 0
+
+
+async def test_search_is_sql_like_with_underscore_and_percent_wildcards(panel, http):
+    auth = await login(http, panel.base_url)
+    for name in ("o12_ab", "o12xab", "o1234"):
+        await call(http, "POST", f"{panel.base_url}/api/user", auth, json=ALICE | {"username": name})
+    url = f"{panel.base_url}/api/users"
+
+    async def found(search: str) -> list[str]:
+        _, page = await call(http, "GET", url, auth, params={"search": search})
+        return sorted(u["username"] for u in page["users"])
+
+    assert await found("o12_ab") == ["o12_ab", "o12xab"]
+    assert await found("O12%B") == ["o12_ab", "o12xab"]
+    assert await found("1234") == ["o1234"]
+
+
+async def test_a_node_with_nothing_listening_ends_in_error_and_keeps_its_message_reconnecting(http):
+    async with MarzbanEmulator(node_connect_delay=0.05, new_nodes_reachable=False) as panel:
+        base = panel.base_url
+        auth = await login(http, base)
+        body = {"name": "Dead node", "address": "10.0.0.9"}
+        _, node = await call(http, "POST", f"{base}/api/node", auth, json=body)
+        assert (node["status"], node["message"]) == ("connecting", None)
+        await asyncio.sleep(0.1)
+        _, node = await call(http, "GET", f"{base}/api/node/{node['id']}", auth)
+        assert (node["status"], node["message"]) == ("error", "[Errno 111] Connection refused")
+        url = f"{base}/api/node/{node['id']}"
+        _, node = await call(http, "PUT", url, auth, json={"usage_coefficient": 2})
+        assert (node["status"], node["message"]) == ("connecting", "[Errno 111] Connection refused")

@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import Handler
-from orbit.i18n import Translator, language_for
+from orbit.i18n import Translator, language_for, plain_text
 from orbit.ratelimit import DEFAULT_ACTION, Decision, RateLimiter
 from orbit.users import queries as user_queries
 
@@ -198,7 +198,7 @@ class ThrottlingMiddleware(FSMContextMiddleware):
         text = await self._text(data, from_user.id, from_user.language_code, decision.retry_after)
         try:
             if update.callback_query is not None:
-                await bot.answer_callback_query(update.callback_query.id, text, show_alert=True)
+                await bot.answer_callback_query(update.callback_query.id, plain_text(text), show_alert=True)
             elif update.message is not None:
                 await bot.send_message(update.message.chat.id, text)
         except TelegramAPIError as exc:

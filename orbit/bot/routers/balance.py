@@ -5,7 +5,6 @@ CryptoBot invoice). The confirmation reaches the user through the outbox."""
 from __future__ import annotations
 
 import asyncio
-import html
 
 import aiohttp
 import asyncpg
@@ -268,9 +267,9 @@ async def pay_ton(
         "topup-ton",
         amount=format_rub(invoice.payment.amount_kop),
         ton=invoice.amount_ton,
-        address=html.escape(invoice.address),
-        comment=html.escape(invoice.comment),
-        link=html.escape(invoice.link),
+        address=invoice.address,
+        comment=invoice.comment,
+        link=invoice.link,
         until=views.format_date(invoice.payment.expires_at),
         rate=f"{invoice.rate_rub:.2f}",
     )

@@ -8,7 +8,6 @@ config or a forged button get "not in your list" and nothing changes.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -108,7 +107,7 @@ def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
             i18n.get(
                 "configs-item",
                 index=index,
-                name=html.escape(view.config.name),
+                name=view.config.name,
                 status=_status(i18n, view.config, view.usage),
                 traffic=_traffic(i18n, view.usage),
             )
@@ -138,7 +137,7 @@ def detail_screen(
     lines.append(
         i18n.get(
             "configs-detail",
-            name=html.escape(config.name),
+            name=config.name,
             status=_status(i18n, config, view.usage),
             until=_until(i18n, until),
             traffic=_traffic(i18n, view.usage),
@@ -146,7 +145,7 @@ def detail_screen(
     )
     lines.append("")
     if config.subscription_url:
-        lines.append(i18n.get("configs-link", url=html.escape(config.subscription_url)))
+        lines.append(i18n.get("configs-link", url=config.subscription_url))
     else:
         lines.append(i18n.get("configs-link-pending"))
     rows = []
@@ -219,7 +218,7 @@ async def create(
     except ConfigError as exc:
         await screens.show(callback, _error_text(i18n, exc), _back_to_list(i18n))
         return
-    note = i18n.get("configs-created", name=html.escape(view.config.name))
+    note = i18n.get("configs-created", name=view.config.name)
     screen = detail_screen(i18n, view, user.subscription_until, note)
     await screens.show(callback, screen.text, screen.markup)
 
@@ -264,7 +263,7 @@ async def send_qr(
     await bot.send_photo(
         user.id,
         BufferedInputFile(png, filename=f"config-{config.id}.png"),
-        caption=i18n.get("configs-qr-caption", name=html.escape(config.name)),
+        caption=i18n.get("configs-qr-caption", name=config.name),
         reply_markup=back,
     )
 
@@ -287,7 +286,7 @@ async def ask_name(
     cancel = InlineKeyboardMarkup(inline_keyboard=[
         [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))]
     ])
-    text = i18n.get("configs-rename-prompt", name=html.escape(config.name), max=service.NAME_MAX_LENGTH)
+    text = i18n.get("configs-rename-prompt", name=config.name, max=service.NAME_MAX_LENGTH)
     await screens.show(callback, text, cancel)
 
 
@@ -321,7 +320,7 @@ async def take_name(
         await screens.show(message, _error_text(i18n, exc), _back_to_list(i18n))
         return
     await state.clear()
-    note = i18n.get("configs-renamed", name=html.escape(view.config.name))
+    note = i18n.get("configs-renamed", name=view.config.name)
     screen = detail_screen(i18n, view, user.subscription_until, note)
     await screens.show(message, screen.text, screen.markup)
 
@@ -350,7 +349,7 @@ async def confirm_delete(
         [_button(i18n.get("btn-config-delete-yes"), ConfigCb(action="erase", id=config.id))],
         [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))],
     ])
-    await screens.show(callback, i18n.get("configs-delete-confirm", name=html.escape(config.name)), markup)
+    await screens.show(callback, i18n.get("configs-delete-confirm", name=config.name), markup)
 
 
 @router.callback_query(ConfigCb.filter(F.action == "erase"))
@@ -366,5 +365,5 @@ async def delete(
     config = await _pressed(deleting, callback_answer, i18n)
     if config is None:
         return
-    text = i18n.get("configs-deleted", name=html.escape(config.name))
+    text = i18n.get("configs-deleted", name=config.name)
     await screens.show(callback, text, _back_to_list(i18n))

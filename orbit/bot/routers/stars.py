@@ -6,7 +6,6 @@ changes nothing and says nothing)."""
 
 from __future__ import annotations
 
-import html
 import logging
 
 import asyncpg
@@ -109,7 +108,7 @@ async def refund(
         await message.answer(i18n.get(exc.message_key))
         return
     except TelegramAPIError as exc:
-        await message.answer(i18n.get("refund-telegram-failed", error=html.escape(exc.message)))
+        await message.answer(i18n.get("refund-telegram-failed", error=exc.message))
         return
     key = "refund-already" if entry.replayed else "refund-done"
     await message.answer(

@@ -22,9 +22,11 @@ from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares import private_only
 from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
+from orbit.bot.middlewares.private_only import PrivateChatsOnly
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
@@ -76,6 +78,7 @@ async def check_token(bot: Bot, settings: Settings) -> None:
 def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     """Dependencies reach handlers by parameter name (aiogram's DI), never as globals."""
     core = create_core()
+    translator = Translator(core)
     dp = Dispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
@@ -86,12 +89,14 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         http=ctx.http,
         panel_deps=PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings),
         plans=ctx.plans,
-        translator=Translator(core),
+        translator=translator,
         metrics=metrics,
         pinned_response_types=pin_response_types(),  # held for the process' life (see module)
     )
     # First of the shutdown handlers: in-flight updates finish before i18n shuts down.
     wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
+    # Groups and channels end here: before the rate limit, the user row or any handler.
+    private_only.install(dp, PrivateChatsOnly(translator, metrics))
     # Order matters: the user row is loaded before the locale is chosen from it.
     dp.update.outer_middleware(UserMiddleware(ctx.pool))
     UserI18nMiddleware(

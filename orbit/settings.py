@@ -44,6 +44,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     required_channel: str | None = None
     bot_http_host: str = "127.0.0.1"
     bot_http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    # What a stranger can make the bot's HTTP listeners hold (orbit/bot/http_limits.py).
+    bot_http_header_timeout_seconds: PositiveFloat = 10.0
+    bot_http_body_timeout_seconds: PositiveFloat = 10.0
+    bot_http_max_connections: PositiveInt = 256
+    bot_http_max_body_bytes: PositiveInt = 65_536
+    # /healthz and /metrics: their own listener when METRICS_PORT is set; else on the
+    # webhook listener only while that one is on loopback (orbit/bot/process.py).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     webhook_url: str | None = None
     webhook_secret: str | None = None
 

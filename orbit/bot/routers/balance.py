@@ -88,6 +88,8 @@ def _limits(settings: Settings) -> dict[str, str]:
 def _refusal(i18n: I18nContext, settings: Settings, exc: service.PaymentError) -> str:
     if isinstance(exc, service.AmountOutOfRange):
         return i18n.get(exc.message_key, **_limits(settings))
+    if isinstance(exc, service.TooManyPendingPayments):
+        return i18n.get(exc.message_key, limit=exc.limit, minutes=settings.payment_timeout_minutes)
     return i18n.get(exc.message_key)
 
 

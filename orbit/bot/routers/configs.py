@@ -167,7 +167,7 @@ def _back_to_list(i18n: I18nContext) -> InlineKeyboardMarkup:
 
 
 def _error_text(i18n: I18nContext, error: ConfigError) -> str:
-    if isinstance(error, service.ConfigLimitReached):
+    if isinstance(error, service.ConfigLimitReached | service.DailyConfigCap):
         return i18n.get(error.message_key, limit=error.limit)
     if isinstance(error, service.InvalidConfigName):
         return i18n.get(error.message_key, max=service.NAME_MAX_LENGTH)
@@ -185,8 +185,9 @@ async def _pressed(found: Awaitable[_T], callback_answer: CallbackAnswer, i18n: 
         return None
 
 
-@router.callback_query(MenuCb.filter(F.screen == "configs"))
-@router.callback_query(ConfigCb.filter(F.action == "list"))
+# Rate budgets (orbit/ratelimit.py): every screen here that shows usage reads the panels.
+@router.callback_query(MenuCb.filter(F.screen == "configs"), flags={"rate": "panel_read"})
+@router.callback_query(ConfigCb.filter(F.action == "list"), flags={"rate": "panel_read"})
 async def show_list(
     callback: CallbackQuery,
     user: UserRow,
@@ -203,7 +204,9 @@ async def show_list(
 
 
 # Answered at once: placing a config may take a while when panels fail over.
-@router.callback_query(ConfigCb.filter(F.action == "new"), flags={"callback_answer": {"pre": True}})
+@router.callback_query(
+    ConfigCb.filter(F.action == "new"), flags={"callback_answer": {"pre": True}, "rate": "config_create"}
+)
 async def create(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -223,7 +226,7 @@ async def create(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "show"))
+@router.callback_query(ConfigCb.filter(F.action == "show"), flags={"rate": "panel_read"})
 async def show_one(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -242,7 +245,7 @@ async def show_one(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "qr"))
+@router.callback_query(ConfigCb.filter(F.action == "qr"), flags={"rate": "qr"})
 async def send_qr(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -268,7 +271,8 @@ async def send_qr(
     )
 
 
-@router.callback_query(ConfigCb.filter(F.action == "rename"))
+# The name typed next is answered with the config's usage: a panel read per rename.
+@router.callback_query(ConfigCb.filter(F.action == "rename"), flags={"rate": "panel_read"})
 async def ask_name(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -352,7 +356,7 @@ async def confirm_delete(
     await screens.show(callback, i18n.get("configs-delete-confirm", name=config.name), markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "erase"))
+@router.callback_query(ConfigCb.filter(F.action == "erase"), flags={"rate": "config_delete"})
 async def delete(
     callback: CallbackQuery,
     callback_data: ConfigCb,

@@ -90,6 +90,19 @@ async def test_groups_and_channels_get_nothing(
     assert menu.chat_id == STRANGER and menu.buttons
     assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1", STRANGER) == 1
 
+    # They remove the bot from the group: that is not blocking it in their private chat.
+    member = {"user": {"id": 123456, "is_bot": True, "first_name": "Orbit"}}
+    kicked = await control.inject_update({"my_chat_member": {
+        "chat": {"id": GROUP, "type": "supergroup", "title": "Friends"},
+        "from": {"id": STRANGER, "is_bot": False, "first_name": "Stranger"},
+        "date": 1767225600,
+        "old_chat_member": {**member, "status": "member"},
+        "new_chat_member": {**member, "status": "kicked", "until_date": 0},
+    }})  # fmt: skip
+    assert not kicked.dropped
+    await eventually(lambda: _is(_dropped(http_session, bot), expected + 1))
+    assert await db.fetchval("SELECT blocked_at FROM users WHERE id = $1", STRANGER) is None
+
 
 async def _is(count: object, expected: int) -> bool:
     return await count == expected  # type: ignore[misc]

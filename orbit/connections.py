@@ -7,6 +7,7 @@ import json
 import asyncpg
 from redis.asyncio import Redis
 
+from orbit import redact
 from orbit.settings import Settings
 
 
@@ -86,7 +87,8 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
             timeout=10,
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise StartupError(f"Postgres is unreachable at {_safe_dsn(settings)}: {exc}") from None
+        where = redact.location(settings.dsn)
+        raise StartupError(f"Postgres is unreachable at {where}: {settings.scrub(str(exc))}") from None
     assert pool is not None
     return pool
 
@@ -104,13 +106,6 @@ def create_redis(settings: Settings) -> Redis:
 async def check_redis(redis: Redis, settings: Settings) -> None:
     try:
         await redis.ping()
-    except (OSError, ConnectionError, TimeoutError) as exc:
-        raise StartupError(f"Redis is unreachable at {settings.redis_url}: {exc}") from None
-    except Exception as exc:  # redis.exceptions.* do not share OSError's base
-        raise StartupError(f"Redis is unreachable at {settings.redis_url}: {exc}") from None
-
-
-def _safe_dsn(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url.split("@")[-1]
-    return f"{settings.database_host}:{settings.database_port}/{settings.database_name}"
+    except Exception as exc:  # OSError, TimeoutError and redis.exceptions.*, which share no base
+        where = redact.mask_url(settings.redis_url)
+        raise StartupError(f"Redis is unreachable at {where}: {settings.scrub(str(exc))}") from None

@@ -6,12 +6,23 @@ compile step (.mo), and the same core renders texts outside handlers (outbox
 messages written by the janitor, the watcher and the CLI).
 Each area owns its own `.ftl` file; both locales must have the same keys and
 placeholders (tests/test_i18n.py).
+
+Every message is Telegram HTML, so every value put into one is escaped here, once,
+by the core itself (`HtmlFluentCore`): handlers pass raw values (a user's name, a
+promo line an admin mistyped with a `<`) and never call `html.escape`. A rendered
+message is `Markup`, so a message put into another (a status into a list line)
+keeps its tags; a fragment built by hand must be `Markup` too (`markupsafe`'s
+`Markup(...).format(...)` escapes its arguments). Text shown where Telegram parses
+no HTML (a callback alert) goes through `plain_text`.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup, escape
 
 if TYPE_CHECKING:  # aiogram-i18n imports all of aiogram (seconds): only when a core is built
     from aiogram_i18n.cores import FluentRuntimeCore
@@ -33,13 +44,33 @@ class Translator:
         self.core = core
 
     def __call__(self, locale: str, key: str, /, **params: Any) -> str:
-        return self.core.get(key, locale if locale in LOCALES else DEFAULT_LOCALE, **params)
+        # A plain str: these texts are stored (outbox rows, panel notes), and msgspec
+        # encodes no str subclass.
+        return str(self.core.get(key, locale if locale in LOCALES else DEFAULT_LOCALE, **params))
+
+
+def escape_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Text values HTML-escaped (`Markup`, already safe, is kept); numbers stay numbers
+    for Fluent's plural selectors."""
+    return {k: escape(v) if isinstance(v, str) else v for k, v in params.items()}
+
+
+def plain_text(text: str) -> str:
+    """What Telegram would show of an HTML message, for places that parse no HTML
+    (callback alerts): the escaped values read as typed again."""
+    return html.unescape(text)
 
 
 def create_core() -> FluentRuntimeCore:
     from aiogram_i18n.cores import FluentRuntimeCore
 
-    core = FluentRuntimeCore(path=LOCALES_PATH, default_locale=DEFAULT_LOCALE, use_td=False)
+    class HtmlFluentCore(FluentRuntimeCore):
+        """Renders Telegram HTML: values escaped, the result `Markup` (see the module)."""
+
+        def get(self, message_id: str, locale: str | None = None, /, **kwargs: Any) -> str:
+            return Markup(super().get(message_id, locale, **escape_params(kwargs)))
+
+    core = HtmlFluentCore(path=LOCALES_PATH, default_locale=DEFAULT_LOCALE, use_td=False)
     core.locales = core.find_locales()
     return core
 

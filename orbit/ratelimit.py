@@ -31,11 +31,21 @@ class Limit(msgspec.Struct, frozen=True):
 
 
 # Action names are what handlers put in their `rate` flag. Navigation may burst
-# (back and forth between two screens is quick) but sustains 1 per 0.8 s.
+# (back and forth between two screens is quick) but sustains 1 per 0.8 s. Every
+# action that makes an outside service work has a budget of its own
+# (docs/reliability/access.md): a Marzban panel (config_create, config_delete,
+# panel_read: the usage shown on the configs screens), the CPU (qr), a payment API
+# (payment: TON, Stars and Crypto Pay invoices and checks). Daily and standing caps
+# where a rate is not enough live with the business rules (CONFIGS_PER_DAY,
+# MAX_PENDING_PAYMENTS).
 LIMITS: dict[str, Limit] = {
     "start": Limit(interval=3.0),
     "payment": Limit(interval=6.0),
     "purchase": Limit(interval=2.5),
+    "config_create": Limit(interval=60.0, burst=3),
+    "config_delete": Limit(interval=20.0, burst=3),
+    "panel_read": Limit(interval=3.0, burst=5),
+    "qr": Limit(interval=10.0, burst=3),
     "default": Limit(interval=0.8, burst=3),
     # Not a handler's flag: the fallback takes a token before it answers a message it
     # does not understand, so a flood gets one hint to /menu, not one per message.

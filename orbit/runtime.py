@@ -336,5 +336,6 @@ def main(worker: Worker) -> None:
         print(f"{prog}: configuration error: {exc}", file=sys.stderr)  # noqa: T201
         sys.exit(EXIT_CONFIG)
     except StartupError as exc:
-        print(f"{prog}: cannot start: {exc}", file=sys.stderr)  # noqa: T201
+        # The message lands in logs/*.log: no credential of the settings may be in it.
+        print(f"{prog}: cannot start: {settings.scrub(str(exc))}", file=sys.stderr)  # noqa: T201
         sys.exit(EXIT_STARTUP)

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import msgspec
 from dotenv import dotenv_values
 
+from orbit import redact
+
 TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
@@ -42,6 +44,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     required_channel: str | None = None
     bot_http_host: str = "127.0.0.1"
     bot_http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    # What a stranger can make the bot's HTTP listeners hold (orbit/bot/http_limits.py).
+    bot_http_header_timeout_seconds: PositiveFloat = 10.0
+    bot_http_body_timeout_seconds: PositiveFloat = 10.0
+    bot_http_max_connections: PositiveInt = 256
+    bot_http_max_body_bytes: PositiveInt = 65_536
+    # /healthz and /metrics: their own listener when METRICS_PORT is set; else on the
+    # webhook listener only while that one is on loopback (orbit/bot/process.py).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -100,6 +111,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     free_trial_days: NonNegativeInt = 7
     referral_bonus: NonNegativeInt = 50
     rate_limit_scale: PositiveFloat = 1.0  # multiplies every rate-limit interval (tests shrink them)
+    # Budgets per user beyond the rate limits (docs/reliability/access.md).
+    configs_per_day: PositiveInt = 10  # configs created in 24 h, deleted ones included
+    max_pending_payments: PositiveInt = 3  # unexpired pending invoices at once, all methods
 
     # Runtime
     log_level: str = "INFO"
@@ -108,15 +122,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace_seconds: PositiveFloat = 8.0
 
     def __repr__(self) -> str:
-        shown = []
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if value is not None and _is_secret(name):
-                value = "***"
-            shown.append(f"{name}={value!r}")
-        return f"Settings({', '.join(shown)})"
+        # Secrets as `***`, URLs without their passwords (orbit/redact.py).
+        fields = (f"{name}={redact.shown(name, getattr(self, name))!r}" for name in self.__struct_fields__)
+        return f"Settings({', '.join(fields)})"
 
     __str__ = __repr__
+
+    def secrets(self) -> list[str]:
+        """Every credential these settings hold, for `redact.scrub` of text about to be printed."""
+        fields = [(name, getattr(self, name)) for name in self.__struct_fields__]
+        return redact.secret_values([*fields, ("dsn", self.dsn)])
+
+    def scrub(self, text: str) -> str:
+        """`text` (an error message) with none of these settings' credentials in it."""
+        return redact.scrub(text, self.secrets())
 
     @property
     def dsn(self) -> str:
@@ -130,10 +149,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_admin_configured(self) -> bool:
         return bool(self.admin_ids)
-
-
-def _is_secret(name: str) -> bool:
-    return name.endswith(("_token", "_password", "_key", "_secret")) or name == "database_url"
 
 
 def _field_types() -> dict[str, Any]:
@@ -218,7 +233,7 @@ def load_settings(
         try:
             values[name] = msgspec.convert(_raw_value(tp, raw), tp, strict=False)
         except msgspec.ValidationError:
-            errors.append(f"{var} expected {_describe(tp)}, got {raw!r}")
+            errors.append(f"{var} expected {_describe(tp)}, got {redact.shown(name, raw)!r}")
     for name in require:
         if values.get(name) in (None, "") and name not in {e.split()[0].lower() for e in errors}:
             errors.append(f"{name.upper()} is required")

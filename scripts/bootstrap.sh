@@ -74,4 +74,8 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
     touch "$stamp"
 fi
 
+# Logs, the supervisor socket and run/sandbox.env (settings) are the operator's alone;
+# chmod also closes a tree made before this was so.
 mkdir -p run logs
+chmod 700 run logs
+find run logs -type f -exec chmod go-rwx {} +

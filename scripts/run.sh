@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/bootstrap.sh
+# From here on (not during bootstrap's package installs): run/sandbox.env holds settings
+# (tokens) and supervisord writes logs; both the operator's alone (0600, dirs 0700).
+umask 077
 
 env_value() {  # the environment wins over .env, as in orbit/settings.py
     local name=$1

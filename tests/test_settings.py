@@ -164,3 +164,76 @@ async def test_process_exits_3_when_redis_is_unreachable(
     code, out = await run_to_exit("janitor", env, log_dir)
     assert code == 3
     assert "Redis is unreachable" in _one_line(out)
+
+
+# --- credentials never printed (issue 16, defect 4) ---------------------------------------------
+
+REDIS_PASSWORD = "S3cr3tRedisPw"
+PG_PASSWORD = "PgS3cretPw42"
+
+
+def test_every_credential_is_masked_in_repr() -> None:
+    s = Settings(
+        bot_token="123456:AAHsecretTokenPart",
+        redis_url=f"redis://default:{REDIS_PASSWORD}@10.0.0.5:6380/2",
+        database_url=f"postgresql://orbit:{PG_PASSWORD}@db.internal:5432/orbit",
+        telegram_api_url="https://proxy:TgProxyPw9@tg.internal",
+        cryptobot_api_url="https://pay.internal/api?token=CryptoQueryTok",
+        tonapi_key="TonApiKey123",
+        webhook_secret="HookSecret77",
+    )
+    shown = repr(s)
+    for secret in (
+        "AAHsecretTokenPart", REDIS_PASSWORD, PG_PASSWORD, "TgProxyPw9", "CryptoQueryTok",
+        "TonApiKey123", "HookSecret77",
+    ):  # fmt: skip
+        assert secret not in shown
+    # Where each URL points stays readable.
+    assert "redis://default:***@10.0.0.5:6380/2" in shown
+    assert "postgresql://orbit:***@db.internal:5432/orbit" in shown
+    assert "https://proxy:***@tg.internal" in shown
+    assert str(s) == shown
+
+
+def test_scrub_removes_the_settings_credentials_from_any_text() -> None:
+    s = Settings(
+        bot_token="123456:AAHsecretTokenPart",
+        redis_url=f"redis://:{REDIS_PASSWORD}@10.0.0.5:6380",
+        database_password=PG_PASSWORD,
+    )
+    text = (
+        f"cannot reach redis://:{REDIS_PASSWORD}@10.0.0.5:6380 (auth {REDIS_PASSWORD}); "
+        f"GET https://api.telegram.org/bot123456:AAHsecretTokenPart/getMe; password {PG_PASSWORD}; "
+        "a URL never configured: amqp://guest:GuestPw1@mq"
+    )
+    scrubbed = s.scrub(text)
+    for secret in (REDIS_PASSWORD, "AAHsecretTokenPart", PG_PASSWORD, "GuestPw1"):
+        assert secret not in scrubbed
+    assert "redis://:***@10.0.0.5:6380" in scrubbed
+
+
+def test_a_malformed_secret_setting_is_named_without_its_value() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"TELEGRAM_API_URL": "ftp://bot:TgProxyPw9@proxy"})
+    message = str(info.value)
+    assert "TgProxyPw9" not in message
+    assert "TELEGRAM_API_URL expected an http(s) URL, got 'ftp://bot:***@proxy'" in message
+
+
+async def test_redis_password_is_not_in_the_start_up_error(base_env: dict[str, str], log_dir: Path) -> None:
+    env = {**base_env, "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:1/0"}
+    code, out = await run_to_exit("janitor", env, log_dir)
+    assert code == 3
+    line = _one_line(out)
+    assert REDIS_PASSWORD not in out
+    assert "Redis is unreachable at redis://:***@127.0.0.1:1/0" in line
+
+
+async def test_postgres_password_is_not_in_the_start_up_error(
+    base_env: dict[str, str], log_dir: Path
+) -> None:
+    env = {**base_env, "DATABASE_URL": f"postgresql://orbit:{PG_PASSWORD}@127.0.0.1:1/orbit"}
+    code, out = await run_to_exit("janitor", env, log_dir)
+    assert code == 3
+    assert PG_PASSWORD not in out
+    assert "Postgres is unreachable at 127.0.0.1:1/orbit" in _one_line(out)

@@ -122,6 +122,12 @@ async def test_supervised_workers(
     for name, pid in pids.items():
         await wait_for_heartbeat(redis, name, pid=pid, timeout=30)
 
+    # The workers' logs are the operator's alone (issue 16, defect 6): supervisord's umask.
+    # (supervisord.log is opened before the umask applies: the 0700 logs/ of
+    # scripts/bootstrap.sh and run.sh's own umask cover it.)
+    modes = {name: oct((tree / "logs" / f"{name}.log").stat().st_mode & 0o777) for name in PROGRAMS}
+    assert modes == dict.fromkeys(PROGRAMS, "0o600")
+
     code, status = await _orbit_status(tree, supervisor_env)
     assert code == 0, status
     assert [w["name"] for w in status["workers"]] == list(PROGRAMS)  # type: ignore[index]

@@ -3,12 +3,12 @@ the database or the Bot API; the admin router fetches and shows."""
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram_i18n import I18nContext
+from markupsafe import Markup, escape
 
 from orbit.admin.panels import InstanceLine
 from orbit.admin.queries import Progress, Revenue
@@ -156,9 +156,9 @@ def health_screen(i18n: I18nContext, status: Status) -> Screen:
         "",
         i18n.get(
             "admin-health-deps",
-            postgres=html.escape(status.postgres),
-            redis=html.escape(status.redis),
-            schema=html.escape(status.schema or "none"),
+            postgres=status.postgres,
+            redis=status.redis,
+            schema=status.schema or "none",
             expected=status.schema_expected,
         ),
         "",
@@ -192,7 +192,7 @@ def _subscription_line(i18n: I18nContext, card: UserCard) -> str:
     return i18n.get(
         "admin-user-sub-active",
         until=format_date(until),
-        plan=html.escape(card.plan_id or i18n.get("admin-none")),
+        plan=card.plan_id or i18n.get("admin-none"),
         renew=i18n.get("admin-yes" if card.profile.auto_renew else "admin-no"),
     )
 
@@ -202,9 +202,9 @@ def user_screen(i18n: I18nContext, card: UserCard) -> Screen:
     lines = [
         i18n.get(
             "admin-user-head",
-            name=html.escape(p.first_name or str(p.id)),
+            name=p.first_name or str(p.id),
             id=str(p.id),
-            username=f"@{html.escape(p.username)}" if p.username else i18n.get("admin-none"),
+            username=f"@{p.username}" if p.username else i18n.get("admin-none"),
         ),
         i18n.get(
             "admin-user-meta",
@@ -223,8 +223,8 @@ def user_screen(i18n: I18nContext, card: UserCard) -> Screen:
     lines += [
         i18n.get(
             "admin-user-config",
-            name=html.escape(c.name),
-            instance=html.escape(c.instance_id),
+            name=c.name,
+            instance=c.instance_id,
             status=c.status,
         )
         for c in card.configs
@@ -251,7 +251,7 @@ def user_screen(i18n: I18nContext, card: UserCard) -> Screen:
                 kind=e.kind,
                 after=format_rub(e.balance_after_kop),
                 at=format_date(e.created_at),
-                note=html.escape((e.note or "")[:NOTE_SHOWN]),
+                note=(e.note or "")[:NOTE_SHOWN],
             ).rstrip()
             for e in card.ledger
         ]
@@ -284,7 +284,7 @@ def adjust_confirm_screen(
 ) -> Screen:
     return Screen(
         i18n.get(
-            "admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=html.escape(reason)
+            "admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=reason
         ),
         _keyboard(
             [_button(i18n.get("btn-admin-confirm"), AdminAdjustCb(token=token))],
@@ -301,7 +301,7 @@ def _promo_line(i18n: I18nContext, promo: PromoRow) -> str:
     )
     uses = f"{promo.uses}/{promo.max_uses if promo.max_uses is not None else '∞'}"
     expires = i18n.get("admin-promo-expires", at=format_date(promo.expires_at)) if promo.expires_at else ""
-    return i18n.get("admin-promo-line", code=html.escape(promo.code), value=value, uses=uses, expires=expires)
+    return i18n.get("admin-promo-line", code=promo.code, value=value, uses=uses, expires=expires)
 
 
 def promos_screen(i18n: I18nContext, promos: list[PromoRow], notice: str | None = None) -> Screen:
@@ -328,10 +328,11 @@ def _health_text(i18n: I18nContext, line: InstanceLine) -> str:
             "admin-instance-up", usable=health.nodes_usable, total=health.nodes_total or health.nodes_usable
         )
     elif health.status == "down":
-        text = i18n.get("admin-instance-down", error=html.escape(health.error[:ERROR_SHOWN]))
+        text = i18n.get("admin-instance-down", error=health.error[:ERROR_SHOWN])
     else:
-        text = html.escape(health.status)
-    return text if health.fresh else f"{text} {i18n.get('admin-instance-stale')}"
+        text = escape(health.status)
+    # Markup: put into the instance line as it is (escaped values, catalog tags kept).
+    return text if health.fresh else Markup("{} {}").format(text, i18n.get("admin-instance-stale"))
 
 
 def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str | None = None) -> Screen:
@@ -348,7 +349,7 @@ def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str |
                 "admin-instance-line",
                 mark="🟢" if i.is_active and healthy else ("⚪️" if not i.is_active else "🔴"),
                 id=i.id,
-                name=html.escape(i.name),
+                name=i.name,
                 state=i18n.get("admin-instance-active" if i.is_active else "admin-instance-inactive"),
                 priority=i.priority,
                 configs=line.configs,

@@ -17,7 +17,7 @@ from aiogram.types import ErrorEvent
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.bot.metrics import Metrics
-from orbit.i18n import Translator, language_for
+from orbit.i18n import Translator, language_for, plain_text
 from orbit.outages import dependency_down
 from orbit.users.queries import UserRow, mark_blocked
 
@@ -77,7 +77,7 @@ async def _alert(bot: Bot, callback_query_id: str, text: str) -> bool:
     """Tell a press's user in an alert; False when the press was answered already (a
     handler flagged `pre` is answered before it runs), so a message must tell them."""
     try:
-        await bot.answer_callback_query(callback_query_id, text, show_alert=True)
+        await bot.answer_callback_query(callback_query_id, plain_text(text), show_alert=True)
     except TelegramBadRequest:
         return False
     return True

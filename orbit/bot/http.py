@@ -1,7 +1,13 @@
-"""The bot's HTTP server: `/healthz`, `/metrics` (and webhooks added by other areas)."""
+"""The bot's HTTP server: `/healthz`, `/metrics` (and webhooks added by other areas).
+
+What one listener serves is chosen in `orbit.bot.process.start_http`: the health and
+metrics endpoints never share a listener open beyond the host (docs/reliability/access.md);
+`orbit.bot.http_limits` bounds what a stranger can make any of them hold.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -9,6 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from redis.asyncio import Redis
 
+from orbit.bot.http_limits import HttpLimits, read_body_in_time
 from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator
 from orbit.payments import cryptobot
@@ -20,23 +27,27 @@ METRICS = web.AppKey("metrics", Metrics)
 SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+HEALTH_TIMEOUT_SECONDS = 3.0
 
 log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    problems = []
-    try:
-        await request.app[POOL].fetchval("SELECT 1")
-    except Exception as exc:  # any failure is reported, none is raised
-        problems.append(f"postgres: {exc}")
-    try:
-        await request.app[REDIS].ping()
-    except Exception as exc:
-        problems.append(f"redis: {exc}")
-    if problems:
-        return web.json_response({"ok": False, "problems": problems}, status=503)
-    return web.json_response({"ok": True})
+    """`ok` or `failing` per dependency, nothing more: the error itself (hosts, user
+    names, driver messages) goes to the log, not to whoever asks."""
+    checks = {"postgres": request.app[POOL].fetchval("SELECT 1"), "redis": request.app[REDIS].ping()}
+    states = {}
+    for name, check in checks.items():
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await check
+        except Exception as exc:  # any failure is reported, none is raised
+            log.warning("healthz: %s failing: %s", name, str(exc) or type(exc).__name__)
+            states[name] = "failing"
+        else:
+            states[name] = "ok"
+    ok = all(state == "ok" for state in states.values())
+    return web.json_response({"ok": ok, **states}, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -89,14 +100,24 @@ def create_app(
     metrics_: Metrics,
     settings: Settings | None = None,
     translator: Translator | None = None,
+    *,
+    limits: HttpLimits | None = None,
+    ops: bool = True,
+    webhooks: bool = True,
 ) -> web.Application:
-    app = web.Application()
+    """`ops`: serve `/healthz` and `/metrics`; `webhooks`: the Crypto Pay webhook (with
+    `settings` and `translator`)."""
+    limits = limits or HttpLimits()
+    app = web.Application(
+        client_max_size=limits.max_body_bytes, middlewares=[read_body_in_time(limits, metrics_)]
+    )
     app[POOL] = pool
     app[REDIS] = redis
     app[METRICS] = metrics_
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    if settings is not None and translator is not None:
+    if ops:
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
+    if webhooks and settings is not None and translator is not None:
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator
         app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook, expect_handler=expect_continue_only)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 from contextlib import AsyncExitStack
 
@@ -26,11 +27,14 @@ from orbit.bot import http, routers
 from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
+from orbit.bot.http_limits import BoundedAppRunner, HttpLimits
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares import private_only
 from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
+from orbit.bot.middlewares.private_only import PrivateChatsOnly
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
@@ -104,6 +108,8 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     )
     # First of the shutdown handlers: in-flight updates finish before i18n shuts down.
     wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
+    # Groups and channels end here: before the rate limit, the user row or any handler.
+    private_only.install(dp, PrivateChatsOnly(translator, metrics))
     # Order matters: the user row is loaded before the locale is chosen from it.
     dp.update.outer_middleware(UserMiddleware(ctx.pool))
     UserI18nMiddleware(
@@ -123,20 +129,53 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     return dp
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
 async def start_http(
     ctx: Context, stack: AsyncExitStack, metrics: Metrics, translator: Translator
 ) -> None:
-    app = http.create_app(ctx.pool, ctx.redis, metrics, ctx.settings, translator)
-    runner = web.AppRunner(app, access_log=None)
+    """The webhook listener, and /healthz + /metrics where only the host can reach them:
+    their own listener (METRICS_HOST:METRICS_PORT), or the webhook's while it is on loopback."""
+    s = ctx.settings
+    limits = HttpLimits(
+        header_timeout=s.bot_http_header_timeout_seconds,
+        body_timeout=s.bot_http_body_timeout_seconds,
+        max_connections=s.bot_http_max_connections,
+        max_body_bytes=s.bot_http_max_body_bytes,
+    )
+    ops_apart = s.metrics_port != 0
+    ops_on_webhook = not ops_apart and is_loopback(s.bot_http_host)
+    if not ops_apart and not ops_on_webhook:
+        log.warning(
+            "/healthz and /metrics are not served: BOT_HTTP_HOST=%s is reachable beyond this host;"
+            " set METRICS_PORT to serve them on METRICS_HOST (%s)", s.bot_http_host, s.metrics_host,
+        )  # fmt: skip
+    webhook = http.create_app(ctx.pool, ctx.redis, metrics, s, translator, limits=limits, ops=ops_on_webhook)
+    await _listen(stack, webhook, s.bot_http_host, s.bot_http_port, limits, metrics)
+    if ops_apart:
+        ops = http.create_app(ctx.pool, ctx.redis, metrics, limits=limits, webhooks=False)
+        await _listen(stack, ops, s.metrics_host, s.metrics_port, limits, metrics)
+
+
+async def _listen(
+    stack: AsyncExitStack, app: web.Application, host: str, port: int, limits: HttpLimits, metrics: Metrics
+) -> None:
+    runner = BoundedAppRunner(app, limits, metrics)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, ctx.settings.bot_http_host, ctx.settings.bot_http_port)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
-        raise StartupError(
-            f"cannot listen on {ctx.settings.bot_http_host}:{ctx.settings.bot_http_port}: {exc}"
-        ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
+    log.info("HTTP on %s:%d: %s", host, port, ", ".join(sorted(r.canonical for r in app.router.resources())))
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:

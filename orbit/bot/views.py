@@ -6,7 +6,6 @@ touches the database or the Bot API.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -118,7 +117,7 @@ def help_screen(i18n: I18nContext, support_contact: str) -> Screen:
     return _once(
         ("help", i18n.locale, support_contact),
         lambda: Screen(
-            i18n.get("help-text", support=html.escape(support_contact)),
+            i18n.get("help-text", support=support_contact),
             _keyboard([main_menu_button(i18n)]),
         ),
     )
@@ -142,7 +141,7 @@ def referral_screen(i18n: I18nContext, link: str, stats: ReferralStats, bonus_ru
     return Screen(
         i18n.get(
             "ref-text",
-            link=html.escape(link),
+            link=link,
             bonus=str(bonus_rub),
             invited=stats.invited,
             paid=stats.paid,
@@ -276,4 +275,4 @@ def gate_screen(i18n: I18nContext, channel: str, then: str) -> Screen:
         rows.append([InlineKeyboardButton(text=i18n.get("gate-btn-join"), url=f"https://t.me/{channel[1:]}")])
     rows.append([_button(i18n.get("gate-btn-check"), GateCb(then=then))])
     rows.append([main_menu_button(i18n)])
-    return Screen(i18n.get("gate-text", channel=html.escape(channel)), _keyboard(*rows))
+    return Screen(i18n.get("gate-text", channel=channel), _keyboard(*rows))

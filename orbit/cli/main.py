@@ -71,6 +71,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"orbit {args.command}: {exc}", file=sys.stderr)  # noqa: T201
         sys.exit(EXIT_USAGE)
     except StartupError as exc:
-        print(f"orbit {args.command}: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"orbit {args.command}: {settings.scrub(str(exc))}", file=sys.stderr)  # noqa: T201
         sys.exit(EXIT_STARTUP)
     sys.exit(code)

@@ -118,7 +118,8 @@ async def collect(settings: Settings, socket_path: str) -> Status:
         and schema == SCHEMA_HEAD
         and all(w.ok for w in workers)
     )
-    return Status(ok, postgres, redis_state, schema, SCHEMA_HEAD, workers)
+    # A driver's error may quote the URL it was given: no password in what is printed.
+    return Status(ok, settings.scrub(postgres), settings.scrub(redis_state), schema, SCHEMA_HEAD, workers)
 
 
 def render(status: Status) -> str:

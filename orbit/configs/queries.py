@@ -314,6 +314,10 @@ COUNT_OF_USER = """
 SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS live, count(*) AS ever
 FROM configs WHERE user_id = $1
 """
+# Deleted ones included: a create-delete loop costs the panels as much as keeping them.
+MADE_IN_LAST_DAY = """
+SELECT count(*) FROM configs WHERE user_id = $1 AND created_at > now() - interval '1 day'
+"""
 LIST_OF_USER = f"""
 SELECT {_CONFIG_COLUMNS} FROM configs c
 WHERE c.user_id = $1 AND c.deleted_at IS NULL
@@ -346,6 +350,11 @@ async def count_of_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -
     row = await conn.fetchrow(COUNT_OF_USER, user_id)
     assert row is not None
     return int(row["live"]), int(row["ever"])
+
+
+async def made_in_last_day(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> int:
+    """Configs the user created in the last 24 hours, deleted ones included."""
+    return int(await conn.fetchval(MADE_IN_LAST_DAY, user_id))
 
 
 async def list_of_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[ConfigRecord]:

@@ -83,6 +83,17 @@ class ConfigLimitReached(ConfigError):
         self.limit = limit
 
 
+class DailyConfigCap(ConfigError):
+    """More configs made in the last 24 h than `CONFIGS_PER_DAY`, deleted ones included:
+    each is a panel user created (and likely deleted), so a loop of them has a budget."""
+
+    message_key = "configs-daily-cap"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} configs a day")
+        self.limit = limit
+
+
 class InvalidConfigName(ConfigError):
     message_key = "configs-name-invalid"
 
@@ -151,8 +162,8 @@ async def create_config(
     cannot exceed it. `seen_made` is `ConfigList.made` as the pressed screen
     showed it: when another config was made since (a double press), this one is
     refused with `StaleCreate`. Also raises `NoActiveSubscription`,
-    `ConfigLimitReached`, or `ProvisioningFailed` (nothing was created; the user
-    may try again).
+    `ConfigLimitReached`, `DailyConfigCap` (before any panel is asked), or
+    `ProvisioningFailed` (nothing was created; the user may try again).
     """
     started = time.monotonic()
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -166,6 +177,9 @@ async def create_config(
             raise StaleCreate(f"user {user_id}: {ever} made, the screen showed {seen_made}")
         if live >= limits.max_configs:
             raise ConfigLimitReached(limits.max_configs)
+        per_day = deps.settings.configs_per_day
+        if await queries.made_in_last_day(conn, user_id) >= per_day:
+            raise DailyConfigCap(per_day)
         try:
             instance_id = await choose_instance(deps.redis, conn)
         except NoInstanceAvailable as exc:

@@ -20,7 +20,6 @@ refused when no other active instance answers.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import time
 from collections.abc import Callable
@@ -287,8 +286,8 @@ async def _move(
                 text = translator(
                     target.language,
                     "marzban-config-moved",
-                    name=html.escape(config.name),
-                    url=html.escape(url),
+                    name=config.name,
+                    url=url,
                 )
                 await outbox.enqueue(conn, config.user_id, MESSAGE_KIND, text)
         if notify:

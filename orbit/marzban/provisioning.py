@@ -20,7 +20,6 @@ Rules every function here keeps:
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import secrets
 import time
@@ -477,8 +476,8 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
                 text = deps.translate(
                     target.language,
                     "marzban-link-changed",
-                    name=html.escape(config.name),
-                    url=html.escape(url),
+                    name=config.name,
+                    url=url,
                 )
                 await outbox.enqueue(conn, config.user_id, LINK_CHANGED_KIND, text)
             await configs_q.mark_synced(conn, config_id)

@@ -212,6 +212,7 @@ async def create_cryptobot_payment(
     client = client_for(http, settings)
     service.check_topup_amount(settings, amount_kop)
     async with pool.acquire() as conn, conn.transaction():
+        await service.reserve_pending_slot(conn, settings, user_id)  # before Crypto Pay is asked
         payment = await service.create_payment(
             conn,
             user_id,

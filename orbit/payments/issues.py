@@ -3,12 +3,12 @@ to the admins through the outbox (`orbit reconcile --issues` lists the open ones
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import datetime
 
 import asyncpg
 import msgspec
+from markupsafe import Markup
 
 from orbit import outbox
 from orbit.i18n import Translator
@@ -54,15 +54,15 @@ async def report_issue(
         return False
     # INFO: `orbit reconcile --json` owns stdout; the janitor logs its report at WARNING.
     log.info("reconcile issue %d: %s %s %s: %s", issue_id, source, kind, subject, detail)
-    escaped = {name: html.escape(value) for name, value in what.items()}
     for admin_id in settings.admin_ids:
         language = await queries.user_language(conn, admin_id)
         text = translator(
             language,
             "reconcile-issue",
             source=source,
-            subject=html.escape(subject),
-            what=translator(language, what_key, **escaped),
+            subject=subject,
+            # Rendered (values escaped by the core): kept as it is inside the outer text.
+            what=Markup(translator(language, what_key, **what)),
         )
         dedup_key = f"reconcile-issue:{issue_id}:{admin_id}"
         await outbox.enqueue(conn, admin_id, "reconcile_issue", text, dedup_key=dedup_key)

@@ -41,6 +41,12 @@ RETURNING {PAYMENT_COLUMNS}
 
 GET_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
 
+# The user's row lock serializes their concurrent invoice requests while they are counted.
+LOCK_USER = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE"
+OPEN_OF_USER = """
+SELECT count(*) FROM payments WHERE user_id = $1 AND status = 'pending' AND expires_at > now()
+"""
+
 LOCK_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
 
 GET_BY_EXTERNAL_ID = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE method = $1 AND external_id = $2"
@@ -210,6 +216,13 @@ async def insert_payment(
     row = _row(record)
     assert row is not None
     return row
+
+
+async def lock_user_and_count_open(conn: asyncpg.Connection, user_id: int) -> int:
+    """Lock the user's row (for the rest of the transaction) and count their pending,
+    unexpired payments."""
+    await conn.execute(LOCK_USER, user_id)
+    return int(await conn.fetchval(OPEN_OF_USER, user_id))
 
 
 async def get_payment(conn: asyncpg.Connection | asyncpg.Pool, payment_id: int) -> PaymentRow | None:

@@ -61,6 +61,18 @@ class MethodNotConfigured(PaymentError):
     message_key = "payment-method-unavailable"
 
 
+class TooManyPendingPayments(PaymentError):
+    """The user already has `MAX_PENDING_PAYMENTS` invoices waiting to be paid: each one
+    is a call to a payment service and a row, so a new one waits until one is paid or
+    expires (`PAYMENT_TIMEOUT_MINUTES`)."""
+
+    message_key = "payment-too-many-pending"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} pending payments")
+        self.limit = limit
+
+
 class PaymentNotFound(PaymentError):
     message_key = "payment-not-found"
 
@@ -123,6 +135,14 @@ def payment_expires_at(settings: Settings, now: datetime | None = None) -> datet
 
 
 # --- rows ------------------------------------------------------------------------------------
+
+
+async def reserve_pending_slot(conn: asyncpg.Connection, settings: Settings, user_id: int) -> None:
+    """Raise `TooManyPendingPayments` when the user may open no more invoices now. Call in
+    the transaction that inserts the payment, before any call to a payment service: the
+    user's row stays locked until it commits, so concurrent requests cannot pass the cap."""
+    if await queries.lock_user_and_count_open(conn, user_id) >= settings.max_pending_payments:
+        raise TooManyPendingPayments(settings.max_pending_payments)
 
 
 async def create_payment(

@@ -79,6 +79,7 @@ async def create_stars_payment(
     service.check_topup_amount(settings, amount_kop)
     stars = stars_for(amount_kop, settings.telegram_stars_rate)
     async with pool.acquire() as conn, conn.transaction():
+        await service.reserve_pending_slot(conn, settings, user_id)  # before an invoice is sent
         payment = await service.create_payment(
             conn,
             user_id,

@@ -146,10 +146,13 @@ async def create_ton_payment(
     if not settings.ton_address:
         raise service.MethodNotConfigured("ton")
     service.check_topup_amount(settings, amount_kop)
+    async with pool.acquire() as conn, conn.transaction():  # refused before the rate is fetched
+        await service.reserve_pending_slot(conn, settings, user_id)
     rate = await ton_rate(redis, http, settings)  # before the transaction: no HTTP while holding it
     nanotons = nanotons_for(amount_kop, rate)
     details = {"rate_rub": rate, "address": settings.ton_address}
     async with pool.acquire() as conn, conn.transaction():
+        await service.reserve_pending_slot(conn, settings, user_id)  # again: held while inserting
         for _ in range(_COMMENT_ATTEMPTS):
             comment = new_comment()
             try:

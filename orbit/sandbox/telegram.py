@@ -157,6 +157,7 @@ class User(_Wire):
 class Chat(_Wire):
     id: int
     type: str
+    title: str | None = None  # groups and channels
     first_name: str | None = None
     last_name: str | None = None
     username: str | None = None
@@ -210,6 +211,7 @@ class Message(_Wire):
     date: int
     chat: Chat
     from_: User | None = msgspec.field(default=None, name="from")
+    sender_chat: Chat | None = None  # a channel post's channel
     edit_date: int | None = None
     reply_to_message: Message | None = None
     text: str | None = None
@@ -612,6 +614,7 @@ class _StoredMessage:
     edit_date: int | None = None
     history: list[ctl.MessageVersion] = field(default_factory=list)
     deleted: bool = False
+    sender_id: int | None = None  # who wrote a user message in a group (in a private chat: the chat)
 
     @property
     def inline_markup(self) -> dict[str, Any] | None:
@@ -706,6 +709,7 @@ class _World:
         self.bot_id = bot_id
         self.users: dict[int, User] = {}
         self.chats: dict[int, _Chat] = {}
+        self.groups: dict[int, ctl.GroupIn] = {}  # group, supergroup and channel chats the bot is in
         self.blocked: set[int] = set()
         self.updates: deque[_Queued] = deque()
         self.next_update_id = 1
@@ -733,6 +737,9 @@ class _World:
         return self.users.get(user_id) or User(id=user_id, is_bot=False, first_name=f"User {user_id}")
 
     def chat(self, chat_id: int) -> Chat:
+        group = self.groups.get(chat_id)
+        if group is not None:
+            return Chat(id=chat_id, type=group.type, title=group.title)
         user = self.user(chat_id)
         return Chat(
             id=chat_id,
@@ -1043,6 +1050,7 @@ class TelegramEmulator:
         r.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         r.add_post("/control/reset", self._c_reset)
         r.add_post("/control/messages", self._c_send_text)
+        r.add_post("/control/groups", self._c_groups)
         r.add_post("/control/press", self._c_press)
         r.add_post("/control/pay", self._c_pay)
         r.add_post("/control/block", self._c_block)
@@ -1378,11 +1386,19 @@ class TelegramEmulator:
             if original is not None and not original.deleted:
                 reply_to = self._wire(world, original, nested=True)
         spec = message.invoice
+        chat = world.chat(message.chat_id)
+        if message.from_bot:
+            sender: User | None = world.bot_user()
+        elif chat.type == "channel":
+            sender = None  # a channel post is signed by the channel (`sender_chat`)
+        else:
+            sender = world.user(message.sender_id or message.chat_id)
         return Message(
             message_id=message.message_id,
             date=message.date,
-            chat=world.chat(message.chat_id),
-            from_=world.bot_user() if message.from_bot else world.user(message.chat_id),
+            chat=chat,
+            from_=sender,
+            sender_chat=chat if chat.type == "channel" else None,
             edit_date=message.edit_date,
             reply_to_message=reply_to,
             text=message.text,
@@ -2196,7 +2212,9 @@ class TelegramEmulator:
         except ValueError:
             raise _ControlError(400, f"{name} must be an integer") from None
 
-    def _remember_user(self, world: _World, user_id: int, given: ctl.SendTextIn | None) -> User:
+    def _remember_user(
+        self, world: _World, user_id: int, given: ctl.SendTextIn | None, *, open_chat: bool = True
+    ) -> User:
         known = world.users.get(user_id)
         profile = {
             "first_name": f"User {user_id}",
@@ -2214,7 +2232,8 @@ class TelegramEmulator:
                     profile[key] = value
         user = User(id=user_id, is_bot=False, **profile)
         world.users[user_id] = user
-        world.chats.setdefault(user_id, _Chat(user_id))
+        if open_chat:  # writing in a group opens no private chat: the bot cannot write first
+            world.chats.setdefault(user_id, _Chat(user_id))
         return user
 
     def _set_blocked(self, world: _World, user_id: int, blocked: bool) -> ctl.UpdateRef:
@@ -2242,9 +2261,47 @@ class TelegramEmulator:
         await self.reset()
         return _json_response({})
 
+    async def _c_groups(self, request: web.Request) -> web.Response:
+        world = self._control_world(request)
+        body = await self._body(request, ctl.GroupIn)
+        if body.chat_id >= 0:
+            raise _ControlError(400, "group and channel ids are negative")
+        world.groups[body.chat_id] = body
+        world.chats.setdefault(body.chat_id, _Chat(body.chat_id))
+        return _json_response({})
+
+    def _group_message(self, world: _World, body: ctl.SendTextIn) -> ctl.Sent:
+        """A user writes in a group (a `message`), or a channel posts (a `channel_post`)."""
+        assert body.chat_id is not None
+        group = world.groups.get(body.chat_id)
+        if group is None:
+            raise _ControlError(404, f"no group {body.chat_id} (POST /control/groups first)")
+        self._remember_user(world, body.user_id, body, open_chat=False)
+        chat = world.chats[body.chat_id]
+        if body.reply_to_message_id is not None and body.reply_to_message_id not in chat.messages:
+            raise _ControlError(404, f"message {body.reply_to_message_id} not found")
+        message = self._add_message(
+            world,
+            chat,
+            from_bot=False,
+            kind="text",
+            text=body.text,
+            entities=_command_entities(body.text),
+            reply_to=body.reply_to_message_id,
+            sender_id=body.user_id,
+        )
+        kind = "channel_post" if group.type == "channel" else "message"
+        update_id, dropped = world.push(kind, self._wire(world, message))
+        return ctl.Sent(
+            update_id=update_id, message_id=message.message_id, chat_id=chat.chat_id, seq=message.seq,
+            dropped=dropped,
+        )  # fmt: skip
+
     async def _c_send_text(self, request: web.Request) -> web.Response:
         world = self._control_world(request)
         body = await self._body(request, ctl.SendTextIn)
+        if body.chat_id is not None and body.chat_id != body.user_id:
+            return _json_response(self._group_message(world, body))
         if body.user_id in world.blocked:
             # Writing to a bot one has blocked means pressing "Restart" first.
             self._set_blocked(world, body.user_id, False)
@@ -2293,10 +2350,11 @@ class TelegramEmulator:
         return message
 
     def _press_target(self, world: _World, body: ctl.PressIn) -> _StoredMessage | None:
+        chat_id = body.user_id if body.chat_id is None else body.chat_id
         if body.message_id is not None or not body.forge:
-            return self._bot_message(world, body.user_id, body.message_id, "keyboard")
+            return self._bot_message(world, chat_id, body.message_id, "keyboard")
         # Forged data with no message named: the newest bot message, or none at all.
-        chat = world.chats.get(body.user_id)
+        chat = world.chats.get(chat_id)
         messages = reversed(chat.messages.values()) if chat else iter(())
         return next((m for m in messages if m.from_bot and not m.deleted), None)
 
@@ -2333,7 +2391,7 @@ class TelegramEmulator:
             CallbackQuery(
                 id=query.id,
                 from_=world.user(body.user_id),
-                chat_instance=str((world.bot_id or 0) * 1_000_003 + body.user_id),
+                chat_instance=str((world.bot_id or 0) * 1_000_003 + (body.chat_id or body.user_id)),
                 message=self._wire(world, message) if message else None,
                 data=data,
             ),

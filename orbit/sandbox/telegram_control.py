@@ -15,6 +15,7 @@ import msgspec
 MemberStatus = Literal["creator", "administrator", "member", "restricted", "left", "kicked"]
 EventKind = Literal["sent", "edited", "deleted", "received"]
 PaymentStatus = Literal["paid", "rejected", "timeout"]
+GroupType = Literal["group", "supergroup", "channel"]
 
 _T = TypeVar("_T")
 
@@ -35,6 +36,7 @@ class SendTextIn(_Shape):
     language_code: str | None = None
     is_premium: bool | None = None
     reply_to_message_id: int | None = None
+    chat_id: int | None = None  # a group or channel (see /control/groups); default: the private chat
 
 
 class PressIn(_Shape):
@@ -43,6 +45,13 @@ class PressIn(_Shape):
     data: str | None = None
     button_text: str | None = None
     forge: bool = False
+    chat_id: int | None = None  # the button is on a message in this group; default: the private chat
+
+
+class GroupIn(_Shape):
+    chat_id: int  # negative, as Telegram's group and channel ids are
+    type: GroupType = "supergroup"
+    title: str = "Group"
 
 
 class PayIn(_Shape):
@@ -342,9 +351,14 @@ class TelegramControl:
         return msgspec.json.decode(raw, type=type_)
 
     async def send_text(self, user_id: int, text: str, **user: Any) -> Sent:
-        """`user` may carry first_name, last_name, username, language_code, is_premium."""
+        """`user` may carry first_name, last_name, username, language_code, is_premium,
+        and `chat_id` to write in a group instead of the private chat."""
         body = SendTextIn(user_id=user_id, text=text, **user)
         return await self._request("POST", "/messages", Sent, body)
+
+    async def create_group(self, chat_id: int, type: GroupType = "supergroup", title: str = "Group") -> None:
+        """A group, supergroup or channel the bot is a member of (users write there with `chat_id`)."""
+        await self._request("POST", "/groups", dict, GroupIn(chat_id=chat_id, type=type, title=title))
 
     async def press(
         self,
@@ -354,9 +368,15 @@ class TelegramControl:
         button_text: str | None = None,
         *,
         forge: bool = False,
+        chat_id: int | None = None,
     ) -> Pressed:
         body = PressIn(
-            user_id=user_id, message_id=message_id, data=data, button_text=button_text, forge=forge
+            user_id=user_id,
+            message_id=message_id,
+            data=data,
+            button_text=button_text,
+            forge=forge,
+            chat_id=chat_id,
         )
         return await self._request("POST", "/press", Pressed, body)
 

@@ -45,6 +45,7 @@ def settings(base_settings: Settings, cryptobot: CryptoBotEmulator) -> Settings:
         cryptobot_api_url=cryptobot.base_url,
         telegram_stars_rate=1.35,
         referral_bonus=50,
+        max_pending_payments=1000,  # many invoices per user here; the cap: tests/e2e/test_budgets.py
     )
 
 

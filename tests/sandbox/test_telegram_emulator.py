@@ -444,6 +444,43 @@ async def test_forged_callback_data_reaches_the_bot(bot: Bot, control: TelegramC
     assert not (await control.callback_answer(old.callback_query_id, timeout=0)).answered
 
 
+async def test_groups_and_channels(bot: Bot, control: TelegramControl) -> None:
+    group, channel = -1001234, -1005678
+    await control.create_group(group, "supergroup", "Friends")
+    await control.create_group(channel, "channel", "News")
+    with pytest.raises(ControlError, match="negative"):
+        await control.create_group(42)
+    with pytest.raises(ControlError, match="no group"):
+        await control.send_text(ANN, "hi", chat_id=-1009999)
+
+    sent = await control.send_text(ANN, "/start@orbit_sandbox_bot", chat_id=group, first_name="Ann")
+    post = await control.send_text(BOB, "news", chat_id=channel)
+    updates = await bot.get_updates(timeout=0)
+    message = updates[-2].message
+    assert message is not None and message.from_user is not None
+    assert (message.chat.id, message.chat.type, message.chat.title) == (group, "supergroup", "Friends")
+    assert (message.from_user.id, message.from_user.first_name) == (ANN, "Ann")
+    assert message.message_id == sent.message_id and sent.chat_id == group
+    channel_post = updates[-1].channel_post
+    assert channel_post is not None and channel_post.from_user is None
+    assert channel_post.sender_chat is not None and channel_post.sender_chat.id == channel
+    assert channel_post.message_id == post.message_id
+
+    # Writing in a group opens no private chat: the bot cannot write first.
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await bot.send_message(ANN, "hello")
+    # The bot can post in the group; a member presses a button of that message.
+    menu = await bot.send_message(group, "Menu", reply_markup=keyboard(("Help", "m:help")))
+    assert menu.chat.type == "supergroup"
+    pressed = await control.press(ANN, button_text="Help", chat_id=group)
+    query = (await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0))[-1].callback_query
+    assert query is not None and query.id == pressed.callback_query_id
+    assert isinstance(query.message, Message) and query.message.chat.id == group
+    assert query.from_user.id == ANN
+    shown = await control.messages(group, include_user=True)
+    assert [m.text for m in shown] == ["/start@orbit_sandbox_bot", "Menu"]
+
+
 async def test_unknown_method_and_bad_tokens(
     emulator: TelegramEmulator, http: aiohttp.ClientSession, control: TelegramControl
 ) -> None:

@@ -11,7 +11,6 @@ wrapping) for a check that is one attribute of the row already loaded.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -19,6 +18,7 @@ from aiogram.types import TelegramObject, Update
 from aiogram_i18n import I18nContext
 
 from orbit.bot.middlewares import Handler
+from orbit.i18n import plain_text
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
 
@@ -39,11 +39,11 @@ class RefuseBanned(BaseMiddleware):
             return await handler(event, data)
         i18n: I18nContext = data["i18n"]
         if event.callback_query is not None:
-            text = i18n.get("banned-text", support=self.support)  # an alert is plain text
+            text = plain_text(i18n.get("banned-text", support=self.support))  # an alert parses no HTML
             await event.callback_query.answer(text, show_alert=True)
             return None
         message = event.message
         if message is not None and message.successful_payment is None and message.refunded_payment is None:
-            await message.answer(i18n.get("banned-text", support=html.escape(self.support)))
+            await message.answer(i18n.get("banned-text", support=self.support))
             return None
         return await handler(event, data)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import TelegramObject
+from aiogram.methods import AnswerCallbackQuery
+from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 
 from orbit.bot.middlewares import Handler
+from orbit.i18n import plain_text
 
 
 class AnswerUnlessFailed(CallbackAnswerMiddleware):
@@ -30,3 +32,12 @@ class AnswerUnlessFailed(CallbackAnswerMiddleware):
                 raise
 
         return await super().__call__(handle, event, data)
+
+    def answer(self, event: CallbackQuery, callback_answer: CallbackAnswer) -> AnswerCallbackQuery:
+        # Alert texts are catalog messages (HTML, values escaped); an alert parses no HTML.
+        return event.answer(
+            text=None if callback_answer.text is None else plain_text(callback_answer.text),
+            show_alert=callback_answer.show_alert,
+            url=callback_answer.url,
+            cache_time=callback_answer.cache_time,
+        )

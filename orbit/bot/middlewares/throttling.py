@@ -10,8 +10,10 @@ run before routing too (a refused update must not cost a Postgres query). Both
 are done by one Lua script, so a menu press costs one Redis round trip. Because
 routing has not happened yet, the flags are read once at start-up from the
 routers: a `rate` flag is honoured on handlers filtered by a `CallbackData`
-(its prefix names the action for every button of that class) or by `Command`;
-anywhere else it fails the start-up rather than being ignored.
+(its prefix names the action for every button of that class, or, when the filter
+is `SomeCb.filter(F.<first field> == "value")`, for the buttons whose first field
+is that value: `cfg:new` is config creation, `cfg:show` a panel read) or by
+`Command`; anywhere else it fails the start-up rather than being ignored.
 
 A refused button gets a localized alert; a refused message gets one warning and
 later ones are dropped silently until the bucket refills. Updates Telegram sends
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from typing import Any
 
 import asyncpg
@@ -35,31 +38,60 @@ from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.memory import DisabledEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, TelegramObject, Update
+from magic_filter.operations import ComparatorOperation, GetAttributeOperation
 from redis.exceptions import RedisError
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import Handler
-from orbit.i18n import Translator, language_for
+from orbit.i18n import Translator, language_for, plain_text
 from orbit.ratelimit import DEFAULT_ACTION, Decision, RateLimiter
 from orbit.users import queries as user_queries
 
 log = logging.getLogger(__name__)
 
 RATE_FLAG = "rate"
+# Actions whose refusal has its own message (`rate-limited-<action>` in access.ftl).
+BUDGET_ACTIONS = frozenset({"config_create", "config_delete", "panel_read", "qr"})
+
+
+def _first_field_value(f: CallbackQueryFilter) -> str | None:
+    """`"new"` for `ConfigCb.filter(F.action == "new")` when `action` is ConfigCb's first
+    field (packed right after the prefix); None for any other rule."""
+    rule = f.rule
+    operations = getattr(rule, "_operations", ())  # magic-filter's chain, read once at start-up
+    if len(operations) != 2:
+        return None
+    attribute, comparison = operations
+    if not isinstance(attribute, GetAttributeOperation) or not isinstance(comparison, ComparatorOperation):
+        return None
+    fields = list(f.callback_data.model_fields)
+    value = comparison.right
+    if comparison.comparator is not operator.eq or not fields or attribute.name != fields[0]:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
 
 
 class RateActions:
     """Which action an update is, decided before routing from the handlers' flags."""
 
-    def __init__(self, commands: dict[str, str], callbacks: dict[str, str]) -> None:
+    def __init__(
+        self,
+        commands: dict[str, str],
+        callbacks: dict[str, str],
+        buttons: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.commands = commands
-        self.callbacks = callbacks
+        self.callbacks = callbacks  # prefix -> action
+        self.buttons = buttons or {}  # prefix -> first field's value -> action
 
     @classmethod
     def scan(cls, router: Router, known: set[str]) -> RateActions:
         commands: dict[str, str] = {}
         callbacks: dict[str, str] = {}
+        buttons: dict[str, dict[str, str]] = {}
 
         def put(table: dict[str, str], name: str, action: str, where: str) -> None:
             if action not in known:
@@ -84,7 +116,12 @@ class RateActions:
                                     put(commands, name.lower(), action, where)
                                     attributed = True
                         elif isinstance(f.callback, CallbackQueryFilter) and observer is r.callback_query:
-                            put(callbacks, f.callback.callback_data.__prefix__, action, where)
+                            prefix = f.callback.callback_data.__prefix__
+                            value = _first_field_value(f.callback)
+                            if value is None:
+                                put(callbacks, prefix, action, where)
+                            else:
+                                put(buttons.setdefault(prefix, {}), value, action, where)
                             attributed = True
                     if not attributed:
                         # Decided before routing, the action must be read off the update
@@ -93,12 +130,17 @@ class RateActions:
                             f"{where}: a {RATE_FLAG!r} flag needs a Command filter (messages)"
                             " or a CallbackData filter (buttons)"
                         )
-        return cls(commands, callbacks)
+        return cls(commands, callbacks, buttons)
 
     def classify(self, update: Update) -> str | None:
         """The update's action, or None for updates that are never limited."""
         if update.callback_query is not None:
-            prefix = (update.callback_query.data or "").split(":", 1)[0]
+            prefix, _, rest = (update.callback_query.data or "").partition(":")
+            by_value = self.buttons.get(prefix)
+            if by_value is not None:
+                action = by_value.get(rest.partition(":")[0])
+                if action is not None:
+                    return action
             return self.callbacks.get(prefix, DEFAULT_ACTION)
         message = update.message
         if message is None or message.from_user is None:
@@ -170,7 +212,7 @@ class ThrottlingMiddleware(FSMContextMiddleware):
         if decision.allowed:
             return await handler(event, data)
         self.metrics.inc("ratelimit_refused_total", action=action)
-        await self._refuse(event, data, decision)
+        await self._refuse(event, data, decision, action)
         return None
 
     async def _hit(self, user_id: int, action: str, context: FSMContext) -> Decision | None:
@@ -190,22 +232,22 @@ class ThrottlingMiddleware(FSMContextMiddleware):
             log.warning("FSM state unreadable for %s: %s", context.key.user_id, exc)
             return None
 
-    async def _refuse(self, update: Update, data: dict[str, Any], decision: Decision) -> None:
+    async def _refuse(self, update: Update, data: dict[str, Any], decision: Decision, action: str) -> None:
         bot: Bot = data["bot"]
         from_user = data["event_from_user"]
         if update.callback_query is None and not decision.first_refusal:
             return  # a message flood: warned once already, stay quiet
-        text = await self._text(data, from_user.id, from_user.language_code, decision.retry_after)
+        text = await self._text(data, from_user.id, from_user.language_code, decision.retry_after, action)
         try:
             if update.callback_query is not None:
-                await bot.answer_callback_query(update.callback_query.id, text, show_alert=True)
+                await bot.answer_callback_query(update.callback_query.id, plain_text(text), show_alert=True)
             elif update.message is not None:
                 await bot.send_message(update.message.chat.id, text)
         except BOT_API_FAILURES as exc:
             log.info("rate-limit notice to user %d not delivered: %s", from_user.id, describe(exc))
 
     async def _text(
-        self, data: dict[str, Any], user_id: int, language_code: str | None, retry_after: float
+        self, data: dict[str, Any], user_id: int, language_code: str | None, retry_after: float, action: str
     ) -> str:
         translator: Translator = data["translator"]
         pool: asyncpg.Pool = data["pool"]
@@ -213,7 +255,9 @@ class ThrottlingMiddleware(FSMContextMiddleware):
         row = await user_queries.get_user(pool, user_id)
         locale = row.language if row is not None else language_for(language_code)
         seconds = max(1, math.ceil(retry_after))
-        return translator(locale, "rate-limited", seconds=seconds)
+        # A budget of an outside service says what it allows; navigation and the rest say "too fast".
+        key = f"rate-limited-{action}" if action in BUDGET_ACTIONS else "rate-limited"
+        return translator(locale, key, seconds=seconds)
 
 
 def install_throttling(dp: Dispatcher, limiter: RateLimiter, metrics: Metrics) -> ThrottlingMiddleware:
@@ -235,6 +279,7 @@ def install_throttling(dp: Dispatcher, limiter: RateLimiter, metrics: Metrics) -
         "rate limits: %s; commands %s; buttons %s",
         ", ".join(f"{a}=1/{lim.interval:g}s" for a, lim in limiter.limits.items()),
         actions.commands or "-",
-        actions.callbacks or "-",
+        {**actions.callbacks, **{f"{p}:{v}": a for p, by in actions.buttons.items() for v, a in by.items()}}
+        or "-",
     )
     return throttling

@@ -11,7 +11,6 @@ press acts once.
 
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 
@@ -89,10 +88,8 @@ def _token() -> str:
 
 
 def _refusal(i18n: I18nContext, exc: AdminError) -> str:
-    # Parameters may quote what the admin typed: escaped for the HTML message, here
-    # once for every refusal rather than in each error class.
-    params = {k: html.escape(v) if isinstance(v, str) else v for k, v in exc.params.items()}
-    return i18n.get(exc.message_key, **params)
+    # Parameters may quote what the admin typed: the i18n core escapes them (orbit/i18n.py).
+    return i18n.get(exc.message_key, **exc.params)
 
 
 def _admin_id(event: Message | CallbackQuery) -> int:
@@ -319,7 +316,7 @@ async def disable_code(
     except PromoInputError as exc:
         _alert(callback_answer, str(exc))
         return
-    notice = i18n.get("admin-promo-disabled", code=html.escape(promo.code))
+    notice = i18n.get("admin-promo-disabled", code=promo.code)
     callback_answer.text = notice
     await _show(callback, views.promos_screen(i18n, await list_promos(pool), notice))
 
@@ -341,10 +338,10 @@ async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, st
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     except PromoInputError as exc:  # the promo service's sentence (English)
-        await _ask_again(message, i18n, i18n.get("admin-promo-refused", reason=html.escape(str(exc))))
+        await _ask_again(message, i18n, i18n.get("admin-promo-refused", reason=str(exc)))
         return
     await state.clear()
-    notice = i18n.get("admin-promo-created", code=html.escape(promo.code))
+    notice = i18n.get("admin-promo-created", code=promo.code)
     await _show(message, views.promos_screen(i18n, await list_promos(pool), notice))
 
 
@@ -370,7 +367,7 @@ async def toggle_instance(
         line = await set_instance_active(pool, redis, callback_data.instance_id, active)
     except InstanceNotFound:
         _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
         )
         return
     notice = i18n.get(
@@ -396,7 +393,7 @@ async def ask_drain(
     ]
     if not found:
         _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=html.escape(callback_data.instance_id))
+            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
         )
         return
     await _show(callback, views.drain_confirm_screen(i18n, found[0]))
@@ -412,15 +409,15 @@ async def drain(
     i18n: I18nContext,
 ) -> None:
     instance_id = callback_data.instance_id
-    await screens.show(callback, i18n.get("admin-drain-running", id=html.escape(instance_id)))
+    await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
     try:
         report = await drain_instance(panel_deps, instance_id, translator)
     except InstanceNotFound:
-        text = i18n.get("admin-instance-not-found", id=html.escape(instance_id))
+        text = i18n.get("admin-instance-not-found", id=instance_id)
         await screens.show(callback, text, views.back_markup(i18n))
         return
     except DrainRefused as exc:
-        text = i18n.get("admin-drain-refused", id=html.escape(instance_id), reason=html.escape(str(exc)))
+        text = i18n.get("admin-drain-refused", id=instance_id, reason=str(exc))
         await screens.show(callback, text, views.back_markup(i18n))
         return
     log.info("admin %d drained %s", _admin_id(callback), instance_id)

@@ -5,7 +5,6 @@ CryptoBot invoice). The confirmation reaches the user through the outbox."""
 from __future__ import annotations
 
 import asyncio
-import html
 
 import aiohttp
 import asyncpg
@@ -89,6 +88,8 @@ def _limits(settings: Settings) -> dict[str, str]:
 def _refusal(i18n: I18nContext, settings: Settings, exc: service.PaymentError) -> str:
     if isinstance(exc, service.AmountOutOfRange):
         return i18n.get(exc.message_key, **_limits(settings))
+    if isinstance(exc, service.TooManyPendingPayments):
+        return i18n.get(exc.message_key, limit=exc.limit, minutes=settings.payment_timeout_minutes)
     return i18n.get(exc.message_key)
 
 
@@ -268,9 +269,9 @@ async def pay_ton(
         "topup-ton",
         amount=format_rub(invoice.payment.amount_kop),
         ton=invoice.amount_ton,
-        address=html.escape(invoice.address),
-        comment=html.escape(invoice.comment),
-        link=html.escape(invoice.link),
+        address=invoice.address,
+        comment=invoice.comment,
+        link=invoice.link,
         until=views.format_date(invoice.payment.expires_at),
         rate=f"{invoice.rate_rub:.2f}",
     )

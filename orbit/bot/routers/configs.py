@@ -8,7 +8,6 @@ config or a forged button get "not in your list" and nothing changes.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -108,7 +107,7 @@ def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
             i18n.get(
                 "configs-item",
                 index=index,
-                name=html.escape(view.config.name),
+                name=view.config.name,
                 status=_status(i18n, view.config, view.usage),
                 traffic=_traffic(i18n, view.usage),
             )
@@ -138,7 +137,7 @@ def detail_screen(
     lines.append(
         i18n.get(
             "configs-detail",
-            name=html.escape(config.name),
+            name=config.name,
             status=_status(i18n, config, view.usage),
             until=_until(i18n, until),
             traffic=_traffic(i18n, view.usage),
@@ -146,7 +145,7 @@ def detail_screen(
     )
     lines.append("")
     if config.subscription_url:
-        lines.append(i18n.get("configs-link", url=html.escape(config.subscription_url)))
+        lines.append(i18n.get("configs-link", url=config.subscription_url))
     else:
         lines.append(i18n.get("configs-link-pending"))
     rows = []
@@ -168,7 +167,7 @@ def _back_to_list(i18n: I18nContext) -> InlineKeyboardMarkup:
 
 
 def _error_text(i18n: I18nContext, error: ConfigError) -> str:
-    if isinstance(error, service.ConfigLimitReached):
+    if isinstance(error, service.ConfigLimitReached | service.DailyConfigCap):
         return i18n.get(error.message_key, limit=error.limit)
     if isinstance(error, service.InvalidConfigName):
         return i18n.get(error.message_key, max=service.NAME_MAX_LENGTH)
@@ -186,8 +185,9 @@ async def _pressed(found: Awaitable[_T], callback_answer: CallbackAnswer, i18n: 
         return None
 
 
-@router.callback_query(MenuCb.filter(F.screen == "configs"))
-@router.callback_query(ConfigCb.filter(F.action == "list"))
+# Rate budgets (orbit/ratelimit.py): every screen here that shows usage reads the panels.
+@router.callback_query(MenuCb.filter(F.screen == "configs"), flags={"rate": "panel_read"})
+@router.callback_query(ConfigCb.filter(F.action == "list"), flags={"rate": "panel_read"})
 async def show_list(
     callback: CallbackQuery,
     user: UserRow,
@@ -204,7 +204,9 @@ async def show_list(
 
 
 # Answered at once: placing a config may take a while when panels fail over.
-@router.callback_query(ConfigCb.filter(F.action == "new"), flags={"callback_answer": {"pre": True}})
+@router.callback_query(
+    ConfigCb.filter(F.action == "new"), flags={"callback_answer": {"pre": True}, "rate": "config_create"}
+)
 async def create(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -219,12 +221,12 @@ async def create(
     except ConfigError as exc:
         await screens.show(callback, _error_text(i18n, exc), _back_to_list(i18n))
         return
-    note = i18n.get("configs-created", name=html.escape(view.config.name))
+    note = i18n.get("configs-created", name=view.config.name)
     screen = detail_screen(i18n, view, user.subscription_until, note)
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "show"))
+@router.callback_query(ConfigCb.filter(F.action == "show"), flags={"rate": "panel_read"})
 async def show_one(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -243,7 +245,7 @@ async def show_one(
     await screens.show(callback, screen.text, screen.markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "qr"))
+@router.callback_query(ConfigCb.filter(F.action == "qr"), flags={"rate": "qr"})
 async def send_qr(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -264,12 +266,13 @@ async def send_qr(
     await bot.send_photo(
         user.id,
         BufferedInputFile(png, filename=f"config-{config.id}.png"),
-        caption=i18n.get("configs-qr-caption", name=html.escape(config.name)),
+        caption=i18n.get("configs-qr-caption", name=config.name),
         reply_markup=back,
     )
 
 
-@router.callback_query(ConfigCb.filter(F.action == "rename"))
+# The name typed next is answered with the config's usage: a panel read per rename.
+@router.callback_query(ConfigCb.filter(F.action == "rename"), flags={"rate": "panel_read"})
 async def ask_name(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -287,7 +290,7 @@ async def ask_name(
     cancel = InlineKeyboardMarkup(inline_keyboard=[
         [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))]
     ])
-    text = i18n.get("configs-rename-prompt", name=html.escape(config.name), max=service.NAME_MAX_LENGTH)
+    text = i18n.get("configs-rename-prompt", name=config.name, max=service.NAME_MAX_LENGTH)
     await screens.show(callback, text, cancel)
 
 
@@ -321,7 +324,7 @@ async def take_name(
         await screens.show(message, _error_text(i18n, exc), _back_to_list(i18n))
         return
     await state.clear()
-    note = i18n.get("configs-renamed", name=html.escape(view.config.name))
+    note = i18n.get("configs-renamed", name=view.config.name)
     screen = detail_screen(i18n, view, user.subscription_until, note)
     await screens.show(message, screen.text, screen.markup)
 
@@ -350,10 +353,10 @@ async def confirm_delete(
         [_button(i18n.get("btn-config-delete-yes"), ConfigCb(action="erase", id=config.id))],
         [_button(i18n.get("btn-config-cancel"), ConfigCb(action="show", id=config.id))],
     ])
-    await screens.show(callback, i18n.get("configs-delete-confirm", name=html.escape(config.name)), markup)
+    await screens.show(callback, i18n.get("configs-delete-confirm", name=config.name), markup)
 
 
-@router.callback_query(ConfigCb.filter(F.action == "erase"))
+@router.callback_query(ConfigCb.filter(F.action == "erase"), flags={"rate": "config_delete"})
 async def delete(
     callback: CallbackQuery,
     callback_data: ConfigCb,
@@ -366,5 +369,5 @@ async def delete(
     config = await _pressed(deleting, callback_answer, i18n)
     if config is None:
         return
-    text = i18n.get("configs-deleted", name=html.escape(config.name))
+    text = i18n.get("configs-deleted", name=config.name)
     await screens.show(callback, text, _back_to_list(i18n))

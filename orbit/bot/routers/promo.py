@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -40,7 +38,7 @@ def _menu(i18n: I18nContext) -> InlineKeyboardMarkup:
 
 
 def applied_text(i18n: I18nContext, done: Redemption) -> str:
-    code = html.escape(done.code)
+    code = done.code
     if done.kind == "balance":
         return i18n.get(
             "promo-applied-balance",

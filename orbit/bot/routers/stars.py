@@ -6,7 +6,6 @@ changes nothing and says nothing)."""
 
 from __future__ import annotations
 
-import html
 import logging
 
 import asyncpg
@@ -130,7 +129,7 @@ async def refund(
         await message.answer(i18n.get(exc.message_key))
         return
     except TelegramAPIError as exc:
-        await message.answer(i18n.get("refund-telegram-failed", error=html.escape(exc.message)))
+        await message.answer(i18n.get("refund-telegram-failed", error=exc.message))
         return
     entry = refund.entry
     if not refund.confirmed:

@@ -3,8 +3,6 @@ blocking or unblocking the bot (Telegram's `my_chat_member` update)."""
 
 from __future__ import annotations
 
-import html
-
 import asyncpg
 from aiogram import Router
 from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter, Command, CommandObject, CommandStart
@@ -50,7 +48,7 @@ async def start(
 ) -> None:
     user, is_new = await _registered(message, pool, parse_referrer(command.args))
     await leave_flow(state, raw_state)
-    name = html.escape(message.from_user.first_name if message.from_user else "")
+    name = message.from_user.first_name if message.from_user else ""
     greeting = i18n.get("start-welcome" if is_new else "start-welcome-back", name=name)
     screen = views.main_menu(i18n, user, settings.free_trial_days, greeting)
     await screens.show(message, screen.text, screen.markup)

@@ -11,10 +11,12 @@ BALANCER_SCORES = "balancer:scores"  # zset: "<instance>:<node>" -> load score, 
 BALANCER_REFRESHED_AT = "balancer:refreshed_at"  # unix time of the last full refresh
 TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 
-# The outbox sender's shared limits (orbit/outbox/limiter.py), one set for every bot process.
+# The bot's one send budget (orbit/outbox/limiter.py): replies and the outbox, every bot process.
 OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out
 OUTBOX_WINDOW = "outbox:window"  # zset: sends in flight or answered within the last second
 OUTBOX_PAUSE = "outbox:pause"  # set for a 429's retry_after: no sender sends while it lives
+# Lives between two notifications taken from the budget while replies queue (limiter.NOTIFY_SHARE).
+SEND_NOTIFY_SHARE = "outbox:notify_share"
 
 
 def heartbeat(worker: str) -> str:

@@ -16,7 +16,8 @@ not be undone. The window is small: the slot is taken before the claim, so a
 row is `sending` only for one request. (A kill -9 mid-send leaves the row
 `sending`; the next tick after `STALE_AFTER` fails it.)
 
-The limits are `orbit/outbox/limiter.py`: a pace of `OUTBOX_RATE_PER_SECOND`, a
+The limits are `orbit/outbox/limiter.py`, one budget shared with the bot's replies
+(which go first; notifications before broadcasts): a pace of `OUTBOX_RATE_PER_SECOND`, a
 window that never lets 31 sends arrive within one of Telegram's seconds whatever
 the latency, one message a second per chat, and a shared pause after a 429.
 
@@ -52,7 +53,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from orbit.outbox import queries
-from orbit.outbox.limiter import SendLimiter
+from orbit.outbox.limiter import BROADCAST, NOTIFY, SendLimiter
 from orbit.outbox.queries import OutboxRow
 from orbit.users.queries import mark_blocked
 
@@ -155,8 +156,14 @@ class OutboxSender:
         return True
 
     async def _lane(self, stats: TickStats) -> None:
-        while (ticket := await self.limiter.slot(self.stopping)) is not None:
-            row = await queries.claim(self.pool)
+        while True:
+            # Notifications ask the budget before broadcasts, and both after the
+            # replies queued by the bot's send budget (orbit/bot/send_budget.py).
+            notification = await queries.notification_due(self.pool)
+            ticket = await self.limiter.slot(self.stopping, NOTIFY if notification else BROADCAST)
+            if ticket is None:
+                return
+            row = await queries.claim(self.pool, broadcasts=not notification)
             if row is None:
                 await self.limiter.release(ticket)
                 return

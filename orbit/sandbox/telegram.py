@@ -2558,8 +2558,8 @@ class TelegramEmulator:
         return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
 
 
-async def _serve(host: str, port: int) -> None:
-    emulator = TelegramEmulator()
+async def _serve(host: str, port: int, *, rate_limits: bool = True) -> None:
+    emulator = TelegramEmulator(rate_limits=ctl.RateLimits(enabled=rate_limits))
 
     def ready() -> None:
         logger.info("Telegram Bot API emulator listening on %s", emulator.base_url)
@@ -2571,8 +2571,12 @@ async def _serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    args = standalone.parse(standalone.arguments("In-memory Telegram Bot API emulator", port=8081), None)
-    asyncio.run(_serve(args.host, args.port))
+    parser = standalone.arguments("In-memory Telegram Bot API emulator", port=8081)
+    parser.add_argument(
+        "--no-rate-limits", action="store_true", help="accept any rate (Telegram's limits are on by default)"
+    )
+    args = standalone.parse(parser, None)
+    asyncio.run(_serve(args.host, args.port, rate_limits=not args.no_rate_limits))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class ClockIn(_Shape):
 
 
 class RateLimits(_Shape):
-    enabled: bool = False
+    enabled: bool = True  # on, as Telegram: what a newcomer sees is what Telegram does
     per_chat_per_sec: int = 1
     global_per_sec: int = 30
 

@@ -221,7 +221,10 @@ async def create(
         return
     note = i18n.get("configs-created", name=html.escape(view.config.name))
     screen = detail_screen(i18n, view, user.subscription_until, note)
-    await screens.show(callback, screen.text, screen.markup)
+    await screens.show_effect(
+        callback, screen.text, screen.markup,
+        pool=panel_deps.pool, redis=panel_deps.redis, dedup_key=f"effect:config:{view.config.id}",
+    )
 
 
 @router.callback_query(ConfigCb.filter(F.action == "show"))

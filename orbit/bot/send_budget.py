@@ -1,0 +1,241 @@
+"""The bot's replies spend the one send budget they share with the outbox (Redis).
+
+Every message-sending call of the bot (replies, edits, photos, invoices) passes here
+on its way to Telegram:
+
+1. one at a time per chat in this process (Telegram: one message a second per chat);
+   the chat's own interval, shared with the outbox through Redis, is waited out;
+2. a pace slot is *reserved* in line (FIFO across every bot process, and ahead of the
+   outbox's notifications and broadcasts: orbit/outbox/limiter.py); the caller sleeps
+   until it comes, then is admitted (a 429 pause voids the slot, the window keeps a
+   31st send out of any second);
+3. the request goes out; a 429 pauses *every* sender for `retry_after` (the
+   limiter's pause key) and the request waits its turn again, until `max_wait`.
+
+Before it waits, a press being handled is answered (`answer_press_now`) so the
+button does not spin while the screen queues. Edits of the same message waiting
+together coalesce: only the newest goes out and every caller gets its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from orbit.bot.metrics import Metrics
+from orbit.bot.middlewares.callback_answer import answer_press_now
+from orbit.outbox.limiter import SendLimiter
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 300.0  # a reply waits this long for its turn at most (then the error handler, or the outbox)
+ANSWER_PRESS_AFTER = 0.3  # a wait longer than this answers the press first
+EDIT_METHODS = frozenset(
+    {"editMessageText", "editMessageCaption", "editMessageReplyMarkup", "editMessageMedia"}
+)
+UNCOUNTED = frozenset({"sendChatAction"})  # Telegram does not count it as a message
+
+
+def counts(api_method: str) -> bool:
+    """Does Telegram count this call against the bot's message limits?"""
+    if api_method in UNCOUNTED:
+        return False
+    return api_method.startswith(("send", "edit", "copyMessage", "forwardMessage"))
+
+
+def _chat_of(method: TelegramMethod[Any]) -> int | None:
+    chat = getattr(method, "chat_id", None)
+    if isinstance(chat, int):
+        return chat
+    if isinstance(chat, str) and chat.lstrip("-").isdigit():
+        return int(chat)
+    return None
+
+
+@dataclass
+class _Edit:
+    """An edit of one message waiting for its turn: the newest version, and the callers
+    whose older versions it replaced."""
+
+    method: TelegramMethod[Any]
+    followers: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+@dataclass
+class _ChatLine:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class SendBudget(BaseRequestMiddleware):
+    def __init__(self, limiter: SendLimiter, metrics: Metrics, *, max_wait: float = MAX_WAIT) -> None:
+        self.limiter = limiter
+        self.metrics = metrics
+        self.max_wait = max_wait
+        self._edits: dict[tuple[int, int], _Edit] = {}
+        self._chats: dict[int, _ChatLine] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = method.__api_method__
+        if not counts(name):
+            return await make_request(bot, method)
+        chat_id = _chat_of(method)
+        message_id = getattr(method, "message_id", None)
+        key = (chat_id, message_id) if name in EDIT_METHODS and chat_id is not None and message_id else None
+        if key is None:
+            return await self._in_line(make_request, bot, chat_id, None, _Edit(method))
+        waiting = self._edits.get(key)
+        if waiting is not None:  # an older edit of this message is still in line: ride on it
+            return await self._follow(waiting, method)
+        edit = self._edits[key] = _Edit(method)
+        return await self._in_line(make_request, bot, chat_id, key, edit)
+
+    async def _follow(self, waiting: _Edit, method: TelegramMethod[Any]) -> Any:
+        waiting.method = method
+        self.metrics.inc("telegram_edits_coalesced_total")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiting.followers.append(future)
+        return await future
+
+    async def _in_line(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        chat_id: int | None,
+        key: tuple[int, int] | None,
+        edit: _Edit,
+    ) -> Any:
+        try:
+            result = await self._send(make_request, bot, chat_id, key, edit)
+        except asyncio.CancelledError:
+            for future in edit.followers:
+                future.cancel()
+            raise
+        except BaseException as exc:
+            for future in edit.followers:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            if key is not None and self._edits.get(key) is edit:
+                del self._edits[key]
+        for future in edit.followers:
+            if not future.done():
+                future.set_result(result)
+        return result
+
+    async def _send(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        chat_id: int | None,
+        key: tuple[int, int] | None,
+        edit: _Edit,
+    ) -> Any:
+        deadline = time.monotonic() + self.max_wait
+        line = self._chat_line(chat_id)
+        handoff: _Edit | None = None
+        try:
+            async with line.lock if line is not None else _NO_LOCK:
+                while True:
+                    ticket = await self._turn(chat_id, deadline, edit)
+                    if key is not None and self._edits.get(key) is edit:
+                        del self._edits[key]  # from here a newer edit is a new request
+                    try:
+                        return await make_request(bot, edit.method)
+                    except TelegramRetryAfter as exc:
+                        await self.limiter.pause(exc.retry_after)  # first: before anyone else goes
+                        self.metrics.inc("telegram_retry_after_total", outcome="paused")
+                        log.warning(
+                            "%s to chat %s: 429, every sender pauses %ss",
+                            edit.method.__api_method__, chat_id, exc.retry_after,
+                        )
+                        if time.monotonic() + exc.retry_after > deadline:
+                            raise
+                        if key is not None:
+                            handoff = self._edits.get(key)
+                            if handoff is not None:  # a newer version queued meanwhile: it goes instead
+                                handoff.followers.extend(edit.followers)
+                                edit.followers.clear()
+                                break
+                            self._edits[key] = edit
+                    finally:
+                        await self.limiter.done(ticket, chat_id)
+        finally:
+            if line is not None:
+                line.users -= 1
+                if line.users == 0:
+                    del self._chats[chat_id]  # type: ignore[arg-type]
+        assert handoff is not None
+        return await self._follow(handoff, handoff.method)
+
+    def _chat_line(self, chat_id: int | None) -> _ChatLine | None:
+        if chat_id is None:
+            return None
+        line = self._chats.get(chat_id)
+        if line is None:
+            line = self._chats[chat_id] = _ChatLine()
+        line.users += 1
+        return line
+
+    async def _turn(self, chat_id: int | None, deadline: float, edit: _Edit) -> str:
+        """Wait for the chat and a slot of the budget; the admitted ticket."""
+        ticket = uuid.uuid4().hex
+        while True:
+            if chat_id is not None:
+                wait = await self.limiter.chat_free_in(chat_id)
+                if wait > 0:
+                    await self._wait(wait, deadline, edit)
+                    continue
+            paused, wait = await self.limiter.reserve()
+            await self._wait(wait, deadline, edit)
+            if paused:
+                continue
+            while (wait := await self.limiter.admit(ticket)) > 0:
+                await asyncio.sleep(wait)
+            if wait < 0:  # a 429 pause began while we waited: the slot is void
+                await self._wait(-wait, deadline, edit)
+                continue
+            if chat_id is not None and await self.limiter.take_chat(chat_id) > 0:
+                # The outbox wrote to this chat meanwhile: this slot goes unused, try again.
+                await self.limiter.release(ticket)
+                continue
+            return ticket
+
+    async def _wait(self, seconds: float, deadline: float, edit: _Edit) -> None:
+        if seconds <= 0:
+            return
+        if time.monotonic() + seconds > deadline:
+            self.metrics.inc("telegram_retry_after_total", outcome="gave_up")
+            raise TelegramRetryAfter(
+                edit.method, "Too Many Requests: the send budget is exhausted", round(seconds)
+            )
+        if seconds > ANSWER_PRESS_AFTER:
+            await answer_press_now()
+        await asyncio.sleep(seconds)
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()

@@ -134,7 +134,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     # One budget (Redis, every bot process): replies reserve their turn ahead of the
     # outbox, whose sender has its own bot without this middleware and its own lanes.
     limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
-    bot.session.middleware(SendBudget(limiter, metrics))
+    bot.session.middleware(SendBudget(limiter, metrics, max_wait=ctx.settings.send_max_wait_seconds))
     sender_bot = create_bot(ctx.settings)
     stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)

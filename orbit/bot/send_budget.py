@@ -12,8 +12,9 @@ on its way to Telegram:
 3. the request goes out; a 429 pauses *every* sender for `retry_after` (the
    limiter's pause key) and the request waits its turn again, until `max_wait`.
 
-Before it waits, a press being handled is answered (`answer_press_now`) so the
-button does not spin while the screen queues. Edits of the same message waiting
+When the screen would wait longer than `ANSWER_PRESS_AFTER`, the press being
+handled is answered at once (`answer_press_now`), so the button does not spin
+while the screen queues. Edits of the same message waiting
 together coalesce: only the newest goes out and every caller gets its answer.
 """
 
@@ -39,7 +40,9 @@ from orbit.outbox.limiter import SendLimiter
 log = logging.getLogger(__name__)
 
 MAX_WAIT = 300.0  # a reply waits this long for its turn at most (then the error handler, or the outbox)
-ANSWER_PRESS_AFTER = 0.3  # a wait longer than this answers the press first
+# A press whose screen would wait longer than this (the chat's own second, a queue) is
+# answered at once; a shorter wait keeps the answer with the screen, as without a crowd.
+ANSWER_PRESS_AFTER = 1.5
 EDIT_METHODS = frozenset(
     {"editMessageText", "editMessageCaption", "editMessageReplyMarkup", "editMessageMedia"}
 )
@@ -147,13 +150,14 @@ class SendBudget(BaseRequestMiddleware):
         key: tuple[int, int] | None,
         edit: _Edit,
     ) -> Any:
-        deadline = time.monotonic() + self.max_wait
+        started = time.monotonic()
+        deadline = started + self.max_wait
         line = self._chat_line(chat_id)
         handoff: _Edit | None = None
         try:
             async with line.lock if line is not None else _NO_LOCK:
                 while True:
-                    ticket = await self._turn(chat_id, deadline, edit)
+                    ticket = await self._turn(chat_id, started, deadline, edit)
                     if key is not None and self._edits.get(key) is edit:
                         del self._edits[key]  # from here a newer edit is a new request
                     try:
@@ -193,23 +197,23 @@ class SendBudget(BaseRequestMiddleware):
         line.users += 1
         return line
 
-    async def _turn(self, chat_id: int | None, deadline: float, edit: _Edit) -> str:
+    async def _turn(self, chat_id: int | None, started: float, deadline: float, edit: _Edit) -> str:
         """Wait for the chat and a slot of the budget; the admitted ticket."""
         ticket = uuid.uuid4().hex
         while True:
             if chat_id is not None:
                 wait = await self.limiter.chat_free_in(chat_id)
                 if wait > 0:
-                    await self._wait(wait, deadline, edit)
+                    await self._wait(wait, started, deadline, edit)
                     continue
             paused, wait = await self.limiter.reserve()
-            await self._wait(wait, deadline, edit)
+            await self._wait(wait, started, deadline, edit)
             if paused:
                 continue
             while (wait := await self.limiter.admit(ticket)) > 0:
                 await asyncio.sleep(wait)
             if wait < 0:  # a 429 pause began while we waited: the slot is void
-                await self._wait(-wait, deadline, edit)
+                await self._wait(-wait, started, deadline, edit)
                 continue
             if chat_id is not None and await self.limiter.take_chat(chat_id) > 0:
                 # The outbox wrote to this chat meanwhile: this slot goes unused, try again.
@@ -217,15 +221,16 @@ class SendBudget(BaseRequestMiddleware):
                 continue
             return ticket
 
-    async def _wait(self, seconds: float, deadline: float, edit: _Edit) -> None:
+    async def _wait(self, seconds: float, started: float, deadline: float, edit: _Edit) -> None:
         if seconds <= 0:
             return
-        if time.monotonic() + seconds > deadline:
+        now = time.monotonic()
+        if now + seconds > deadline:
             self.metrics.inc("telegram_retry_after_total", outcome="gave_up")
             raise TelegramRetryAfter(
                 edit.method, "Too Many Requests: the send budget is exhausted", round(seconds)
             )
-        if seconds > ANSWER_PRESS_AFTER:
+        if now + seconds - started > ANSWER_PRESS_AFTER:
             await answer_press_now()
         await asyncio.sleep(seconds)
 

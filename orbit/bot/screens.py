@@ -57,6 +57,16 @@ async def show(
 EFFECT_KIND = "effect"
 
 
+async def show_interim(event: Message | CallbackQuery, text: str) -> None:
+    """A "working on it" screen: worth showing, not worth failing the work it announces."""
+    try:
+        await show(event, text)
+    except (TelegramForbiddenError, TelegramUnauthorizedError):
+        raise
+    except TelegramAPIError as exc:
+        log.info("interim screen not shown (%s); the work goes on", type(exc).__name__)
+
+
 async def show_effect(
     event: Message | CallbackQuery,
     text: str,

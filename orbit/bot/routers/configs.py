@@ -213,7 +213,7 @@ async def create(
     plans: Plans,
     i18n: I18nContext,
 ) -> None:
-    await screens.show(callback, i18n.get("configs-creating"))
+    await screens.show_interim(callback, i18n.get("configs-creating"))
     try:
         view = await service.create_config(panel_deps, plans, user.id, seen_made=callback_data.id)
     except ConfigError as exc:

@@ -12,6 +12,9 @@ on its way to Telegram:
 3. the request goes out; a 429 pauses *every* sender for `retry_after` (the
    limiter's pause key) and the request waits its turn again, until `max_wait`.
 
+Without Redis (down, cut off) the budget is kept in this process alone (`_LocalBudget`):
+the bot goes on answering at Telegram's pace instead of failing every press.
+
 When the screen would wait longer than `ANSWER_PRESS_AFTER`, the press being
 handled is answered at once (`answer_press_now`), so the button does not spin
 while the screen queues. Edits of the same message waiting
@@ -32,6 +35,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from redis.exceptions import RedisError
 
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares.callback_answer import answer_press_now
@@ -46,6 +50,7 @@ ANSWER_PRESS_AFTER = 1.5
 EDIT_METHODS = frozenset(
     {"editMessageText", "editMessageCaption", "editMessageReplyMarkup", "editMessageMedia"}
 )
+REDIS_RETRY_SECONDS = 5.0  # paced alone this long after a Redis failure, then Redis again
 UNCOUNTED = frozenset({"sendChatAction"})  # Telegram does not count it as a message
 
 
@@ -74,6 +79,37 @@ class _Edit:
     followers: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
+class _LocalBudget:
+    """The budget of this process alone, for while Redis cannot be reached."""
+
+    def __init__(self, rate_per_second: float, chat_interval: float) -> None:
+        self.interval = 1.0 / rate_per_second
+        self.chat_interval = chat_interval
+        self.tat = 0.0
+        self.paused_until = 0.0
+        self.chat_free_at: dict[int, float] = {}
+
+    def wait(self, chat_id: int | None) -> float:
+        """Seconds until this send may go; takes the slot when 0."""
+        now = time.monotonic()
+        ready = max(self.paused_until, self.chat_free_at.get(chat_id, 0.0) if chat_id is not None else 0.0)
+        if ready > now:
+            return ready - now
+        slot = max(self.tat, now)
+        self.tat = slot + self.interval
+        return slot - now
+
+    def done(self, chat_id: int | None) -> None:
+        now = time.monotonic()
+        if chat_id is not None:
+            self.chat_free_at[chat_id] = now + self.chat_interval
+        if len(self.chat_free_at) > 10_000:  # forget chats whose second is long over
+            self.chat_free_at = {c: t for c, t in self.chat_free_at.items() if t > now}
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
 @dataclass
 class _ChatLine:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -87,6 +123,8 @@ class SendBudget(BaseRequestMiddleware):
         self.max_wait = max_wait
         self._edits: dict[tuple[int, int], _Edit] = {}
         self._chats: dict[int, _ChatLine] = {}
+        self._local = _LocalBudget(1_000_000 / limiter.interval_us, limiter.chat_interval_ms / 1000)
+        self._redis_back_at = 0.0  # after a Redis failure, try it again from this moment
 
     async def __call__(
         self,
@@ -157,13 +195,13 @@ class SendBudget(BaseRequestMiddleware):
         try:
             async with line.lock if line is not None else _NO_LOCK:
                 while True:
-                    ticket = await self._turn(chat_id, started, deadline, edit)
+                    ticket = await self._turn_anyhow(chat_id, started, deadline, edit)
                     if key is not None and self._edits.get(key) is edit:
                         del self._edits[key]  # from here a newer edit is a new request
                     try:
                         return await make_request(bot, edit.method)
                     except TelegramRetryAfter as exc:
-                        await self.limiter.pause(exc.retry_after)  # first: before anyone else goes
+                        await self._pause(exc.retry_after)  # first: before anyone else goes
                         self.metrics.inc("telegram_retry_after_total", outcome="paused")
                         log.warning(
                             "%s to chat %s: 429, every sender pauses %ss",
@@ -179,7 +217,7 @@ class SendBudget(BaseRequestMiddleware):
                                 break
                             self._edits[key] = edit
                     finally:
-                        await self.limiter.done(ticket, chat_id)
+                        await self._done(ticket, chat_id)
         finally:
             if line is not None:
                 line.users -= 1
@@ -196,6 +234,37 @@ class SendBudget(BaseRequestMiddleware):
             line = self._chats[chat_id] = _ChatLine()
         line.users += 1
         return line
+
+    async def _turn_anyhow(
+        self, chat_id: int | None, started: float, deadline: float, edit: _Edit
+    ) -> str | None:
+        """The shared turn (its ticket), or the local one (None) while Redis is unreachable."""
+        if time.monotonic() >= self._redis_back_at:
+            try:
+                return await self._turn(chat_id, started, deadline, edit)
+            except (RedisError, OSError) as exc:
+                self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS
+                self.metrics.inc("send_budget_redis_errors_total")
+                log.warning("send budget: Redis unreachable (%s); this process paces alone", exc)
+        while (wait := self._local.wait(chat_id)) > 0:
+            await self._wait(wait, started, deadline, edit)
+        return None
+
+    async def _done(self, ticket: str | None, chat_id: int | None) -> None:
+        self._local.done(chat_id)
+        if ticket is None:
+            return
+        try:
+            await self.limiter.done(ticket, chat_id)
+        except (RedisError, OSError) as exc:  # the ticket then counts as in flight until it expires
+            log.warning("send budget: limiter not told of an answer: %s", exc)
+
+    async def _pause(self, seconds: float) -> None:
+        self._local.pause(seconds)
+        try:
+            await self.limiter.pause(seconds)
+        except (RedisError, OSError) as exc:
+            log.warning("send budget: 429 pause kept in this process only: %s", exc)
 
     async def _turn(self, chat_id: int | None, started: float, deadline: float, edit: _Edit) -> str:
         """Wait for the chat and a slot of the budget; the admitted ticket."""

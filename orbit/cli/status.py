@@ -35,6 +35,7 @@ class WorkerStatus(msgspec.Struct):
     heartbeat_age: float | None
     pid: int | None
     supervisor_state: str
+    heartbeat_fresh: bool = False
 
 
 class Status(msgspec.Struct):
@@ -127,6 +128,7 @@ async def collect(settings: Settings, socket_path: str) -> Status:
                 heartbeat_age=None if age is None else round(age, 1),
                 pid=None if beat is None else beat.pid,
                 supervisor_state=state,
+                heartbeat_fresh=fresh,
             )
         )
     ok = (
@@ -167,9 +169,9 @@ def verdict(status: Status) -> str:
         status.postgres != "up"
         or status.redis != "up"
         or status.schema != status.schema_expected
-        # A missing heartbeat is down whatever supervisord would have said.
+        # A missing or stale heartbeat is down whatever supervisord would have said.
         or any(
-            not w.ok and (w.supervisor_state != "unknown" or w.heartbeat_age is None)
+            not w.ok and (w.supervisor_state != "unknown" or not w.heartbeat_fresh)
             for w in status.workers
         )
     )

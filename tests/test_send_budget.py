@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from orbit import keys
 from orbit.bot.metrics import Metrics
 from orbit.bot.send_budget import SendBudget
-from orbit.outbox.limiter import BROADCAST, NOTIFY, SendLimiter
+from orbit.outbox.limiter import BROADCAST, NOTIFY, PAUSED, SendLimiter
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.telegram_control import TelegramControl
 
@@ -158,5 +158,6 @@ async def test_replies_go_before_notifications_and_broadcasts(redis: Redis) -> N
     assert not paused and wait > 0.5  # the notice pushed the line one slot later
     await limiter.pause(3)
     assert (await limiter.reserve())[0] is True
-    assert await limiter.admit("late") < -2  # a reserved slot that comes in a pause is void
+    code, wait = await limiter.admit("late")
+    assert code == PAUSED and wait > 2  # a reserved slot that comes in a pause is void
     await redis.delete(keys.OUTBOX_PAUSE)

@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 
 from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares.callback_answer import answer_press_now
-from orbit.outbox.limiter import SendLimiter
+from orbit.outbox.limiter import ADMITTED, WINDOW, SendLimiter
 
 log = logging.getLogger(__name__)
 
@@ -279,16 +279,14 @@ class SendBudget(BaseRequestMiddleware):
             await self._wait(wait, started, deadline, edit)
             if paused:
                 continue
-            while (wait := await self.limiter.admit(ticket)) > 0:
-                await asyncio.sleep(wait)
-            if wait < 0:  # a 429 pause began while we waited: the slot is void
-                await self._wait(-wait, started, deadline, edit)
-                continue
-            if chat_id is not None and await self.limiter.take_chat(chat_id) > 0:
-                # The outbox wrote to this chat meanwhile: this slot goes unused, try again.
-                await self.limiter.release(ticket)
-                continue
-            return ticket
+            # Chat and window in the same round trip as the grant: the send follows at once.
+            while (admitted := await self.limiter.admit(ticket, chat_id))[0] == WINDOW:
+                await asyncio.sleep(admitted[1])
+            code, wait = admitted
+            if code == ADMITTED:
+                return ticket
+            # A 429 pause began, or the outbox wrote to this chat, while we waited: the slot is void.
+            await self._wait(wait, started, deadline, edit)
 
     async def _wait(self, seconds: float, started: float, deadline: float, edit: _Edit) -> None:
         if seconds <= 0:

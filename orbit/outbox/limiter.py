@@ -53,6 +53,12 @@ INTERACTIVE = 0
 NOTIFY = 1
 BROADCAST = 2
 
+# What `admit` says.
+ADMITTED = 0
+WINDOW = 1
+PAUSED = 2
+CHAT_BUSY = 3
+
 # KEYS: pace, pause, window, notify share.
 # ARGV: µs per message, early µs, window limit, ticket, in-flight µs, key TTL ms, recheck µs,
 #       priority (1 notify, 2 broadcast), ms between notifications taken from a backlog.
@@ -107,23 +113,30 @@ redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', ttl)
 return {0, tat - now}
 """
 
-# KEYS: pause, window. ARGV: window limit, ticket, in-flight µs, key TTL ms, recheck µs.
-# A reserved slot has come: 0 when the ticket is now in flight; >0 µs to wait for the
-# window; <0 minus the µs of a pause (the slot is void: reserve again after it).
+# KEYS: pause, window, chat (or none). ARGV: window limit, ticket, in-flight µs, key TTL ms,
+# recheck µs, chat interval ms. A reserved slot has come; one round trip, so the send
+# follows at once: {0, 0} the ticket is in flight (and the chat taken); {1, µs} wait for
+# the window; {2, µs} a 429 pause (the slot is void: reserve again after it); {3, µs} the
+# chat is busy (the slot is void: wait for the chat, then reserve again).
 _ADMIT = """
 local paused = redis.call('PTTL', KEYS[1])
-if paused > 0 then return -paused * 1000 end
+if paused > 0 then return {2, paused * 1000} end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1000000)
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then
     local oldest = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
-    if oldest > now then return tonumber(ARGV[5]) end
-    return oldest + 1000000 - now + 1
+    if oldest > now then return {1, tonumber(ARGV[5])} end
+    return {1, oldest + 1000000 - now + 1}
+end
+local hold = math.ceil(tonumber(ARGV[3]) / 1000)
+if #KEYS > 2 and not redis.call('SET', KEYS[3], 'inflight', 'NX', 'PX', hold) then
+    if redis.call('GET', KEYS[3]) == 'inflight' then return {3, tonumber(ARGV[6]) * 1000} end
+    return {3, math.max(1, redis.call('PTTL', KEYS[3])) * 1000}
 end
 redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 0
+return {0, 0}
 """
 
 # KEYS: window, chat (or none). ARGV: ticket, chat interval ms.
@@ -186,14 +199,16 @@ class SendLimiter:
         )
         return bool(paused), int(wait_us) / 1_000_000
 
-    async def admit(self, ticket: str) -> float:
-        """A reserved slot has come: 0.0 when `ticket` is in flight, > 0 seconds to wait for
-        the window, < 0 minus the seconds a 429 pause lasts (then reserve again)."""
-        wait_us = await self._admit(
-            keys=[keys.OUTBOX_PAUSE, keys.OUTBOX_WINDOW],
-            args=[self.window_limit, ticket, INFLIGHT_US, KEY_TTL_MS, RECHECK_US],
+    async def admit(self, ticket: str, chat_id: int | None = None) -> tuple[int, float]:
+        """A reserved slot has come: (ADMITTED, 0.0) when `ticket` is in flight and the chat
+        taken; (WINDOW, s) ask again in s; (PAUSED, s) or (CHAT_BUSY, s): the slot is void,
+        reserve again after s."""
+        chat_keys = [keys.outbox_chat(chat_id)] if chat_id is not None else []
+        code, wait_us = await self._admit(
+            keys=[keys.OUTBOX_PAUSE, keys.OUTBOX_WINDOW, *chat_keys],
+            args=[self.window_limit, ticket, INFLIGHT_US, KEY_TTL_MS, RECHECK_US, self.chat_interval_ms],
         )
-        return int(wait_us) / 1_000_000
+        return int(code), int(wait_us) / 1_000_000
 
     async def paused_for(self) -> float:
         """Seconds the 429 pause still lasts (0.0 when none)."""
@@ -231,10 +246,6 @@ class SendLimiter:
         if state in (b"inflight", "inflight"):
             return self.chat_interval_ms / 1000
         return max(0, int(left)) / 1000
-
-    async def release_chat(self, chat_id: int) -> None:
-        """The chat was taken but nothing was sent to it."""
-        await self.redis.delete(keys.outbox_chat(chat_id))
 
     async def done(self, ticket: str, chat_id: int | None) -> None:
         """The send's answer came back (whatever it was): start its second in the window

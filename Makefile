@@ -18,3 +18,9 @@ status:
 
 stop:
 	.venv/bin/supervisorctl -c supervisord.conf shutdown
+
+# Benchmarks (BENCHMARKS.md says what each measures and what it printed).
+bench:
+	.venv/bin/python -m bench.bench_crowd --users 50,200 --write
+	.venv/bin/python -m bench.bench_crowd --users 200 --fault kill-bot --write
+	.venv/bin/python -m bench.bench_crowd --users 200 --fault restart-redis --write

@@ -69,3 +69,20 @@ async def test_a_flood_longer_than_a_reply_may_wait_delivers_through_the_outbox(
 
 async def _sent(db: asyncpg.Pool, query: str, user_id: int) -> bool:
     return await db.fetchval(query, user_id) == "sent"
+
+
+async def test_a_press_whose_screen_must_wait_is_answered_at_once(
+    bot: object, make_user: MakeUser, telegram: Telegram
+) -> None:
+    cat = make_user(3503, first_name="Cat")
+    await cat.send("/start")
+    await telegram.control.flood(4, chat_id=cat.id)
+    menu = await cat.last_with_button("❓ Help")
+    pressed_at = time.monotonic()
+    pressed = await telegram.control.press(cat.id, message_id=menu.message_id, button_text="❓ Help")
+    answer = await telegram.control.callback_answer(pressed.callback_query_id, timeout=10)
+    answered_in = time.monotonic() - pressed_at
+    assert answer.answered and not answer.show_alert and answered_in < 2.5  # no spinner left hanging
+    shown = await cat.wait_until(lambda ms: (ms[-1].text or "").startswith("How to connect"), timeout=15)
+    assert time.monotonic() - pressed_at >= 3.5 and shown[-1].message_id == menu.message_id
+    assert (await telegram.control.rate_stats()).early_retries == 0

@@ -4,6 +4,7 @@ emulator (limits on, real HTTP) and the shared Redis limiter."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -161,3 +162,34 @@ async def test_replies_go_before_notifications_and_broadcasts(redis: Redis) -> N
     code, wait = await limiter.admit("late")
     assert code == PAUSED and wait > 2  # a reserved slot that comes in a pause is void
     await redis.delete(keys.OUTBOX_PAUSE)
+
+
+async def test_without_redis_the_process_paces_alone(
+    control: TelegramControl, telegram: TelegramEmulator
+) -> None:
+    """Redis down (nothing listens on its port): the replies still go, at Telegram's pace."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    dead = Redis(port=dead_port, socket_connect_timeout=1)
+    bot = _bot(telegram)
+    metrics = Metrics()
+    bot.session.middleware(SendBudget(SendLimiter(dead, 30.0), metrics, max_wait=20))
+    try:
+        chats = list(range(200, 250))
+        await _users(control, *chats)
+        started = time.monotonic()
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(bot.send_message(chat, "hi") for chat in chats),
+                *(bot.send_message(200, f"again {n}") for n in range(2)),
+            ),
+            timeout=15,
+        )
+        assert time.monotonic() - started > 1.0
+    finally:
+        await bot.session.close()
+        await dead.aclose()
+    stats = await control.rate_stats()
+    assert stats.accepted_total == 52 and stats.early_retries == 0
+    assert metrics.value("send_budget_redis_errors_total") >= 1

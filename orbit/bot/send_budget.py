@@ -89,12 +89,14 @@ class _LocalBudget:
         self.paused_until = 0.0
         self.chat_free_at: dict[int, float] = {}
 
-    def wait(self, chat_id: int | None) -> float:
-        """Seconds until this send may go; takes the slot when 0."""
+    def ready_in(self, chat_id: int | None) -> float:
+        """Seconds until the pause is over and the chat is free (nothing reserved)."""
+        chat_free = self.chat_free_at.get(chat_id, 0.0) if chat_id is not None else 0.0
+        return max(0.0, max(self.paused_until, chat_free) - time.monotonic())
+
+    def reserve(self) -> float:
+        """Take the next pace slot: seconds until it (sleep that long, then send)."""
         now = time.monotonic()
-        ready = max(self.paused_until, self.chat_free_at.get(chat_id, 0.0) if chat_id is not None else 0.0)
-        if ready > now:
-            return ready - now
         slot = max(self.tat, now)
         self.tat = slot + self.interval
         return slot - now
@@ -246,9 +248,12 @@ class SendBudget(BaseRequestMiddleware):
                 self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS
                 self.metrics.inc("send_budget_redis_errors_total")
                 log.warning("send budget: Redis unreachable (%s); this process paces alone", exc)
-        while (wait := self._local.wait(chat_id)) > 0:
-            await self._wait(wait, started, deadline, edit)
-        return None
+        while True:
+            while (wait := self._local.ready_in(chat_id)) > 0:
+                await self._wait(wait, started, deadline, edit)
+            await self._wait(self._local.reserve(), started, deadline, edit)
+            if self._local.ready_in(chat_id) == 0:  # no 429 pause began while we waited
+                return None
 
     async def _done(self, ticket: str | None, chat_id: int | None) -> None:
         self._local.done(chat_id)

@@ -50,6 +50,7 @@ ANSWER_PRESS_AFTER = 1.5
 EDIT_METHODS = frozenset(
     {"editMessageText", "editMessageCaption", "editMessageReplyMarkup", "editMessageMedia"}
 )
+LOCAL_MARGIN = 0.9  # of the shared pace, kept by a process pacing alone
 REDIS_RETRY_SECONDS = 5.0  # paced alone this long after a Redis failure, then Redis again
 UNCOUNTED = frozenset({"sendChatAction"})  # Telegram does not count it as a message
 
@@ -125,7 +126,9 @@ class SendBudget(BaseRequestMiddleware):
         self.max_wait = max_wait
         self._edits: dict[tuple[int, int], _Edit] = {}
         self._chats: dict[int, _ChatLine] = {}
-        self._local = _LocalBudget(1_000_000 / limiter.interval_us, limiter.chat_interval_ms / 1000)
+        # Alone it has no window to absorb latency jitter: a margin below the shared pace instead.
+        rate = LOCAL_MARGIN * 1_000_000 / limiter.interval_us
+        self._local = _LocalBudget(rate, limiter.chat_interval_ms / 1000)
         self._redis_back_at = 0.0  # after a Redis failure, try it again from this moment
 
     async def __call__(
@@ -241,8 +244,11 @@ class SendBudget(BaseRequestMiddleware):
         self, chat_id: int | None, started: float, deadline: float, edit: _Edit
     ) -> str | None:
         """The shared turn (its ticket), or the local one (None) while Redis is unreachable."""
-        if time.monotonic() >= self._redis_back_at:
+        # Back to the shared line only once the local one has drained: two lines at once
+        # would each spend the whole budget.
+        if time.monotonic() >= self._redis_back_at and self._local.tat <= time.monotonic():
             try:
+                await self._share_pause()
                 return await self._turn(chat_id, started, deadline, edit)
             except (RedisError, OSError) as exc:
                 self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS
@@ -254,6 +260,13 @@ class SendBudget(BaseRequestMiddleware):
             await self._wait(self._local.reserve(), started, deadline, edit)
             if self._local.ready_in(chat_id) == 0:  # no 429 pause began while we waited
                 return None
+
+    async def _share_pause(self) -> None:
+        """A 429 pause this process saw while Redis was away: every sender must know it, and
+        a pause lost with a restarted Redis still holds here."""
+        left = self._local.ready_in(None)
+        if left > 0:
+            await self.limiter.pause(left)
 
     async def _done(self, ticket: str | None, chat_id: int | None) -> None:
         self._local.done(chat_id)
@@ -283,6 +296,9 @@ class SendBudget(BaseRequestMiddleware):
             paused, wait = await self.limiter.reserve()
             await self._wait(wait, started, deadline, edit)
             if paused:
+                continue
+            if self._local.ready_in(None) > 0:  # a pause Redis lost (restarted) while we slept
+                await self._share_pause()
                 continue
             # Chat and window in the same round trip as the grant: the send follows at once.
             while (admitted := await self.limiter.admit(ticket, chat_id))[0] == WINDOW:

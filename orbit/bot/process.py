@@ -134,7 +134,8 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     # One budget (Redis, every bot process): replies reserve their turn ahead of the
     # outbox, whose sender has its own bot without this middleware and its own lanes.
     limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
-    bot.session.middleware(SendBudget(limiter, metrics, max_wait=ctx.settings.send_max_wait_seconds))
+    budget = SendBudget(limiter, metrics, max_wait=ctx.settings.send_max_wait_seconds)
+    bot.session.middleware(budget)
     sender_bot = create_bot(ctx.settings)
     stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)
@@ -152,7 +153,9 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         stop.cancel()
         await polling
 
-    sender = OutboxSender(sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics)
+    sender = OutboxSender(
+        sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
+    )
     # What was built so far lives as long as the process: keep it out of the cyclic GC's
     # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
     gc.collect()

@@ -261,6 +261,17 @@ class SendBudget(BaseRequestMiddleware):
             if self._local.ready_in(chat_id) == 0:  # no 429 pause began while we waited
                 return None
 
+    async def outbox_turn(self) -> None:
+        """The outbox sender of this process asks first: while the replies pace alone (Redis
+        was away, the local line has not drained), a notification takes a place in that line
+        and honours its pause, or the two would spend the budget twice."""
+        now = time.monotonic()
+        if now >= self._redis_back_at and self._local.tat <= now:
+            return
+        while (wait := self._local.ready_in(None)) > 0:
+            await asyncio.sleep(wait)
+        await asyncio.sleep(self._local.reserve())
+
     async def _share_pause(self) -> None:
         """A 429 pause this process saw while Redis was away: every sender must know it, and
         a pause lost with a restarted Redis still holds here."""

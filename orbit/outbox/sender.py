@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -104,6 +105,7 @@ class OutboxSender:
         *,
         lanes: int = LANES,
         metrics: Counters | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
         self.pool = pool
@@ -111,6 +113,7 @@ class OutboxSender:
         self.stopping = stopping
         self.lanes = lanes
         self.metrics = metrics
+        self.gate = gate  # the bot's replies' local line, while Redis was away (send_budget.py)
 
     async def tick(self) -> None:
         """Deliver everything due now (and what falls due within `HORIZON`), then return."""
@@ -159,6 +162,8 @@ class OutboxSender:
         while True:
             # Notifications ask the budget before broadcasts, and both after the
             # replies queued by the bot's send budget (orbit/bot/send_budget.py).
+            if self.gate is not None:
+                await self.gate()
             notification = await queries.notification_due(self.pool)
             ticket = await self.limiter.slot(self.stopping, NOTIFY if notification else BROADCAST)
             if ticket is None:

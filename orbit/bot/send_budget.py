@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,12 +84,25 @@ class _Edit:
 class _LocalBudget:
     """The budget of this process alone, for while Redis cannot be reached."""
 
-    def __init__(self, rate_per_second: float, chat_interval: float) -> None:
+    def __init__(self, rate_per_second: float, chat_interval: float, window_limit: int) -> None:
         self.interval = 1.0 / rate_per_second
         self.chat_interval = chat_interval
+        self.window_limit = window_limit
         self.tat = 0.0
         self.paused_until = 0.0
         self.chat_free_at: dict[int, float] = {}
+        # The window, as the shared one: sends in flight, and answers of the last second.
+        self.in_flight = 0
+        self.answered: deque[float] = deque()
+
+    def window_wait(self) -> float:
+        """Seconds until one more send cannot make 31 arrive within a second (0.0: now)."""
+        now = time.monotonic()
+        while self.answered and self.answered[0] <= now - 1.0:
+            self.answered.popleft()
+        if self.in_flight + len(self.answered) < self.window_limit:
+            return 0.0
+        return self.answered[0] + 1.0 - now if self.answered else 0.005
 
     def ready_in(self, chat_id: int | None) -> float:
         """Seconds until the pause is over and the chat is free (nothing reserved)."""
@@ -104,6 +118,10 @@ class _LocalBudget:
 
     def done(self, chat_id: int | None) -> None:
         now = time.monotonic()
+        self.in_flight = max(0, self.in_flight - 1)
+        self.answered.append(now)
+        while self.answered[0] <= now - 1.0:
+            self.answered.popleft()
         if chat_id is not None:
             self.chat_free_at[chat_id] = now + self.chat_interval
         if len(self.chat_free_at) > 10_000:  # forget chats whose second is long over
@@ -128,7 +146,7 @@ class SendBudget(BaseRequestMiddleware):
         self._chats: dict[int, _ChatLine] = {}
         # Alone it has no window to absorb latency jitter: a margin below the shared pace instead.
         rate = LOCAL_MARGIN * 1_000_000 / limiter.interval_us
-        self._local = _LocalBudget(rate, limiter.chat_interval_ms / 1000)
+        self._local = _LocalBudget(rate, limiter.chat_interval_ms / 1000, limiter.window_limit)
         self._redis_back_at = 0.0  # after a Redis failure, try it again from this moment
 
     async def __call__(
@@ -249,7 +267,9 @@ class SendBudget(BaseRequestMiddleware):
         if time.monotonic() >= self._redis_back_at and self._local.tat <= time.monotonic():
             try:
                 await self._share_pause()
-                return await self._turn(chat_id, started, deadline, edit)
+                ticket = await self._turn(chat_id, started, deadline, edit)
+                self._local.in_flight += 1
+                return ticket
             except (RedisError, OSError) as exc:
                 self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS
                 self.metrics.inc("send_budget_redis_errors_total")
@@ -258,7 +278,10 @@ class SendBudget(BaseRequestMiddleware):
             while (wait := self._local.ready_in(chat_id)) > 0:
                 await self._wait(wait, started, deadline, edit)
             await self._wait(self._local.reserve(), started, deadline, edit)
+            while (wait := self._local.window_wait()) > 0:
+                await asyncio.sleep(wait)
             if self._local.ready_in(chat_id) == 0:  # no 429 pause began while we waited
+                self._local.in_flight += 1
                 return None
 
     async def outbox_turn(self) -> None:

@@ -29,3 +29,9 @@ stop:
 fuzz:
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} .venv/bin/python -m pytest -q \
 		-p no:cacheprovider -m fuzz -o timeout=0 -rP --hypothesis-show-statistics tests
+
+# Benchmarks (BENCHMARKS.md says what each measures and what it printed).
+bench:
+	.venv/bin/python -m bench.bench_crowd --users 50,200 --write
+	.venv/bin/python -m bench.bench_crowd --users 200 --fault kill-bot --write
+	.venv/bin/python -m bench.bench_crowd --users 200 --fault restart-redis --write

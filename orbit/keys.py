@@ -13,10 +13,12 @@ TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 # Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
 RECONCILE_CLAIM = "reconcile:claim"
 
-# The outbox sender's shared limits (orbit/outbox/limiter.py), one set for every bot process.
+# The bot's one send budget (orbit/outbox/limiter.py): replies and the outbox, every bot process.
 OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out
 OUTBOX_WINDOW = "outbox:window"  # zset: sends in flight or answered within the last second
 OUTBOX_PAUSE = "outbox:pause"  # set for a 429's retry_after: no sender sends while it lives
+# Lives between two notifications taken from the budget while replies queue (limiter.NOTIFY_SHARE).
+SEND_NOTIFY_SHARE = "outbox:notify_share"
 
 
 def heartbeat(worker: str) -> str:

@@ -99,8 +99,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How often the janitor compares Telegram's and Crypto Pay's records with ours.
     reconcile_interval_seconds: PositiveInt = 600
 
-    # Notifications sent per second by all bot processes together (Telegram allows 30).
+    # Everything the bot sends per second, all bot processes together (Telegram allows 30):
+    # replies first, then notifications, broadcasts last (orbit/outbox/limiter.py).
     outbox_rate_per_second: PositiveFloat = 30.0
+    # How long a reply may wait for its turn under a crowd or a flood wait; an effect's
+    # screen that waited longer goes through the outbox instead (orbit/bot/screens.py).
+    send_max_wait_seconds: PositiveFloat = 300.0
 
     # Product
     plans_file: str = "plans.json"

@@ -16,7 +16,8 @@ from orbit.admin.stats import Stats
 from orbit.admin.users import UserCard
 from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
-from orbit.cli.status import Status
+from orbit.cli.status import Status, WorkerStatus
+from orbit.cli.status import verdict as status_verdict
 from orbit.marzban.drain import DrainReport
 from orbit.money import format_rub
 from orbit.promos.queries import PromoRow
@@ -150,6 +151,13 @@ def stats_screen(i18n: I18nContext, stats: Stats) -> Screen:
     return _panel(i18n, lines, _refresh_row(i18n, "stats"))
 
 
+def worker_mark(worker: WorkerStatus) -> str:
+    """✅ running and beating; ❔ beating, but supervisord could not be asked; ❌ otherwise."""
+    if worker.ok:
+        return "✅"
+    return "❔" if worker.heartbeat_fresh and worker.supervisor_state == "unknown" else "❌"
+
+
 def health_screen(i18n: I18nContext, status: Status) -> Screen:
     lines = [
         i18n.get("admin-health-title"),
@@ -172,14 +180,19 @@ def health_screen(i18n: I18nContext, status: Status) -> Screen:
         lines.append(
             i18n.get(
                 "admin-health-worker",
-                mark="✅" if worker.ok else "❌",
+                mark=worker_mark(worker),
                 name=worker.name,
                 age=age,
                 pid=str(worker.pid or "-"),
                 state=worker.supervisor_state,
             )
         )
-    lines += ["", i18n.get("admin-health-ok" if status.ok else "admin-health-bad")]
+    verdict = status_verdict(status)
+    if status.ok:
+        key = "admin-health-ok"
+    else:
+        key = "admin-health-bad" if "down" in verdict else "admin-health-unknown"
+    lines += ["", i18n.get(key)]
     return _panel(i18n, lines, _refresh_row(i18n, "health"))
 
 

@@ -45,6 +45,19 @@ def setup_errors(dp: Dispatcher) -> None:
                 with contextlib.suppress(*BOT_API_FAILURES):
                     await bot.answer_callback_query(update.callback_query.id)
             return True
+        if isinstance(event.exception, TelegramRetryAfter):
+            # Expected under a crowd: the send budget waited as long as it may. One line,
+            # and no message that would queue behind the same flood; a press gets an
+            # alert (Telegram does not count callback answers against the limits).
+            metrics.inc("handler_flood_total")
+            log.warning("update %s: flood limit outlasted the send budget (retry after %ss)",
+                        update.update_id, event.exception.retry_after)
+            if sender is not None and update.callback_query is not None:
+                locale = user.language if user is not None else language_for(sender.language_code)
+                seconds = max(1, math.ceil(event.exception.retry_after))
+                text = translator(locale, "rate-limited", seconds=seconds)
+                await _alert(bot, update.callback_query.id, text)
+            return True
         metrics.inc("handler_errors_total", kind=type(event.exception).__name__)
         down = dependency_down(event.exception)
         if down is not None:  # expected while it restarts; the user is told to try again
@@ -58,11 +71,7 @@ def setup_errors(dp: Dispatcher) -> None:
             return True
         # The stored language choice when the row was loaded, else Telegram's.
         locale = user.language if user is not None else language_for(sender.language_code)
-        if isinstance(event.exception, TelegramRetryAfter):  # a flood limit too long to wait out
-            seconds = max(1, math.ceil(event.exception.retry_after))
-            text = translator(locale, "rate-limited", seconds=seconds)
-        else:
-            text = translator(locale, "error-generic")
+        text = translator(locale, "error-generic")
         try:
             if update.callback_query is not None and await _alert(bot, update.callback_query.id, text):
                 return True
@@ -79,5 +88,8 @@ async def _alert(bot: Bot, callback_query_id: str, text: str) -> bool:
     try:
         await bot.answer_callback_query(callback_query_id, plain_text(text), show_alert=True)
     except TelegramBadRequest:
+        return False
+    except BOT_API_FAILURES as exc:
+        log.warning("press %s: alert not shown: %s", callback_query_id, describe(exc))
         return False
     return True

@@ -40,8 +40,8 @@ from orbit.bot.middlewares.throttling import install_throttling
 from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.payment_polling import PaymentSafeDispatcher
 from orbit.bot.responses import pin_response_types
-from orbit.bot.retry_after import RetryAfterMiddleware
 from orbit.bot.routers import admin
+from orbit.bot.send_budget import SendBudget
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
@@ -185,8 +185,11 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_passwords(ctx.pool, ctx.settings)  # encrypted panel passwords need the key
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
     metrics = Metrics()
-    # Replies wait out a short 429; the outbox sender's own bot reschedules instead.
-    bot.session.middleware(RetryAfterMiddleware(metrics))
+    # One budget (Redis, every bot process): replies reserve their turn ahead of the
+    # outbox, whose sender has its own bot without this middleware and its own lanes.
+    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
+    budget = SendBudget(limiter, metrics, max_wait=ctx.settings.send_max_wait_seconds)
+    bot.session.middleware(budget)
     sender_bot = create_bot(ctx.settings)
     stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)
@@ -204,8 +207,9 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         stop.cancel()
         await polling
 
-    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
-    sender = OutboxSender(sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics)
+    sender = OutboxSender(
+        sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
+    )
     # What was built so far lives as long as the process: keep it out of the cyclic GC's
     # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
     gc.collect()

@@ -1,4 +1,9 @@
-"""`orbit status`: workers' heartbeats and supervisord states, schema, Postgres, Redis."""
+"""`orbit status`: workers' heartbeats and supervisord states, schema, Postgres, Redis.
+
+Health is never claimed on half the facts: when supervisord cannot be read (no
+socket, refused, a fault) the workers' states are `unknown`, the verdict is
+"health unknown" and the exit code is 1, like anything down.
+"""
 
 from __future__ import annotations
 
@@ -30,12 +35,14 @@ class WorkerStatus(msgspec.Struct):
     heartbeat_age: float | None
     pid: int | None
     supervisor_state: str
+    heartbeat_fresh: bool = False
 
 
 class Status(msgspec.Struct):
     ok: bool
     postgres: str
     redis: str
+    supervisor: str  # "up", or "unknown: why it could not be read"
     schema: str | None
     schema_expected: str
     workers: list[WorkerStatus]
@@ -48,17 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+class SupervisorUnreadable(Exception):
+    pass
+
+
 def supervisor_states(socket_path: str) -> dict[str, str]:
-    """`{program: state}` from supervisord's XML-RPC; empty when it is not running."""
+    """`{program: state}` from supervisord's XML-RPC; SupervisorUnreadable when it cannot be read."""
     if not Path(socket_path).exists():
-        return {}
+        raise SupervisorUnreadable(f"no socket at {socket_path}")
     transport = SupervisorTransport(None, None, f"unix://{socket_path}")
     proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
     try:
         infos = proxy.supervisor.getAllProcessInfo()
-    except (OSError, xmlrpc.client.Fault):
-        return {}
+    except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError) as exc:
+        raise SupervisorUnreadable(f"{socket_path}: {exc}") from None
     return {info["name"]: info["statename"] for info in infos}  # type: ignore[union-attr]
+
+
+def _supervisor(socket_path: str) -> tuple[str, dict[str, str]]:
+    try:
+        return "up", supervisor_states(socket_path)
+    except SupervisorUnreadable as exc:
+        return f"unknown: {exc}", {}
 
 
 async def _postgres(settings: Settings) -> tuple[str, str | None]:
@@ -88,10 +106,10 @@ async def _heartbeats(redis: Redis) -> tuple[str, dict[str, Heartbeat]]:
 async def collect(settings: Settings, socket_path: str) -> Status:
     redis = create_redis(settings)
     try:
-        (postgres, schema), (redis_state, beats), states = await asyncio.gather(
+        (postgres, schema), (redis_state, beats), (supervisor, states) = await asyncio.gather(
             _postgres(settings),
             _heartbeats(redis),
-            asyncio.to_thread(supervisor_states, socket_path),
+            asyncio.to_thread(_supervisor, socket_path),
         )
     finally:
         with contextlib.suppress(Exception):
@@ -101,25 +119,29 @@ async def collect(settings: Settings, socket_path: str) -> Status:
     for name in keys.WORKERS:
         beat = beats.get(name)
         age = None if beat is None else max(0.0, now - beat.at)
-        state = states.get(name, "unknown" if not states else "absent")
+        state = states.get(name, "absent") if supervisor == "up" else "unknown"
         fresh = age is not None and age <= settings.heartbeat_ttl_seconds
         workers.append(
             WorkerStatus(
                 name=name,
-                ok=fresh and state in ("RUNNING", "unknown"),
+                ok=fresh and state == "RUNNING",
                 heartbeat_age=None if age is None else round(age, 1),
                 pid=None if beat is None else beat.pid,
                 supervisor_state=state,
+                heartbeat_fresh=fresh,
             )
         )
     ok = (
         postgres == "up"
         and redis_state == "up"
+        and supervisor == "up"
         and schema == SCHEMA_HEAD
         and all(w.ok for w in workers)
     )
     # A driver's error may quote the URL it was given: no password in what is printed.
-    return Status(ok, settings.scrub(postgres), settings.scrub(redis_state), schema, SCHEMA_HEAD, workers)
+    return Status(
+        ok, settings.scrub(postgres), settings.scrub(redis_state), supervisor, schema, SCHEMA_HEAD, workers
+    )
 
 
 def render(status: Status) -> str:
@@ -129,17 +151,36 @@ def render(status: Status) -> str:
     lines = [
         f"postgres  {status.postgres}",
         f"redis     {status.redis}",
+        f"supervisd {status.supervisor}",
         f"schema    {status.schema or 'none'}{behind}",
         "",
         f"{'worker':<12} {'state':<10} {'heartbeat':<12} pid",
     ]
     for w in status.workers:
         age = "missing" if w.heartbeat_age is None else f"{w.heartbeat_age:.1f}s ago"
-        mark = "" if w.ok else "  <- DOWN"
+        mark = "" if w.ok else ("  <- UNKNOWN" if w.supervisor_state == "unknown" else "  <- DOWN")
         lines.append(f"{w.name:<12} {w.supervisor_state:<10} {age:<12} {w.pid or '-'}{mark}")
     lines.append("")
-    lines.append("all healthy" if status.ok else "something is down")
+    lines.append(verdict(status))
     return "\n".join(lines)
+
+
+def verdict(status: Status) -> str:
+    if status.ok:
+        return "all healthy"
+    down = (
+        status.postgres != "up"
+        or status.redis != "up"
+        or status.schema != status.schema_expected
+        # A missing or stale heartbeat is down whatever supervisord would have said.
+        or any(
+            not w.ok and (w.supervisor_state != "unknown" or not w.heartbeat_fresh)
+            for w in status.workers
+        )
+    )
+    if down:
+        return "something is down"
+    return "health unknown: supervisord could not be read"
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,14 +26,16 @@ class OutboxRow(msgspec.Struct, frozen=True):
 
 # One statement: the row is claimed (and its attempt counted) in the same
 # transaction that found it, so two senders never hold the same row. Rows of
-# users who blocked the bot are left for SKIP_BLOCKED.
+# users who blocked the bot are left for SKIP_BLOCKED. Notifications before
+# broadcasts ($1: whether a broadcast row may be taken at all).
 CLAIM = """
 UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = now()
 WHERE id = (
     SELECT o.id FROM outbox o
     WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+      AND ($1 OR o.broadcast_id IS NULL)
       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = o.chat_id AND u.blocked_at IS NOT NULL)
-    ORDER BY o.next_attempt_at, o.id
+    ORDER BY o.broadcast_id IS NOT NULL, o.next_attempt_at, o.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
@@ -89,12 +91,18 @@ NEXT_DUE = """
 SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM outbox WHERE status = 'pending'
 """
 
+NOTIFICATION_DUE = """
+SELECT EXISTS (
+    SELECT 1 FROM outbox WHERE status = 'pending' AND next_attempt_at <= now() AND broadcast_id IS NULL
+)
+"""
 
-async def claim(pool: asyncpg.Pool) -> OutboxRow | None:
+
+async def claim(pool: asyncpg.Pool, *, broadcasts: bool = True) -> OutboxRow | None:
     # Without the pool's reset on release: the claim has committed once its row is back,
     # and a reset failing then (Postgres shutting down) would raise and lose the row,
     # leaving it `sending` (failed as "delivery unknown" later) though it was never sent.
-    record = await fetchrow_pristine(pool, CLAIM)
+    record = await fetchrow_pristine(pool, CLAIM, broadcasts)
     return None if record is None else OutboxRow(**dict(record))
 
 
@@ -130,3 +138,8 @@ async def fail_stale(conn: asyncpg.Connection | asyncpg.Pool, older_than: float)
 
 async def next_due(conn: asyncpg.Connection | asyncpg.Pool) -> float | None:
     return await conn.fetchval(NEXT_DUE)
+
+
+async def notification_due(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """A row that is not a broadcast is due: it asks the budget at notification priority."""
+    return bool(await conn.fetchval(NOTIFICATION_DUE))

@@ -16,7 +16,8 @@ not be undone. The window is small: the slot is taken before the claim, so a
 row is `sending` only for one request. (A kill -9 mid-send leaves the row
 `sending`; the next tick after `STALE_AFTER` fails it.)
 
-The limits are `orbit/outbox/limiter.py`: a pace of `OUTBOX_RATE_PER_SECOND`, a
+The limits are `orbit/outbox/limiter.py`, one budget shared with the bot's replies
+(which go first; notifications before broadcasts): a pace of `OUTBOX_RATE_PER_SECOND`, a
 window that never lets 31 sends arrive within one of Telegram's seconds whatever
 the latency, one message a second per chat, and a shared pause after a 429.
 
@@ -55,7 +56,7 @@ from redis.exceptions import RedisError
 
 from orbit.outages import dependency_down
 from orbit.outbox import queries
-from orbit.outbox.limiter import SendLimiter
+from orbit.outbox.limiter import BROADCAST, NOTIFY, SendLimiter
 from orbit.outbox.queries import OutboxRow
 from orbit.users.queries import mark_blocked
 
@@ -111,6 +112,7 @@ class OutboxSender:
         *,
         lanes: int = LANES,
         metrics: Counters | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
         self.pool = pool
@@ -118,6 +120,7 @@ class OutboxSender:
         self.stopping = stopping
         self.lanes = lanes
         self.metrics = metrics
+        self.gate = gate  # the bot's replies' local line, while Redis was away (send_budget.py)
 
     async def tick(self) -> None:
         """Deliver everything due now (and what falls due within `HORIZON`), then return."""
@@ -169,9 +172,17 @@ class OutboxSender:
         return True
 
     async def _lane(self, stats: TickStats) -> None:
-        while (ticket := await self.limiter.slot(self.stopping)) is not None:
+        while True:
+            # Notifications ask the budget before broadcasts, and both after the
+            # replies queued by the bot's send budget (orbit/bot/send_budget.py).
+            if self.gate is not None:
+                await self.gate()
+            notification = await queries.notification_due(self.pool)
+            ticket = await self.limiter.slot(self.stopping, NOTIFY if notification else BROADCAST)
+            if ticket is None:
+                return
             try:
-                row = await queries.claim(self.pool)
+                row = await queries.claim(self.pool, broadcasts=not notification)
             except BaseException:
                 with contextlib.suppress(RedisError, OSError):
                     await self.limiter.release(ticket)  # else it counts as in flight for 30 s

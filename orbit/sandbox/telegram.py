@@ -700,6 +700,9 @@ class _RateState:
     max_global_window: int = 0
     given: list[ctl.TooManyRequests] = field(default_factory=list)
     early_retries: int = 0
+    # Flood waits imposed through the control API: until when, and whether the bot was told yet.
+    floods: dict[int | None, float] = field(default_factory=dict)
+    flood_told: set[int | None] = field(default_factory=set)
 
 
 class _World:
@@ -1062,6 +1065,7 @@ class TelegramEmulator:
         r.add_get("/control/calls", self._c_calls)
         r.add_get("/control/rate", self._c_rate_stats)
         r.add_post("/control/rate", self._c_set_rate)
+        r.add_post("/control/flood", self._c_flood)
         r.add_post("/control/updates", self._c_inject)
         r.add_get("/control/charges", self._c_charges)
         r.add_post("/control/charges", self._c_charge)
@@ -1257,6 +1261,18 @@ class TelegramEmulator:
         rate = world.rate
         now = self._mono()
         self._prune(rate, chat_id, now)
+        for key in (chat_id, None):
+            until = rate.floods.get(key)
+            if until is None:
+                continue
+            if now >= until:
+                del rate.floods[key]
+                rate.flood_told.discard(key)
+                continue
+            told = key in rate.flood_told
+            rate.flood_told.add(key)
+            rate.early_retries += told
+            self._too_many(world, method, chat_id, key, math.ceil(until - now), early=told)
         for key in (chat_id, None):
             until = rate.penalties.get(key)
             if until is None:
@@ -2587,6 +2603,15 @@ class TelegramEmulator:
         self.rate_limits = msgspec.structs.replace(self.rate_limits, **changes)
         return _json_response(self.rate_limits)
 
+    async def _c_flood(self, request: web.Request) -> web.Response:
+        world = self._control_world(request)
+        body = await self._body(request, ctl.FloodIn)
+        if body.seconds < 1:
+            raise _ControlError(400, "seconds must be positive")
+        world.rate.floods[body.chat_id] = self._mono() + body.seconds
+        world.rate.flood_told.discard(body.chat_id)
+        return _json_response({"ok": True})
+
     async def _c_inject(self, request: web.Request) -> web.Response:
         world = self._control_world(request)
         update = await self._body(request, dict[str, Any])
@@ -2715,8 +2740,8 @@ class TelegramEmulator:
         return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
 
 
-async def _serve(host: str, port: int) -> None:
-    emulator = TelegramEmulator()
+async def _serve(host: str, port: int, *, rate_limits: bool = True) -> None:
+    emulator = TelegramEmulator(rate_limits=ctl.RateLimits(enabled=rate_limits))
 
     def ready() -> None:
         logger.info("Telegram Bot API emulator listening on %s", emulator.base_url)
@@ -2728,8 +2753,12 @@ async def _serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    args = standalone.parse(standalone.arguments("In-memory Telegram Bot API emulator", port=8081), None)
-    asyncio.run(_serve(args.host, args.port))
+    parser = standalone.arguments("In-memory Telegram Bot API emulator", port=8081)
+    parser.add_argument(
+        "--no-rate-limits", action="store_true", help="accept any rate (Telegram's limits are on by default)"
+    )
+    args = standalone.parse(parser, None)
+    asyncio.run(_serve(args.host, args.port, rate_limits=not args.no_rate_limits))
 
 
 if __name__ == "__main__":

@@ -105,9 +105,17 @@ class HoldIn(_Shape):
 
 
 class RateLimits(_Shape):
-    enabled: bool = False
+    enabled: bool = True  # on, as Telegram: what a newcomer sees is what Telegram does
     per_chat_per_sec: int = 1
     global_per_sec: int = 30
+
+
+class FloodIn(_Shape):
+    """A flood wait Telegram imposes after sustained overuse: `seconds` of 429s for one
+    chat (`chat_id`) or for the whole bot (`chat_id` null)."""
+
+    seconds: int
+    chat_id: int | None = None
 
 
 class RateLimitsIn(_Shape):
@@ -448,6 +456,10 @@ class TelegramControl:
     ) -> RateLimits:
         body = RateLimitsIn(enabled=enabled, per_chat_per_sec=per_chat_per_sec, global_per_sec=global_per_sec)
         return await self._request("POST", "/rate", RateLimits, body)
+
+    async def flood(self, seconds: int, chat_id: int | None = None) -> None:
+        """Refuse sends (to `chat_id`, or all) for `seconds` with 429 retry_after."""
+        await self._request("POST", "/flood", dict, FloodIn(seconds=seconds, chat_id=chat_id))
 
     async def rate_stats(self) -> RateStats:
         return await self._request("GET", "/rate", RateStats)

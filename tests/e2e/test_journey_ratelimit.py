@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import Panel, free_port
+from tests.e2e.conftest import Panel, Telegram, free_port
 from tests.support.journey import eventually, fund
 from tests.support.telegram_user import TelegramUser
 
@@ -19,7 +19,11 @@ MakeUser = Callable[..., TelegramUser]
 
 
 async def test_rate_limits_refuse_presses_and_quiet_message_floods(
-    start_bot: Callable[..., object], panels: list[Panel], make_user: MakeUser, db: asyncpg.Pool
+    start_bot: Callable[..., object],
+    panels: list[Panel],
+    make_user: MakeUser,
+    db: asyncpg.Pool,
+    telegram: Telegram,
 ) -> None:
     await start_bot(RATE_LIMIT_SCALE="1")  # type: ignore[misc]
     ann = make_user(6001, first_name="Ann")
@@ -30,12 +34,20 @@ async def test_rate_limits_refuse_presses_and_quiet_message_floods(
     assert await db.fetchval("SELECT count(*) FROM users") == 1
 
     # Navigation: bursts of 3, then 1 per 0.8 s; a refused press is an alert and changes nothing.
-    answers = [await ann.press(b) for b in ("❓ Help", "« Menu", "❓ Help", "« Menu")]
+    # Pressed 0.15 s apart without waiting for the screens: under Telegram's one message a
+    # second per chat a screen waits its second, so waiting for each would be too slow to refuse.
+    pressed = []
+    for data in ("m:help", "m:main", "m:help", "m:main"):
+        pressed.append(
+            await telegram.control.press(ann.id, message_id=menu.message_id, data=data, forge=True)
+        )
+        await asyncio.sleep(0.15)
+    answers = [await telegram.control.callback_answer(p.callback_query_id, timeout=10) for p in pressed]
     assert [a.show_alert for a in answers] == [False, False, False, True]
     assert answers[-1].text == "Too fast. Try again in 1 s."
-    shown = await ann.messages()
-    assert shown[0].message_id == menu.message_id and len(shown[0].edits) == 3
-    assert (shown[0].text or "").startswith("How to connect")  # the 4th press did not go back
+    shown = await ann.wait_until(lambda ms: (ms[0].text or "").startswith("How to connect"))
+    # The 4th press did not go back; edits of the message waiting together went out as one.
+    assert shown[0].message_id == menu.message_id and 1 <= len(shown[0].edits) <= 3
 
     # A purchase: 1 per 2.5 s; the second press of a double press is refused before it is handled.
     bob = make_user(6002, first_name="Bob")
@@ -45,8 +57,12 @@ async def test_rate_limits_refuse_presses_and_quiet_message_floods(
     await bob.press("1 month — 150 ₽")
     confirm = await bob.last()
     data = confirm.button("✅ Pay 150 ₽").callback_data
-    first = await bob.press(data=data, message_id=confirm.message_id, forge=True)
-    second = await bob.press(data=data, message_id=confirm.message_id, forge=True)
+    # A double press: the second comes before the first's screen (which waits for the chat's second).
+    presses = [
+        await telegram.control.press(bob.id, message_id=confirm.message_id, data=data, forge=True)
+        for _ in range(2)
+    ]
+    first, second = [await telegram.control.callback_answer(p.callback_query_id, timeout=10) for p in presses]
     assert first.text is None and second.text == "Too fast. Try again in 3 s." and second.show_alert
     assert await db.fetchval("SELECT count(*) FROM purchases") == 1
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 6002") == 15_000
@@ -59,7 +75,11 @@ async def test_rate_limits_refuse_presses_and_quiet_message_floods(
     await cat.wait_until(lambda ms: any(m.text == "Too fast. Try again in 1 s." for m in ms))
     await asyncio.sleep(1.0)  # a token comes back (1 per 0.8 s): a later /help is served again
     await cat.send("/help")
-    texts = [m.text or "" for m in await cat.messages()]
+    # The replies go one a second (Telegram's per-chat limit): wait for all of them.
+    shown = await cat.wait_until(
+        lambda ms: sum((m.text or "").startswith("How to connect") for m in ms) >= 4, timeout=20
+    )
+    texts = [m.text or "" for m in shown]
     assert sum(t.startswith("How to connect") for t in texts) == 4  # 3 of the flood + the last
     assert sum(t.startswith("Too fast") for t in texts) == 1
 

@@ -86,7 +86,22 @@ async def control(emulator: TelegramEmulator, http: aiohttp.ClientSession) -> Te
     assert emulator.base_url is not None
     control = TelegramControl(emulator.base_url, http)
     await control.reset()
+    # Opt-out, on purpose: these tests drive the API with a bare aiogram Bot that has no
+    # send budget and check shapes, not pacing; the rate-limit tests turn limits back on.
+    await control.set_rate_limits(False)
     return control
+
+
+async def test_rate_limits_are_on_by_default_and_after_reset(
+    emulator: TelegramEmulator, http: aiohttp.ClientSession
+) -> None:
+    assert TelegramEmulator().rate_limits.enabled
+    assert emulator.base_url is not None
+    control = TelegramControl(emulator.base_url, http)
+    await control.set_rate_limits(False)
+    await control.reset()
+    stats = await control.rate_stats()
+    assert (stats.limits.enabled, stats.limits.per_chat_per_sec, stats.limits.global_per_sec) == (True, 1, 30)
 
 
 @contextlib.asynccontextmanager

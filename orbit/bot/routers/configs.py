@@ -215,7 +215,7 @@ async def create(
     plans: Plans,
     i18n: I18nContext,
 ) -> None:
-    await screens.show(callback, i18n.get("configs-creating"))
+    await screens.show_interim(callback, i18n.get("configs-creating"))
     try:
         view = await service.create_config(panel_deps, plans, user.id, seen_made=callback_data.id)
     except ConfigError as exc:
@@ -223,7 +223,10 @@ async def create(
         return
     note = i18n.get("configs-created", name=view.config.name)
     screen = detail_screen(i18n, view, user.subscription_until, note)
-    await screens.show(callback, screen.text, screen.markup)
+    await screens.show_effect(
+        callback, screen.text, screen.markup,
+        pool=panel_deps.pool, redis=panel_deps.redis, dedup_key=f"effect:config:{view.config.id}",
+    )
 
 
 @router.callback_query(ConfigCb.filter(F.action == "show"), flags={"rate": "panel_read"})

@@ -131,4 +131,7 @@ async def buy(
     else:
         metrics.inc("purchases_total", plan=plan.id)
     screen = views.purchase_done_screen(i18n, plans.get(purchase.plan_id) or plan, purchase)
-    await screens.show(callback, screen.text, screen.markup)
+    await screens.show_effect(
+        callback, screen.text, screen.markup,
+        pool=panel_deps.pool, redis=panel_deps.redis, dedup_key=f"effect:purchase:{purchase.id}",
+    )

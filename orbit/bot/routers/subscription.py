@@ -98,7 +98,10 @@ async def _take_trial(
         return
     metrics.inc("trials_total")
     screen = views.trial_started_screen(i18n, until)
-    await screens.show(callback, screen.text, screen.markup)
+    await screens.show_effect(
+        callback, screen.text, screen.markup,
+        pool=deps.pool, redis=deps.redis, dedup_key=f"effect:trial:{user.id}",
+    )
 
 
 @router.callback_query(TrialCb.filter(), flags={"rate": "purchase"})

@@ -1,0 +1,1 @@
+admin-health-unknown = ❔ Health unknown: supervisord could not be read

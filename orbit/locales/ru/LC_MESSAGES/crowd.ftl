@@ -1,0 +1,1 @@
+admin-health-unknown = ❔ Состояние неизвестно: supervisord не ответил

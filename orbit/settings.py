@@ -115,7 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     free_trial_days: NonNegativeInt = 7
     referral_bonus: NonNegativeInt = 50
     rate_limit_scale: PositiveFloat = 1.0  # multiplies every rate-limit interval (tests shrink them)
-    # Budgets per user beyond the rate limits (docs/reliability/access.md).
+    # Budgets per user beyond the rate limits (docs/RELIABILITY.md, access).
     configs_per_day: PositiveInt = 10  # configs created in 24 h, deleted ones included
     max_pending_payments: PositiveInt = 3  # unexpired pending invoices at once, all methods
 

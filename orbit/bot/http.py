@@ -1,7 +1,7 @@
 """The bot's HTTP server: `/healthz`, `/metrics` (and webhooks added by other areas).
 
 What one listener serves is chosen in `orbit.bot.process.start_http`: the health and
-metrics endpoints never share a listener open beyond the host (docs/reliability/access.md);
+metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.md, access);
 `orbit.bot.http_limits` bounds what a stranger can make any of them hold.
 """
 

@@ -1,4 +1,4 @@
-# Access and abuse: where the bot talks, and what one user may make it do (docs/reliability/access.md).
+# Access and abuse: where the bot talks, and what one user may make it do (docs/RELIABILITY.md).
 private-only = I only work in a private chat: open me from my profile and press Start.
 
 # Budgets: what one user may make the VPN servers and the payment services do.

@@ -21,6 +21,7 @@ from aiogram.exceptions import (
 )
 from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
+from redis.asyncio import Redis
 
 from orbit import keys
 from orbit.bot import http, routers
@@ -178,6 +179,15 @@ async def _listen(
     log.info("HTTP on %s:%d: %s", host, port, ", ".join(sorted(r.canonical for r in app.router.resources())))
 
 
+def install_send_budget(bot: Bot, redis: Redis, settings: Settings, metrics: Metrics) -> SendBudget:
+    """One budget (Redis, every bot process): replies reserve their turn ahead of the
+    outbox, whose sender has its own bot without this middleware and its own lanes."""
+    limiter = SendLimiter(redis, settings.outbox_rate_per_second)
+    budget = SendBudget(limiter, metrics, max_wait=settings.send_max_wait_seconds)
+    bot.session.middleware(budget)
+    return budget
+
+
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     bot = create_bot(ctx.settings)
     stack.push_async_callback(bot.session.close)
@@ -185,11 +195,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_passwords(ctx.pool, ctx.settings)  # encrypted panel passwords need the key
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
     metrics = Metrics()
-    # One budget (Redis, every bot process): replies reserve their turn ahead of the
-    # outbox, whose sender has its own bot without this middleware and its own lanes.
-    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)
-    budget = SendBudget(limiter, metrics, max_wait=ctx.settings.send_max_wait_seconds)
-    bot.session.middleware(budget)
+    budget = install_send_budget(bot, ctx.redis, ctx.settings, metrics)
     sender_bot = create_bot(ctx.settings)
     stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)
@@ -208,7 +214,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         await polling
 
     sender = OutboxSender(
-        sender_bot, ctx.pool, limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
+        sender_bot, ctx.pool, budget.limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
     )
     # What was built so far lives as long as the process: keep it out of the cyclic GC's
     # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).

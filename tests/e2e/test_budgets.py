@@ -46,7 +46,13 @@ async def test_config_creation_has_a_rate_budget(
     await subscribed(db, ann)
     await ann.press("🔑 My configs")  # reads usage from the panels: 1 of a burst of 5
     screen = await ann.last()
-    reads = [await ann.press(data="cfg:list:0", message_id=screen.message_id, forge=True) for _ in range(5)]
+    # Pressed as fast as a thumb can, not as fast as the screens come back: each screen
+    # waits for the chat's second (Telegram's limit), long enough to refill a token.
+    pressed = [
+        await ann.control.press(ann.id, message_id=screen.message_id, data="cfg:list:0", forge=True)
+        for _ in range(5)
+    ]
+    reads = [await ann.control.callback_answer(p.callback_query_id, timeout=20) for p in pressed]
     assert [a.show_alert for a in reads] == [False] * 4 + [True]
     assert (reads[-1].text or "").startswith("The VPN servers are asked for your traffic")
 

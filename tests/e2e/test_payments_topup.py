@@ -95,6 +95,9 @@ async def test_amounts_typed_and_forged_are_checked_then_ton(
 
     # Cancel leaves the typed-amount flow.
     await ann.press("« Back")
+    # The press is answered at once; its screen follows within the chat's second
+    # (the hint for "300" above went out just before it).
+    await ann.wait_until(lambda shown: any("✏️ Another amount" in m.button_texts for m in shown))
     await ann.press("✏️ Another amount")
     cancelled = await ann.send("/cancel")
     assert cancelled.text == "Top-up cancelled."

@@ -10,12 +10,16 @@ from orbit.bot import routers
 from orbit.bot.middlewares.throttling import RateActions
 from orbit.ratelimit import LIMITS
 from tests.journey.test_ratelimit import _callback, _update
+from tests.support.bot_harness import detach_routers
 
 
 def test_every_outside_call_of_the_bot_has_a_budget_of_its_own() -> None:
     dp = Dispatcher()
     routers.install(dp)
-    actions = RateActions.scan(dp, set(LIMITS))
+    try:
+        actions = RateActions.scan(dp, set(LIMITS))
+    finally:
+        detach_routers()  # the next test's dispatcher attaches them again
 
     def action(data: str) -> str | None:
         return actions.classify(_update(callback_query=_callback(data)))

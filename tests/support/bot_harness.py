@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from orbit.bot.callbacks import MenuCb
 from orbit.bot.metrics import Metrics
-from orbit.bot.process import build_dispatcher, create_bot
+from orbit.bot.process import build_dispatcher, create_bot, install_send_budget
 from orbit.bot.routers import get_routers, menu
 from orbit.plans import load_plans
 from orbit.runtime import Context
@@ -97,6 +97,8 @@ async def running_bot(
     )
     bot = create_bot(settings)
     metrics = Metrics()
+    # As the bot process does: the emulator keeps Telegram's limits, the budget paces replies.
+    install_send_budget(bot, redis, settings, metrics)
     dp = build_dispatcher(Context("bot", settings, pool, redis, http, load_plans(settings)), metrics)
     try:
         await bot.get_me()
@@ -107,7 +109,11 @@ async def running_bot(
         await dp.storage.close()
         await bot.session.close()
         await emulator.stop()
-        # The routers are module-level objects and aiogram attaches a router once:
-        # free them for the next test's dispatcher.
-        for router in get_routers():
-            router._parent_router = None
+        detach_routers()
+
+
+def detach_routers() -> None:
+    """The routers are module-level objects and aiogram attaches a router once:
+    free them for the next test's dispatcher."""
+    for router in get_routers():
+        router._parent_router = None

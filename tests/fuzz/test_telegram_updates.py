@@ -251,7 +251,7 @@ async def _setup(stack: AsyncExitStack, base: Settings, redis_url: str) -> World
     )  # fmt: skip
     http = await stack.enter_async_context(aiohttp.ClientSession())
     settings_ = msgspec.structs.replace(base, admin_ids=(ADMIN,), rate_limit_scale=0.0001)
-    bot = await stack.enter_async_context(running_bot(settings_, pool, redis, http))
+    bot = await stack.enter_async_context(running_bot(settings_, pool, redis, http, telegram_limits=False))
     world = World(bot, pool, (settings_.topup_min_rub * 100, settings_.topup_max_rub * 100))
     for user, name in ((USER, "User"), (ADMIN, "Admin"), (REFERRER, "Ref")):
         await bot.send(user, "/start", first_name=name)

@@ -29,7 +29,7 @@ from orbit.bot.routers import get_routers, menu
 from orbit.plans import load_plans
 from orbit.runtime import Context
 from orbit.sandbox.telegram import TelegramEmulator
-from orbit.sandbox.telegram_control import CallbackAnswer, TelegramControl
+from orbit.sandbox.telegram_control import CallbackAnswer, RateLimits, TelegramControl
 from orbit.settings import Settings
 
 
@@ -87,18 +87,26 @@ class BotHarness:
 
 @asynccontextmanager
 async def running_bot(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, http: aiohttp.ClientSession
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    *,
+    telegram_limits: bool = True,
 ) -> AsyncIterator[BotHarness]:
-    """`settings` without a token or API URL: the harness's emulator provides both."""
-    emulator = TelegramEmulator()
+    """`settings` without a token or API URL: the harness's emulator provides both.
+
+    `telegram_limits=False` only where the test is about inputs, not pacing (the fuzz
+    tests): one message a second per chat would make hundreds of examples take minutes."""
+    emulator = TelegramEmulator(rate_limits=RateLimits(enabled=telegram_limits))
     url = await emulator.start()
     settings = msgspec.structs.replace(
         settings, bot_token="123456:HARNESS-token", telegram_api_url=url
     )
     bot = create_bot(settings)
     metrics = Metrics()
-    # As the bot process does: the emulator keeps Telegram's limits, the budget paces replies.
-    install_send_budget(bot, redis, settings, metrics)
+    if telegram_limits:  # as the bot process does: the budget paces replies to the limits
+        install_send_budget(bot, redis, settings, metrics)
     dp = build_dispatcher(Context("bot", settings, pool, redis, http, load_plans(settings)), metrics)
     try:
         await bot.get_me()

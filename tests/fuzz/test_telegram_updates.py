@@ -250,7 +250,11 @@ async def _setup(stack: AsyncExitStack, base: Settings, redis_url: str) -> World
         " VALUES ('p1', 'Panel 1', $1, 'admin', 'admin')", url,
     )  # fmt: skip
     http = await stack.enter_async_context(aiohttp.ClientSession())
-    settings_ = msgspec.structs.replace(base, admin_ids=(ADMIN,), rate_limit_scale=0.0001)
+    # One user opens an invoice per example: the cap on pending payments (tested on its
+    # own in tests/e2e/test_budgets.py) would refuse all but the first three.
+    settings_ = msgspec.structs.replace(
+        base, admin_ids=(ADMIN,), rate_limit_scale=0.0001, max_pending_payments=1_000_000
+    )
     bot = await stack.enter_async_context(running_bot(settings_, pool, redis, http, telegram_limits=False))
     world = World(bot, pool, (settings_.topup_min_rub * 100, settings_.topup_max_rub * 100))
     for user, name in ((USER, "User"), (ADMIN, "Admin"), (REFERRER, "Ref")):

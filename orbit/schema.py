@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "0004_marzban"
+SCHEMA_HEAD = "0005_clock"
 
 metadata = MetaData(
     naming_convention={
@@ -374,6 +375,16 @@ Index(
     "ix_outbox_broadcast_id",
     outbox.c.broadcast_id,
     postgresql_where=outbox.c.broadcast_id.isnot(None),
+)
+
+# One movable "now" (migration 0005_clock): `orbit_now()` = now() + this offset.
+# Tests and the sandbox's clock move it; production leaves it at 0.
+clock = Table(
+    "clock",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("offset_seconds", Float, nullable=False, server_default="0"),
+    CheckConstraint("singleton", name="one_row"),
 )
 
 # The ledger is append-only: the database refuses UPDATE and DELETE on it.

@@ -58,7 +58,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Update
 from redis.asyncio import Redis
 
 from orbit.bot.callbacks import MenuCb
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.bot.process import build_dispatcher
 from orbit.bot.responses import pin_response_types
 from orbit.bot.views import help_screen, main_menu, settings_screen

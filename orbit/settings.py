@@ -53,6 +53,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # webhook listener only while that one is on loopback (orbit/bot/process.py).
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # The same endpoints of the other processes, each on METRICS_HOST (0: not served;
+    # supervisord.conf gives each its port).
+    metrics_port_ton_watcher: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_balancer: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_janitor: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -149,6 +154,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             f"postgresql://{self.database_user}:{self.database_password}"
             f"@{self.database_host}:{self.database_port}/{self.database_name}"
         )
+
+    def worker_metrics_port(self, worker: str) -> int:
+        """METRICS_PORT_<WORKER>; 0 for the bot, which serves them on its own listeners."""
+        return int(getattr(self, f"metrics_port_{worker}", 0))
 
     @property
     def is_admin_configured(self) -> bool:

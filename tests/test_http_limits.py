@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.bot.process import start_http
 from orbit.i18n import create_translator
 from orbit.plans import load_plans

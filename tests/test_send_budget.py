@@ -18,7 +18,7 @@ from aiogram.types import Message
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.bot.send_budget import SendBudget
 from orbit.outbox.limiter import BROADCAST, NOTIFY, PAUSED, SendLimiter
 from orbit.sandbox.telegram import TelegramEmulator

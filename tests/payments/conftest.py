@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from orbit import ledger
 from orbit.bot import http
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.i18n import Translator, create_translator
 from orbit.sandbox.cryptobot import CryptoBotEmulator
 from orbit.settings import Settings

@@ -23,7 +23,7 @@ from aiogram.types import Update
 from redis.asyncio import Redis
 
 from orbit.bot.callbacks import MenuCb
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.bot.process import build_dispatcher, create_bot, install_send_budget
 from orbit.bot.routers import get_routers, menu
 from orbit.plans import load_plans

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from dotenv import dotenv_values
 
-from orbit import redact
+from orbit import redact, redis_url
 
 TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
 
@@ -265,6 +265,11 @@ def load_settings(
                 "MARZBAN_PASSWORD_KEY expected Fernet keys (32 url-safe base64 bytes each,"
                 " comma-separated)"
             )
+    if "redis_url" in values:
+        try:
+            redis_url.check(values["redis_url"])
+        except redis_url.RedisUrlError as exc:
+            errors.append(f"REDIS_URL {exc}")
     level = str(values.get("log_level", "INFO")).upper()
     if level not in _LOG_LEVELS:
         errors.append(f"LOG_LEVEL expected one of {', '.join(_LOG_LEVELS)}, got {level!r}")

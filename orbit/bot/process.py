@@ -29,6 +29,7 @@ from orbit.bot import http, routers
 from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
+from orbit.bot.fsm_keys import UserTaggedKeys
 from orbit.bot.http_limits import BoundedAppRunner, HttpLimits
 from orbit.bot.inflight import wait_for_updates_on_shutdown
 from orbit.bot.middlewares import private_only
@@ -99,7 +100,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     dp = PaymentSafeDispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
-        storage=RedisStorage(create_redis(ctx.settings)),
+        storage=RedisStorage(create_redis(ctx.settings), key_builder=UserTaggedKeys()),
         settings=ctx.settings,
         pool=ctx.pool,
         redis=ctx.redis,

@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -142,14 +143,25 @@ class Metrics:
             if mine(name)
         }
         self._refreshers: list[Callable[[], Awaitable[None]]] = []
+        # Counters' and histograms' children by (name, *label pairs); never removed, as
+        # their labels are bounded (gauges, which `replace` clears, are not cached).
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
-        counter = self._counters[name]
-        (counter.labels(**labels) if labels else counter).inc(amount)
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is None:  # prometheus_client's labels() costs more than the increment
+            counter = self._counters[name]
+            child = self._children[key] = counter.labels(**labels) if labels else counter
+        child.inc(amount)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        histogram = self._histograms[name]
-        (histogram.labels(**labels) if labels else histogram).observe(value)
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            histogram = self._histograms[name]
+            child = self._children[key] = histogram.labels(**labels) if labels else histogram
+        child.observe(value)
 
     def set(self, name: str, value: float, **labels: str) -> None:
         gauge = self._gauges[name]

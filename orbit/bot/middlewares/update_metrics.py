@@ -13,6 +13,7 @@ from aiogram.types import TelegramObject, Update
 
 from orbit.bot.middlewares import Handler
 from orbit.metrics import Metrics
+from orbit.outages import dependency_down
 
 
 class UpdateMetrics(BaseMiddleware):
@@ -27,6 +28,11 @@ class UpdateMetrics(BaseMiddleware):
             result = await handler(event, data)
             outcome = "unhandled" if result is UNHANDLED else "handled"
             return result
+        except Exception as exc:
+            down = dependency_down(exc)
+            if down is not None:
+                self.metrics.inc("dependency_errors_total", dependency=down.lower())
+            raise
         finally:
             self.metrics.observe("update_duration_seconds", time.perf_counter() - started, type=kind)
             self.metrics.inc("updates_total", type=kind, outcome=outcome)

@@ -82,7 +82,11 @@ class BotHarness:
 
     def handler_errors(self) -> list[str]:
         """What the error handler counted: exceptions that escaped a handler."""
-        return [line for line in self.metrics.render().splitlines() if "handler_errors_total" in line]
+        return [
+            line
+            for line in self.metrics.render().splitlines()
+            if line.startswith("orbit_handler_errors_total{")
+        ]
 
 
 @asynccontextmanager

@@ -42,7 +42,7 @@ _STATEMENTS = (
            30000, m.currency, 30000,
            CASE WHEN g % 20 <> 0 AND g % 7 <> 0 THEN 30000 END,
            CASE WHEN m.method <> 'ton' THEN m.method || ':' || g END,
-           CASE WHEN m.method = 'ton' THEN 'orbit-' || g END,
+           CASE WHEN m.method = 'ton' THEN 'ORB' || g END,
            now() - make_interval(mins => g % 100000),
            now() + make_interval(mins => 30 - (g % 60)),
            CASE WHEN g % 20 <> 0 AND g % 7 <> 0 THEN now() - make_interval(mins => g % 100000) END
@@ -93,7 +93,7 @@ _STATEMENTS = (
     """,
     """
     INSERT INTO ton_transactions (hash, lt, amount_nanoton, comment, status, utime)
-    SELECT 'benchhash' || g, 1000 + g, 1500000000, 'orbit-' || g,
+    SELECT 'benchhash' || g, 1000 + g, 1500000000, 'ORB' || g,
            CASE WHEN g % 50 = 0 THEN 'unmatched' ELSE 'matched' END,
            now() - make_interval(mins => g % 100000)
     FROM generate_series(0, $1 - 1, 10) AS g

@@ -1,11 +1,12 @@
 """Every Redis key and channel Orbit uses, in one place (see DESIGN.md).
 
-Keys one script or MULTI touches together share a hash tag (`{...}`), so each such
-call names keys of one Redis Cluster slot: `{balancer}` (the scores and every
-instance's health, replaced in one MULTI/EXEC), `{outbox}` (the send budget's
-scripts), `{<user id>}` (a user's rate-limit buckets and FSM keys, read by one
-script). Orbit runs on one Redis or a Sentinel-managed one; Cluster is not
-supported or tested (README), the tags only keep that door open.
+Keys one script, MULTI or multi-key command touches together share a hash tag
+(`{...}`), so each such call names keys of one Redis Cluster slot: `{balancer}` (the
+scores and every instance's health, replaced in one MULTI/EXEC), `{outbox}` (the send
+budget's scripts), `{worker}` (the heartbeats `orbit status` reads with one MGET),
+`{<user id>}` (a user's rate-limit buckets and FSM keys, read by one script). Orbit
+runs on one Redis or a Sentinel-managed one; Cluster is not supported or tested
+(README), the tags only keep that door open.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ SEND_NOTIFY_SHARE = "{outbox}:notify_share"
 
 
 def heartbeat(worker: str) -> str:
-    return f"worker:{worker}:heartbeat"
+    # One tag for all: `orbit status` reads every worker's with one MGET.
+    return f"{{worker}}:{worker}:heartbeat"
 
 
 def lease(worker: str) -> str:

@@ -26,6 +26,8 @@ def test_each_scripts_keys_share_a_slot() -> None:
     # The balancer's MULTI/EXEC (orbit/balancer/refresh.py publish).
     balancer = (keys.BALANCER_SCORES, keys.BALANCER_REFRESHED_AT)
     assert len(slots(*balancer, keys.balancer_instance("s001"), keys.balancer_instance("p2"))) == 1
+    # `orbit status`'s MGET of every heartbeat.
+    assert len(slots(*(keys.heartbeat(name) for name in keys.WORKERS))) == 1
     # The throttling script: a user's buckets and FSM state key, whatever the user.
     for user in (1, 42, 10**12):
         state = UserTaggedKeys().build(StorageKey(bot_id=7, chat_id=user, user_id=user), "state")

@@ -259,6 +259,7 @@ async def _tick_loop(
             pause = _backoff(worker, failures)
             down = dependency_down(exc)
             ctx.metrics.inc("units_total", outcome="failed" if down is None else "dependency_down")
+            ctx.metrics.observe("unit_duration_seconds", time.monotonic() - started)
             if down is not None:
                 ctx.metrics.inc("dependency_errors_total", dependency=down.lower())
             if down is None:

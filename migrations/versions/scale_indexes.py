@@ -1,7 +1,7 @@
 """scale: indexes the hot queries were missing (tests/test_hot_query_plans.py found them)
 
 Revision ID: scale_indexes
-Revises: 0005_clock
+Revises: audit_audit_trail
 
 - `configs (user_id, created_at)` in place of the partial `configs (user_id)`: the
   create path counts a user's deleted configs too (the daily create limit, the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "scale_indexes"
-down_revision = "0005_clock"
+down_revision = "audit_audit_trail"
 branch_labels = None
 depends_on = None
 

@@ -47,8 +47,13 @@ class SentinelSetup:
 
     def start(self) -> None:
         self.master.start()
+        # A replica's full sync writes dump.rdb in its directory (and the demoted master's
+        # after a failover): the test's own, not the working tree.
+        subprocess.run(["redis-cli", "-p", str(self.master.port), "CONFIG", "SET", "dir", str(self.tmp)],
+                       check=True, capture_output=True)  # fmt: skip
         replica = ["--port", str(self.replica_port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--replicaof", "127.0.0.1", str(self.master.port)]  # fmt: skip
+                   "--dir", str(self.tmp), "--appendonly", "no",
+                   "--replicaof", "127.0.0.1", str(self.master.port)]  # fmt: skip
         self.procs.append(_server(*replica))
         _wait_listening(self.replica_port)
         conf = self.tmp / "sentinel.conf"  # sentinel rewrites its config: a file of its own

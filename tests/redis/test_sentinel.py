@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import keys
-from tests.support.private_deps import PrivateRedis, free_port
+from tests.support.private_deps import free_port
 from tests.support.processes import WorkerProcess, spawn, wait_for_heartbeat
 
 SERVICE = "orbit-test"
@@ -39,27 +39,25 @@ def _wait_listening(port: int) -> None:
 
 class SentinelSetup:
     def __init__(self, tmp: Path) -> None:
-        self.master = PrivateRedis()
+        self.master_port = free_port()
         self.replica_port = free_port()
         self.sentinel_port = free_port()
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        self.master.start()
-        # A replica's full sync writes dump.rdb in its directory (and the demoted master's
-        # after a failover): the test's own, not the working tree.
-        subprocess.run(["redis-cli", "-p", str(self.master.port), "CONFIG", "SET", "dir", str(self.tmp)],
-                       check=True, capture_output=True)  # fmt: skip
-        replica = ["--port", str(self.replica_port), "--bind", "127.0.0.1", "--save", "",
-                   "--dir", str(self.tmp), "--appendonly", "no",
-                   "--replicaof", "127.0.0.1", str(self.master.port)]  # fmt: skip
-        self.procs.append(_server(*replica))
+        # A replica's full sync writes dump.rdb in its `dir` (the demoted master's too, after
+        # the failover): the test's directory, not the working tree.
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.tmp)]
+        self.procs.append(_server("--port", str(self.master_port), *common))
+        _wait_listening(self.master_port)
+        replica = ["--port", str(self.replica_port), "--replicaof", "127.0.0.1", str(self.master_port)]
+        self.procs.append(_server(*replica, *common))
         _wait_listening(self.replica_port)
         conf = self.tmp / "sentinel.conf"  # sentinel rewrites its config: a file of its own
         conf.write_text(
-            f"port {self.sentinel_port}\nbind 127.0.0.1\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1\n"
+            f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.tmp}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master_port} 1\n"
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
@@ -70,7 +68,6 @@ class SentinelSetup:
         for proc in self.procs:
             proc.terminate()
             proc.wait(10)
-        self.master.stop()
 
     @property
     def url(self) -> str:
@@ -94,11 +91,11 @@ async def test_a_worker_follows_the_master_through_a_failover(
     sentinel_setup: SentinelSetup, base_env: dict[str, str], log_dir: Path
 ) -> None:
     sentinel = Redis(port=sentinel_setup.sentinel_port, decode_responses=True)
-    master = Redis(port=sentinel_setup.master.port, decode_responses=True)
+    master = Redis(port=sentinel_setup.master_port, decode_responses=True)
     replica = Redis(port=sentinel_setup.replica_port, decode_responses=True)
     worker: WorkerProcess | None = None
     try:
-        assert await _master_port(sentinel) == sentinel_setup.master.port
+        assert await _master_port(sentinel) == sentinel_setup.master_port
         worker = await spawn("balancer", {**base_env, "REDIS_URL": sentinel_setup.url}, log_dir)
         await wait_for_heartbeat(master, "balancer", pid=worker.pid, timeout=START_TIMEOUT)
         assert await master.get(keys.lease("balancer"))  # the lease is taken on the master

@@ -64,3 +64,22 @@ def test_the_dashboard_reads_declared_series_through_its_datasource_variable() -
                    "janitor_chore_failures_total", "ton_lag_seconds", "ton_cursor_lt", "lease_held",
                    "dependency_errors_total"):  # fmt: skip
         assert f"orbit_{series}" in used, series
+
+
+def test_what_domain_code_records_exists_in_every_process() -> None:
+    """`orbit.metrics.count/observe` run in whichever process called the domain code: a
+    series one process lacks would raise there."""
+    root = Path(__file__).resolve().parents[1] / "orbit"
+    recorded = {
+        match[1]
+        for path in root.rglob("*.py")
+        for match in re.finditer(r"(?<![.\w])metrics\.(?:count|observe)\(\s*\"([a-z_]+)\"", path.read_text())
+    }
+    assert {"ledger_entries_total", "payments_total", "panel_request_duration_seconds"} <= recorded
+    for process in ("bot", "ton_watcher", "balancer", "janitor"):
+        registry = Metrics(process)
+        for name in recorded:  # no KeyError
+            if name in COUNTERS:
+                registry.inc(name, **dict.fromkeys(COUNTERS[name][1], "x"))
+            else:
+                registry.observe(name, 0.1, **dict.fromkeys(HISTOGRAMS[name][1], "x"))

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from dotenv import dotenv_values
 
-from orbit import redact
+from orbit import redact, redis_url
 
 TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
 
@@ -53,6 +53,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # webhook listener only while that one is on loopback (orbit/bot/process.py).
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # The same endpoints of the other processes, each on METRICS_HOST (0: not served;
+    # supervisord.conf gives each its port).
+    metrics_port_ton_watcher: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_balancer: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_janitor: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -149,6 +154,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             f"postgresql://{self.database_user}:{self.database_password}"
             f"@{self.database_host}:{self.database_port}/{self.database_name}"
         )
+
+    def worker_metrics_port(self, worker: str) -> int:
+        """METRICS_PORT_<WORKER>; 0 for the bot, which serves them on its own listeners."""
+        return int(getattr(self, f"metrics_port_{worker}", 0))
 
     @property
     def is_admin_configured(self) -> bool:
@@ -256,6 +265,11 @@ def load_settings(
                 "MARZBAN_PASSWORD_KEY expected Fernet keys (32 url-safe base64 bytes each,"
                 " comma-separated)"
             )
+    if "redis_url" in values:
+        try:
+            redis_url.check(values["redis_url"])
+        except redis_url.RedisUrlError as exc:
+            errors.append(f"REDIS_URL {exc}")
     level = str(values.get("log_level", "INFO")).upper()
     if level not in _LOG_LEVELS:
         errors.append(f"LOG_LEVEL expected one of {', '.join(_LOG_LEVELS)}, got {level!r}")

@@ -45,4 +45,5 @@ if [ -f run/sandbox.env ]; then
     say "sandbox is up; talk to the bot through the Telegram emulator's control API:"
     say "  $(grep '^TELEGRAM_API_URL=' run/sandbox.env | cut -d= -f2-)/control  (see docs/telegram-emulator.md)"
 fi
+say "metrics: curl 127.0.0.1:$(.venv/bin/python -c 'from orbit.settings import load_settings; print(load_settings().bot_http_port)' 2>/dev/null || echo 8080)/metrics (bot), 127.0.0.1:9102..9104/metrics (ton_watcher, balancer, janitor)"
 say "logs: logs/*.log   control: .venv/bin/supervisorctl -c supervisord.conf status"

@@ -15,6 +15,7 @@ MARZBAN_PORT = 18001
 TONAPI_PORT = 18091
 CRYPTOBOT_PORT = 18092
 BOT_HTTP_PORT = 18080
+PAGE_PORT = 18070  # the chat page (orbit/sandbox/page), the address run.sh prints last
 
 BOT_TOKEN = "100000001:SANDBOX-token"
 MARZBAN_USER = "admin"

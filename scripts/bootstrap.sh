@@ -21,7 +21,7 @@ fi
 
 # --- Chromium, for the browser tests (tests/browser); test.sh and .ci/run ask for it --------
 if [ -n "${ORBIT_BROWSER_TESTS:-}" ] && ! command -v chromium >/dev/null; then
-    apt_install chromium
+    apt_install chromium fonts-noto-color-emoji  # emoji: the bot's buttons in screenshots
 fi
 
 # --- PostgreSQL ---------------------------------------------------------------

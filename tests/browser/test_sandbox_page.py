@@ -62,44 +62,52 @@ def _free_shift() -> int:
 @dataclass
 class Sandbox:
     page_url: str
+    telegram_url: str
     env: dict[str, str]
 
 
 @pytest.fixture
-async def sandbox(
-    base_env: dict[str, str], db: asyncpg.Pool, redis: Redis, log_dir: Path
-) -> AsyncIterator[Sandbox]:
+async def emulators(base_env: dict[str, str], log_dir: Path) -> AsyncIterator[Sandbox]:
+    """The sandbox process (`python -m orbit.sandbox`: the emulators and the page) on free ports."""
     shift = _free_shift()
-    started: list[WorkerProcess] = []
-    emulators = await spawn("sandbox", {**base_env, "ORBIT_SANDBOX_PORT_SHIFT": str(shift)}, log_dir)
-    started.append(emulators)
-    page_url = f"http://{config.HOST}:{config.PAGE_PORT + shift}"
-    await _wait_until_serving(page_url, emulators)
-    host = f"http://{config.HOST}"
-    env = {
-        **base_env,
-        "BOT_TOKEN": config.BOT_TOKEN,
-        "ADMIN_IDS": str(config.SANDBOX_ADMIN_ID),
-        "TELEGRAM_API_URL": f"{host}:{config.TELEGRAM_PORT + shift}",
-        "BOT_HTTP_PORT": str(config.BOT_HTTP_PORT + shift),
-        "S001_BASE_URL": f"{host}:{config.MARZBAN_PORT + shift}",
-        "S001_MARZBAN_USERNAME": config.MARZBAN_USER,
-        "S001_MARZBAN_PASSWORD": config.MARZBAN_PASSWORD,
-        "TON_ADDRESS": config.TON_ADDRESS,
-        "CRYPTOBOT_TOKEN": config.CRYPTOBOT_TOKEN,
-        "TONAPI_URL": f"{host}:{config.TONAPI_PORT + shift}",
-        "CRYPTOBOT_API_URL": f"{host}:{config.CRYPTOBOT_PORT + shift}",
-        "MARZBAN_PASSWORD_KEY": Fernet.generate_key().decode(),
-        # Playwright presses faster than a person: the per-user button rate limits
-        # would answer "too fast" (they have their own tests).
-        "RATE_LIMIT_SCALE": "0.0001",
-    }
+    process = await spawn("sandbox", {**base_env, "ORBIT_SANDBOX_PORT_SHIFT": str(shift)}, log_dir)
     try:
-        for name in WORKERS:
-            started.append(await spawn(name, env, log_dir))
-        for worker in started[1:]:  # start-up is mostly imports: slow on a busy machine
+        page_url = f"http://{config.HOST}:{config.PAGE_PORT + shift}"
+        await _wait_until_serving(page_url, process)
+        host = f"http://{config.HOST}"
+        env = {
+            **base_env,
+            "BOT_TOKEN": config.BOT_TOKEN,
+            "ADMIN_IDS": str(config.SANDBOX_ADMIN_ID),
+            "TELEGRAM_API_URL": f"{host}:{config.TELEGRAM_PORT + shift}",
+            "BOT_HTTP_PORT": str(config.BOT_HTTP_PORT + shift),
+            "S001_BASE_URL": f"{host}:{config.MARZBAN_PORT + shift}",
+            "S001_MARZBAN_USERNAME": config.MARZBAN_USER,
+            "S001_MARZBAN_PASSWORD": config.MARZBAN_PASSWORD,
+            "TON_ADDRESS": config.TON_ADDRESS,
+            "CRYPTOBOT_TOKEN": config.CRYPTOBOT_TOKEN,
+            "TONAPI_URL": f"{host}:{config.TONAPI_PORT + shift}",
+            "CRYPTOBOT_API_URL": f"{host}:{config.CRYPTOBOT_PORT + shift}",
+            "MARZBAN_PASSWORD_KEY": Fernet.generate_key().decode(),
+            # Playwright presses faster than a person: the per-user button rate limits
+            # would answer "too fast" (they have their own tests).
+            "RATE_LIMIT_SCALE": "0.0001",
+        }
+        yield Sandbox(page_url, env["TELEGRAM_API_URL"], env)
+    finally:
+        await process.stop()
+
+
+@pytest.fixture
+async def sandbox(
+    emulators: Sandbox, db: asyncpg.Pool, redis: Redis, log_dir: Path
+) -> AsyncIterator[Sandbox]:
+    """The emulators and the four Orbit processes, on this run's database and Redis."""
+    started = [await spawn(name, emulators.env, log_dir) for name in WORKERS]
+    try:
+        for worker in started:  # start-up is mostly imports: slow on a busy machine
             await wait_for_heartbeat(redis, worker.name, pid=worker.pid, timeout=90)
-        yield Sandbox(page_url, env)
+        yield emulators
     finally:
         for worker in reversed(started):
             await worker.stop()
@@ -121,19 +129,38 @@ async def _wait_until_serving(url: str, process: WorkerProcess) -> None:
 
 
 @pytest.fixture
-async def browser_page(sandbox: Sandbox) -> AsyncIterator[object]:
+async def browser() -> AsyncIterator[object]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 (one stat before the browser starts)
         pytest.fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(sandbox.page_url)
-        yield page
+        yield browser
         await browser.close()
-        assert not errors, f"the page threw: {errors}"
+
+
+async def _open(browser: object, url: str) -> AsyncIterator[object]:
+    context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")  # type: ignore[attr-defined]
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    yield page
+    await context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+async def browser_page(browser: object, sandbox: Sandbox) -> AsyncIterator[object]:
+    """The page, with the whole sandbox behind it."""
+    async for page in _open(browser, sandbox.page_url):
+        yield page
+
+
+@pytest.fixture
+async def bare_page(browser: object, emulators: Sandbox) -> AsyncIterator[object]:
+    """The page with the emulators only: the test plays the bot through the Bot API."""
+    async for page in _open(browser, emulators.page_url):
+        yield page
 
 
 def _bot_text(page: object, text: str) -> object:
@@ -238,3 +265,85 @@ async def test_a_new_user_goes_from_start_to_the_renewal_reminder_on_the_page(
     await expect(page.locator(f".pusers tr[data-username='{panel_user}']")).to_contain_text("active")
     await expect(page.locator(".panel .node").first).to_be_visible()
     await _screenshot(page, "sandbox-panels.png")
+
+
+async def _bot_api(sandbox: Sandbox, method: str, **params: object) -> dict[str, object]:
+    async with aiohttp.ClientSession() as http:
+        url = f"{sandbox.telegram_url}/bot{config.BOT_TOKEN}/{method}"
+        async with http.post(url, json=params) as resp:
+            body = await resp.json()
+    assert body["ok"], body
+    return body["result"]  # type: ignore[no-any-return]
+
+
+async def test_the_bots_messages_show_as_telegram_shows_them_and_never_as_html(
+    bare_page: object, emulators: Sandbox
+) -> None:
+    page = bare_page
+    async with aiohttp.ClientSession() as http:  # the test plays a fast bot: Telegram's pacing off
+        await http.post(f"{emulators.telegram_url}/control/rate", json={"enabled": False})
+    await page.click("#new-user-btn")
+    await page.fill("#nu-first", "Bob <b>")
+    await page.click("#nu-create")
+    bob = page.locator(".user.active")
+    await expect(bob.locator(".user-name")).to_have_text("Bob <b>")  # a name is text too
+    user_id = int(await bob.get_attribute("data-user-id"))
+    await page.click("#start-btn")
+    await expect(page.locator(".msg.out .bubble", has_text="/start")).to_be_visible(timeout=STEP)
+
+    html = (
+        '<b>bold</b> <i>it</i> <code>x = 1</code> <tg-spoiler>secret</tg-spoiler> <a href="https://example.org/">site</a>'
+        '\n<blockquote>quoted</blockquote>\n<pre>pre block</pre>\n&lt;img src=x onerror="window.pwned=1"&gt;'
+    )
+    keyboard = {
+        "inline_keyboard": [
+            [{"text": "Docs", "url": "https://example.org/docs"}, {"text": "Go", "callback_data": "go"}]
+        ]
+    }
+    sent = await _bot_api(
+        emulators, "sendMessage", chat_id=user_id, text=html, parse_mode="HTML", reply_markup=keyboard
+    )
+    bubble = page.locator(f".msg[data-message-id='{sent['message_id']}'] .bubble")
+    await expect(bubble.locator("b")).to_have_text("bold")
+    await expect(bubble.locator("i")).to_have_text("it")
+    await expect(bubble.locator("code")).to_have_text("x = 1")
+    await expect(bubble.locator("pre")).to_have_text("pre block")
+    await expect(bubble.locator("blockquote")).to_have_text("quoted")
+    await expect(bubble.locator("a[href='https://example.org/']")).to_have_text("site")
+    spoiler = bubble.locator(".spoiler")
+    await expect(spoiler).to_have_text("secret")
+    await expect(spoiler).not_to_have_class("spoiler shown")
+    await spoiler.click()
+    await expect(spoiler).to_have_class("spoiler shown")
+    # Text that looks like HTML stays text: no element made of it, no script run.
+    await expect(bubble).to_contain_text('<img src=x onerror="window.pwned=1">')
+    assert await bubble.locator("img").count() == 0
+    assert await page.evaluate("window.pwned") is None
+    await expect(
+        page.locator(f".msg[data-message-id='{sent['message_id']}'] .ikb-row button.url")
+    ).to_have_text("Docs")
+
+    # Edited in place (the keyboard goes with an edit that does not repeat it), then deleted.
+    await _bot_api(
+        emulators, "editMessageText", chat_id=user_id, message_id=sent["message_id"], text="changed"
+    )
+    await expect(bubble).to_contain_text("changed")
+    await expect(bubble.locator(".meta")).to_contain_text("edited")
+    await expect(page.locator(f".msg[data-message-id='{sent['message_id']}'] .ikb")).to_have_count(0)
+    await _bot_api(emulators, "deleteMessage", chat_id=user_id, message_id=sent["message_id"])
+    await expect(page.locator(f".msg[data-message-id='{sent['message_id']}']")).to_have_count(0)
+
+    # A reply keyboard sits above the composer; its button sends its text.
+    await _bot_api(
+        emulators,
+        "sendMessage",
+        chat_id=user_id,
+        text="Pick one",
+        reply_markup={"keyboard": [[{"text": "Hello"}]]},
+    )
+    await page.locator("#reply-keyboard button", has_text="Hello").click()
+    await expect(page.locator(".msg.out .bubble", has_text="Hello")).to_be_visible(timeout=STEP)
+    await _bot_api(
+        emulators, "sendMessage", chat_id=user_id, text="Done", reply_markup={"remove_keyboard": True}
+    )
+    await expect(page.locator("#reply-keyboard")).to_be_hidden()

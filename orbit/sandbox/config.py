@@ -15,7 +15,10 @@ MARZBAN_PORT = 18001
 TONAPI_PORT = 18091
 CRYPTOBOT_PORT = 18092
 BOT_HTTP_PORT = 18080
-PAGE_PORT = 18070  # the chat page (orbit/sandbox/page), the address run.sh prints last
+# The sandbox's chat page (orbit/sandbox/page); run.sh prints its address last.
+PAGE_PORT = 18000
+# The sandbox's own control API (the one clock: POST /control/clock/advance, GET /control/clock).
+CONTROL_PORT = 18099
 
 BOT_TOKEN = "100000001:SANDBOX-token"
 MARZBAN_USER = "admin"

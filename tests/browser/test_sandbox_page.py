@@ -41,6 +41,7 @@ PORTS = (
     config.CRYPTOBOT_PORT,
     config.BOT_HTTP_PORT,
     config.PAGE_PORT,
+    config.CONTROL_PORT,
 )
 STEP = 20_000  # ms: one bot reply, with Telegram's one-message-a-second pacing
 REMINDER_WAIT = 100_000  # ms: the janitor's tick is a minute

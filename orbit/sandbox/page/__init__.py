@@ -30,5 +30,5 @@ def page_endpoints(shift: int = 0) -> Endpoints:
                 password=config.MARZBAN_PASSWORD,
             ),
         ),
-        clock_url=None,
+        clock_url=f"{url}:{config.CONTROL_PORT + shift}/control/clock",
     )

@@ -19,6 +19,7 @@ NANOTONS_PER_TON = Decimal(1_000_000_000)
 CONTROL = "/_emulator"
 # Marzban tokens live for a day by default; log in again well before that.
 TOKEN_REUSE_SECONDS = 600.0
+MAX_CLOCK_STEP = 400 * 86400
 CRYPTOPAY_LINK = re.compile(r"^https://t\.me/CryptoBot\?start=([A-Za-z0-9_-]+)$")
 
 
@@ -49,7 +50,7 @@ class Endpoints:
     cryptobot_url: str
     ton_address: str
     panels: tuple[Panel, ...]
-    # The sandbox's clock control (moves orbit_now() and every emulator); None: no clock.
+    # The sandbox's one clock (`GET` it, `POST .../advance`): orbit_now() and every emulator.
     clock_url: str | None = None
 
 
@@ -173,12 +174,19 @@ class Backends:
 
     # --- clock ---------------------------------------------------------------------------------
 
-    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+    async def clock(self) -> dict[str, Any]:
+        """The sandbox clock's offset (seconds ahead of real time) and what it calls now."""
         if self.endpoints.clock_url is None:
             raise BackendError(409, "this sandbox has no clock control")
-        if not 0 < seconds <= 400 * 86400:
-            raise BackendError(400, "move the clock forward by up to 400 days")
-        return await self._call("POST", self.endpoints.clock_url, {"seconds": seconds})
+        return await self._call("GET", self.endpoints.clock_url)
+
+    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the database's orbit_now() and every emulator forward, through the sandbox's clock."""
+        if self.endpoints.clock_url is None:
+            raise BackendError(409, "this sandbox has no clock control")
+        if not 0 < seconds <= MAX_CLOCK_STEP:
+            raise BackendError(400, "move the clock forward by up to 400 days at a time")
+        return await self._call("POST", f"{self.endpoints.clock_url}/advance", {"seconds": seconds})
 
 
 def parse_ton(amount: str) -> int:

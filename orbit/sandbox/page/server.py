@@ -170,6 +170,7 @@ class PageServer:
         r.add_get("/api/panels/events", self._panel_events)
         r.add_post("/api/panels/{panel_id}/nodes/{node_id}", self._set_node)
         r.add_post("/api/panels/{panel_id}/users/{username}/usage", self._add_usage)
+        r.add_get("/api/clock", self._clock)
         r.add_post("/api/clock", self._advance_clock)
         return app
 
@@ -209,6 +210,9 @@ class PageServer:
         )
 
     async def _users(self, request: web.Request) -> web.Response:
+        # Users the bot met some other way (curl, a test, a page before a restart) are listed too.
+        for user in await self._telegram.users():
+            self.roster.adopt(user.id, user.first_name, user.username, user.language_code)
         return _json(self.roster.all())
 
     async def _create_user(self, request: web.Request) -> web.Response:
@@ -353,6 +357,9 @@ class PageServer:
             request.match_info["panel_id"], request.match_info["username"], int(body.gb * BYTES_PER_GB)
         )
         return _json(user)
+
+    async def _clock(self, request: web.Request) -> web.Response:
+        return _json(await self._backends.clock())
 
     async def _advance_clock(self, request: web.Request) -> web.Response:
         body = await _body(request, _Clock)

@@ -109,6 +109,7 @@ class TelegramEmulator(
         r.add_post("/control/block", self._c_block)
         r.add_post("/control/unblock", self._c_unblock)
         r.add_post("/control/members", self._c_members)
+        r.add_get("/control/users", self._c_users)
         r.add_get("/control/chats/{chat_id}/messages", self._c_messages)
         r.add_get("/control/chats/{chat_id}/events", self._c_events)
         r.add_get("/control/callbacks/{callback_id}", self._c_callback)

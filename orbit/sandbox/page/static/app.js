@@ -577,7 +577,7 @@ async function loadClock() {
   if (!state.config.clock) return;
   try {
     const clock = await api("GET", "/api/clock");
-    state.clockOffset = clock.offset_seconds || 0;
+    state.clockOffset = clock.offset || 0;
   } catch (error) {
     toast(error.message, "error");
   }
@@ -588,7 +588,7 @@ async function advanceClock(hours) {
   if (!(hours > 0)) return toast("Move the clock forward by a positive amount", "error");
   try {
     const clock = await api("POST", "/api/clock", { hours });
-    state.clockOffset = clock.offset_seconds || state.clockOffset + hours * 3600;
+    state.clockOffset = clock.offset;
     renderClock();
     toast(`Time moved forward by ${hours >= 24 ? `${+(hours / 24).toFixed(2)} days` : `${hours} h`}`);
   } catch (error) {

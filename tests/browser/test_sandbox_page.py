@@ -348,3 +348,67 @@ async def test_the_bots_messages_show_as_telegram_shows_them_and_never_as_html(
         emulators, "sendMessage", chat_id=user_id, text="Done", reply_markup={"remove_keyboard": True}
     )
     await expect(page.locator("#reply-keyboard")).to_be_hidden()
+
+
+async def _next_update(sandbox: Sandbox, kind: str, offset: int) -> tuple[dict[str, object], int]:
+    """The bot's side: long-poll getUpdates until an update of `kind` arrives."""
+    for _ in range(10):
+        updates = await _bot_api(sandbox, "getUpdates", offset=offset, timeout=5)
+        for update in updates:  # type: ignore[attr-defined]
+            offset = update["update_id"] + 1
+            if kind in update:
+                return update[kind], offset
+    raise AssertionError(f"no {kind} update reached the bot")
+
+
+async def test_callback_answers_and_a_stars_invoice_paid_on_the_page(
+    bare_page: object, emulators: Sandbox
+) -> None:
+    page = bare_page
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{emulators.telegram_url}/control/rate", json={"enabled": False})
+    await page.click("#new-user-btn")
+    await page.fill("#nu-first", "Cleo")
+    await page.click("#nu-create")
+    user_id = int(await page.locator(".user.active").get_attribute("data-user-id"))
+    await page.click("#start-btn")
+    _, offset = await _next_update(emulators, "message", 0)
+
+    # A callback answer: a toast, or with show_alert a dialog.
+    keyboard = {
+        "inline_keyboard": [
+            [{"text": "Toast", "callback_data": "t"}, {"text": "Alert", "callback_data": "a"}]
+        ]
+    }
+    await _bot_api(emulators, "sendMessage", chat_id=user_id, text="Press", reply_markup=keyboard)
+    await _press(page, "Toast")
+    query, offset = await _next_update(emulators, "callback_query", offset)
+    await _bot_api(emulators, "answerCallbackQuery", callback_query_id=query["id"], text="Saved <b>")
+    await expect(page.locator(".toast", has_text="Saved <b>")).to_be_visible()
+    await _press(page, "Alert")
+    query, offset = await _next_update(emulators, "callback_query", offset)
+    await _bot_api(
+        emulators, "answerCallbackQuery", callback_query_id=query["id"], text="Sure?", show_alert=True
+    )
+    await expect(page.locator("#alert-text")).to_have_text("Sure?")
+    await page.click("#alert-ok")
+
+    # A Stars invoice: Pay → pre-checkout → the bot says yes → the payment shows.
+    invoice = await _bot_api(
+        emulators,
+        "sendInvoice",
+        chat_id=user_id,
+        title="Top-up",
+        description="150 ₽ for 111 ⭐",
+        payload="order-1",
+        currency="XTR",
+        prices=[{"label": "Top-up", "amount": 111}],
+    )
+    card = page.locator(f".msg[data-message-id='{invoice['message_id']}']")
+    await expect(card.locator(".invoice-total")).to_have_text("⭐ 111")
+    await card.locator("button.pay").click()
+    query, offset = await _next_update(emulators, "pre_checkout_query", offset)
+    assert query["total_amount"] == 111 and query["invoice_payload"] == "order-1"
+    await _bot_api(emulators, "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True)
+    await expect(page.locator(".service", has_text="You paid 111 ⭐")).to_be_visible(timeout=STEP)
+    await expect(card.locator("button.pay")).to_have_text("Paid ✓")

@@ -266,6 +266,15 @@ async def test_a_new_user_goes_from_start_to_the_renewal_reminder_on_the_page(
     await expect(page.locator(f".pusers tr[data-username='{panel_user}']")).to_contain_text("active")
     await expect(page.locator(".panel .node").first).to_be_visible()
     await _screenshot(page, "sandbox-panels.png")
+    # A node taken down and brought back; usage added to Ann's panel user.
+    node = page.locator(".panel .node").first
+    await node.locator(".switch").click()
+    await expect(node.locator(".node-msg")).to_contain_text("error")
+    await node.locator(".switch").click()
+    await expect(node.locator(".node-msg")).not_to_contain_text("error")
+    row = page.locator(f".pusers tr[data-username='{panel_user}']")
+    await row.locator("button", has_text="+1 GB").click()
+    await expect(row).to_contain_text("1.0 GB /")
 
 
 async def _bot_api(sandbox: Sandbox, method: str, **params: object) -> dict[str, object]:

@@ -63,7 +63,7 @@ const COLORS = ["#e17076", "#faa774", "#a695e7", "#7bc862", "#6ec9cb", "#65aadd"
 function avatar(user, size) {
   const letters = (user.first_name || "?").trim().slice(0, 1).toUpperCase();
   const node = el("div", { class: "avatar", "aria-hidden": "true" }, letters);
-  node.style.background = COLORS[Math.abs(user.id) % COLORS.length];
+  node.style.background = COLORS[(Math.abs(user.id) % 97) % COLORS.length];
   if (size) Object.assign(node.style, { width: `${size}px`, height: `${size}px` });
   return node;
 }

@@ -41,8 +41,8 @@ for _ in $(seq 1 30); do
     sleep 1
 done
 .venv/bin/orbit status || true
-say "logs: logs/*.log   control: .venv/bin/supervisorctl -c supervisord.conf status"
 if [ -f run/sandbox.env ]; then
-    page="$(.venv/bin/python -c 'from orbit.sandbox import config; print(f"http://{config.HOST}:{config.PAGE_PORT}")')"
-    say "sandbox is up: open $page to use the bot as a Telegram user would (docs/sandbox.md)"
+    say "sandbox is up; talk to the bot through the Telegram emulator's control API:"
+    say "  $(grep '^TELEGRAM_API_URL=' run/sandbox.env | cut -d= -f2-)/control  (see docs/telegram-emulator.md)"
 fi
+say "logs: logs/*.log   control: .venv/bin/supervisorctl -c supervisord.conf status"

@@ -15,6 +15,8 @@ MARZBAN_PORT = 18001
 TONAPI_PORT = 18091
 CRYPTOBOT_PORT = 18092
 BOT_HTTP_PORT = 18080
+# The sandbox's chat page (the page engineer serves it here; run.sh prints its address last).
+PAGE_PORT = 18000
 
 BOT_TOKEN = "100000001:SANDBOX-token"
 MARZBAN_USER = "admin"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from pathlib import Path
 
 import asyncpg
 from aiohttp import web
@@ -25,6 +27,7 @@ from orbit.sandbox import config, control
 from orbit.sandbox.clock import SandboxClock
 from orbit.sandbox.cryptobot import CryptoBotEmulator
 from orbit.sandbox.marzban import MarzbanEmulator, NodeSpec
+from orbit.sandbox.page import PageServer, page_endpoints
 from orbit.sandbox.state_files import Persistent, StateFiles
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.tonapi import TonapiEmulator
@@ -50,14 +53,14 @@ def make_panels(sandbox_clock: SandboxClock) -> list[MarzbanEmulator]:
     ]
 
 
-async def register_panels(pool: asyncpg.Pool, settings: Settings) -> None:
+async def register_panels(pool: asyncpg.Pool, settings: Settings, shift: int = 0) -> None:
     """Each panel as a `marzban_instances` row (an existing row is left as it is)."""
     sealer = PanelPasswords.from_settings(settings)
     for number in range(1, config.PANELS + 1):
         instance = Instance(
             id=config.panel_id(number),
             name=f"sandbox panel {number}",
-            base_url=f"http://{config.HOST}:{config.panel_port(number)}",
+            base_url=f"http://{config.HOST}:{config.panel_port(number) + shift}",
             username=config.MARZBAN_USER,
             password=sealer.seal(config.MARZBAN_PASSWORD),
         )
@@ -80,26 +83,31 @@ async def run() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     settings = load_settings()
+    # A test runs its own sandbox beside a running one: every port moved by the same
+    # amount, the state in a folder of its own.
+    shift = int(os.environ.get("ORBIT_SANDBOX_PORT_SHIFT", "0"))
+    state_dir = Path(os.environ.get("ORBIT_SANDBOX_STATE_DIR") or config.STATE_DIR)
     pool = await asyncpg.create_pool(settings.dsn, min_size=0, max_size=2)
     redis = Redis.from_url(settings.redis_url)
     telegram = TelegramEmulator()
     sandbox_clock = SandboxClock(telegram)
     panels = make_panels(sandbox_clock)
     tonapi = TonapiEmulator(clock=sandbox_clock.time)
-    webhook = f"http://{config.HOST}:{config.BOT_HTTP_PORT}{config.CRYPTOBOT_WEBHOOK_PATH}"
+    webhook = f"http://{config.HOST}:{config.BOT_HTTP_PORT + shift}{config.CRYPTOBOT_WEBHOOK_PATH}"
     cryptobot = CryptoBotEmulator(config.CRYPTOBOT_TOKEN, webhook, clock=sandbox_clock.time)
     persistent: dict[str, Persistent] = {"telegram": telegram, "tonapi": tonapi, "cryptobot": cryptobot}
     persistent.update({f"marzban-{config.panel_id(n)}": panel for n, panel in enumerate(panels, start=1)})
-    state = StateFiles(config.STATE_DIR, persistent)
+    state = StateFiles(state_dir, persistent)
     loaded = state.load()
-    log.info("sandbox state from %s: %s", config.STATE_DIR, ", ".join(loaded) or "none (a fresh sandbox)")
+    log.info("sandbox state from %s: %s", state_dir, ", ".join(loaded) or "none (a fresh sandbox)")
     await sandbox_clock.sync(pool)
-    await register_panels(pool, settings)
+    await register_panels(pool, settings, shift)
     emulators = [
-        (telegram, config.TELEGRAM_PORT),
-        *((panel, config.panel_port(n)) for n, panel in enumerate(panels, start=1)),
-        (tonapi, config.TONAPI_PORT),
-        (cryptobot, config.CRYPTOBOT_PORT),
+        (telegram, config.TELEGRAM_PORT + shift),
+        *((panel, config.panel_port(n) + shift) for n, panel in enumerate(panels, start=1)),
+        (tonapi, config.TONAPI_PORT + shift),
+        (cryptobot, config.CRYPTOBOT_PORT + shift),
+        (PageServer(page_endpoints(shift), config.SANDBOX_ADMIN_ID), config.PAGE_PORT + shift),
     ]
     control_runner = web.AppRunner(control.make_app(sandbox_clock, pool, redis), access_log=None)
     saver: asyncio.Task[None] | None = None
@@ -108,7 +116,7 @@ async def run() -> None:
             url = await emulator.start(config.HOST, port)
             log.info("%s listening on %s", type(emulator).__name__, url)
         await control_runner.setup()
-        await web.TCPSite(control_runner, config.HOST, config.CONTROL_PORT).start()
+        await web.TCPSite(control_runner, config.HOST, config.CONTROL_PORT + shift).start()
         saver = asyncio.create_task(_save_periodically(state))
         log.info(
             "sandbox ready; bot token %s, admin id %d, clock +%.0f s, control http://%s:%d/control",
@@ -116,7 +124,7 @@ async def run() -> None:
             config.SANDBOX_ADMIN_ID,
             sandbox_clock.offset,
             config.HOST,
-            config.CONTROL_PORT,
+            config.CONTROL_PORT + shift,
         )
         await stopping.wait()
     finally:

@@ -68,32 +68,41 @@ class Sandbox:
 
 
 @pytest.fixture
-async def emulators(base_env: dict[str, str], log_dir: Path) -> AsyncIterator[Sandbox]:
-    """The sandbox process (`python -m orbit.sandbox`: the emulators and the page) on free ports."""
+async def emulators(
+    base_env: dict[str, str], db: asyncpg.Pool, redis: Redis, log_dir: Path, tmp_path: Path
+) -> AsyncIterator[Sandbox]:
+    """The sandbox process (`python -m orbit.sandbox`: the emulators, its clock and the page)
+    on free ports, with its state in a folder of its own, on this run's database."""
     shift = _free_shift()
-    process = await spawn("sandbox", {**base_env, "ORBIT_SANDBOX_PORT_SHIFT": str(shift)}, log_dir)
+    host = f"http://{config.HOST}"
+    env = {
+        **base_env,
+        "ORBIT_SANDBOX": "1",
+        "BOT_TOKEN": config.BOT_TOKEN,
+        "ADMIN_IDS": str(config.SANDBOX_ADMIN_ID),
+        "TELEGRAM_API_URL": f"{host}:{config.TELEGRAM_PORT + shift}",
+        "BOT_HTTP_PORT": str(config.BOT_HTTP_PORT + shift),
+        "S001_BASE_URL": f"{host}:{config.MARZBAN_PORT + shift}",
+        "S001_MARZBAN_USERNAME": config.MARZBAN_USER,
+        "S001_MARZBAN_PASSWORD": config.MARZBAN_PASSWORD,
+        "TON_ADDRESS": config.TON_ADDRESS,
+        "CRYPTOBOT_TOKEN": config.CRYPTOBOT_TOKEN,
+        "TONAPI_URL": f"{host}:{config.TONAPI_PORT + shift}",
+        "CRYPTOBOT_API_URL": f"{host}:{config.CRYPTOBOT_PORT + shift}",
+        "MARZBAN_PASSWORD_KEY": Fernet.generate_key().decode(),
+        # Playwright presses faster than a person: the per-user button rate limits
+        # would answer "too fast" (they have their own tests).
+        "RATE_LIMIT_SCALE": "0.0001",
+    }
+    sandbox_env = {
+        **env,
+        "ORBIT_SANDBOX_PORT_SHIFT": str(shift),
+        "ORBIT_SANDBOX_STATE_DIR": str(tmp_path / "sandbox-state"),
+    }
+    process = await spawn("sandbox", sandbox_env, log_dir)
     try:
         page_url = f"http://{config.HOST}:{config.PAGE_PORT + shift}"
         await _wait_until_serving(page_url, process)
-        host = f"http://{config.HOST}"
-        env = {
-            **base_env,
-            "BOT_TOKEN": config.BOT_TOKEN,
-            "ADMIN_IDS": str(config.SANDBOX_ADMIN_ID),
-            "TELEGRAM_API_URL": f"{host}:{config.TELEGRAM_PORT + shift}",
-            "BOT_HTTP_PORT": str(config.BOT_HTTP_PORT + shift),
-            "S001_BASE_URL": f"{host}:{config.MARZBAN_PORT + shift}",
-            "S001_MARZBAN_USERNAME": config.MARZBAN_USER,
-            "S001_MARZBAN_PASSWORD": config.MARZBAN_PASSWORD,
-            "TON_ADDRESS": config.TON_ADDRESS,
-            "CRYPTOBOT_TOKEN": config.CRYPTOBOT_TOKEN,
-            "TONAPI_URL": f"{host}:{config.TONAPI_PORT + shift}",
-            "CRYPTOBOT_API_URL": f"{host}:{config.CRYPTOBOT_PORT + shift}",
-            "MARZBAN_PASSWORD_KEY": Fernet.generate_key().decode(),
-            # Playwright presses faster than a person: the per-user button rate limits
-            # would answer "too fast" (they have their own tests).
-            "RATE_LIMIT_SCALE": "0.0001",
-        }
         yield Sandbox(page_url, env["TELEGRAM_API_URL"], env)
     finally:
         await process.stop()
@@ -178,6 +187,7 @@ async def _press(page: object, button: str) -> None:
 async def _screenshot(page: object, name: str) -> None:
     target = os.environ.get("ORBIT_SCREENSHOTS")
     if target:
+        await expect(page.locator(".toast")).to_have_count(0, timeout=10_000)  # type: ignore[attr-defined]
         folder = Path(target) if Path(target).is_absolute() else ROOT / target
         folder.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(folder / name))  # type: ignore[attr-defined]

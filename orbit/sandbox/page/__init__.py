@@ -21,14 +21,15 @@ def page_endpoints(shift: int = 0) -> Endpoints:
         tonapi_url=f"{url}:{config.TONAPI_PORT + shift}",
         cryptobot_url=f"{url}:{config.CRYPTOBOT_PORT + shift}",
         ton_address=config.TON_ADDRESS,
-        panels=(
+        panels=tuple(
             Panel(
-                id="s001",
-                name="Panel s001",
-                base_url=f"{url}:{config.MARZBAN_PORT + shift}",
+                id=config.panel_id(number),
+                name=f"Panel {config.panel_id(number)}",
+                base_url=f"{url}:{config.panel_port(number) + shift}",
                 username=config.MARZBAN_USER,
                 password=config.MARZBAN_PASSWORD,
-            ),
+            )
+            for number in range(1, config.PANELS + 1)
         ),
         clock_url=f"{url}:{config.CONTROL_PORT + shift}/control/clock",
     )

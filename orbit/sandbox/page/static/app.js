@@ -251,7 +251,7 @@ function renderChat() {
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const shown = [...state.messages.values()].filter((m) => !m.deleted).sort((a, b) => a.message_id - b.message_id);
-  box.replaceChildren(...shown.map(renderMessage));
+  box.replaceChildren(...withDays(shown));
   if (!shown.length) box.append(emptyHint());
   renderReplyKeyboard(shown);
   const started = shown.some((m) => !m.from_bot);
@@ -262,6 +262,21 @@ function renderChat() {
   $("send-btn").disabled = false;
   if (atBottom || shown.length) box.scrollTop = box.scrollHeight;
   prefillWallet(shown);
+}
+
+// A date line wherever the day changes, as Telegram shows (and the clock control makes days pass).
+function withDays(shown) {
+  const nodes = [];
+  let day = null;
+  for (const m of shown) {
+    const label = new Date(m.date * 1000).toLocaleDateString([], { day: "numeric", month: "long", year: "numeric" });
+    if (label !== day) {
+      nodes.push(el("div", { class: "service day" }, label));
+      day = label;
+    }
+    nodes.push(renderMessage(m));
+  }
+  return nodes;
 }
 
 function emptyHint() {

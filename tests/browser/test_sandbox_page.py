@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -49,7 +50,9 @@ REMINDER_WAIT = 100_000  # ms: the janitor's tick is a minute
 
 def _free_shift() -> int:
     """A port shift under which every sandbox port is free (runs beside a live sandbox)."""
-    for shift in range(1000, 40_000, 997):
+    # A random start: tests of other xdist workers look for free ports at the same moment.
+    start = random.randrange(1000, 40_000)
+    for shift in (*range(start, 40_000, 97), *range(1000, start, 97)):
         try:
             for port in PORTS:
                 with socket.socket() as sock:

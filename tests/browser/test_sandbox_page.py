@@ -51,7 +51,7 @@ REMINDER_WAIT = 100_000  # ms: the janitor's tick is a minute
 def _free_shift() -> int:
     """A port shift under which every sandbox port is free (runs beside a live sandbox)."""
     # A random start: tests of other xdist workers look for free ports at the same moment.
-    start = random.randrange(1000, 40_000)
+    start = random.SystemRandom().randrange(1000, 40_000)  # not reseeded by pytest-randomly
     for shift in (*range(start, 40_000, 97), *range(1000, start, 97)):
         try:
             for port in PORTS:

@@ -15,6 +15,7 @@ import asyncio
 import math
 import os
 import random
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -258,6 +259,22 @@ async def test_a_new_user_goes_from_start_to_the_renewal_reminder_on_the_page(
     await _press(page, "1 month — 150 ₽")
     await _press(page, "✅ Pay 150 ₽")
     await expect(_bot_text(page, "Paid 150 ₽ for")).to_be_visible(timeout=STEP)
+
+    # And by Crypto Pay: the invoice's link button opens the wallet with it, which pays it.
+    await page.fill("#composer-input", "/menu")
+    await page.press("#composer-input", "Enter")
+    await _press(page, "💰 Balance")
+    await _press(page, "➕ Top up")
+    await _press(page, "500 ₽")
+    # The first top-up's screen still has its buttons: wait for this one's before pressing.
+    await expect(_bot_text(page, "Top up by 500 ₽")).to_be_visible(timeout=STEP)
+    await _press(page, "🤖 CryptoBot (USDT, TON, BTC…)")
+    await expect(_bot_text(page, "Top-up via CryptoBot: 500 ₽")).to_be_visible(timeout=STEP)
+    await _press(page, "💳 Pay in CryptoBot")
+    await expect(page.locator("#cp-link")).to_have_value(re.compile(r"^https://t\.me/CryptoBot\?start="))
+    await page.click("#cp-pay")
+    await expect(page.locator("#cp-history li").first).to_contain_text("Paid invoice")
+    await expect(_bot_text(page, "Payment received: +500 ₽. Balance: 650 ₽.")).to_be_visible(timeout=STEP)
     await _screenshot(page, "sandbox-wallet.png")
 
     # Time moves to three days before the end: the janitor's reminder appears.

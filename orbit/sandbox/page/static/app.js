@@ -223,7 +223,7 @@ async function selectUser(userId) {
   renderUsers();
   const user = currentUser();
   $("chat-sub").textContent = `bot · you are ${user.first_name}${user.admin ? " (admin)" : ""}`;
-  $("wallet-from").textContent = `Paying as ${user.first_name}, from the wallet 0:${BigInt(user.id).toString(16).padStart(64, "0").slice(0, 8)}…`;
+  $("wallet-from").textContent = `Paying as ${user.first_name}, from their wallet 0:…${user.id.toString(16).padStart(8, "0")}`;
   const data = await api("GET", `/api/chats/${userId}/messages`);
   if (state.userId !== userId) return;
   for (const message of data.messages) state.messages.set(message.message_id, message);

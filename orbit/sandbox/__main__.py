@@ -68,13 +68,18 @@ async def register_panels(pool: asyncpg.Pool, settings: Settings, shift: int = 0
             log.info("registered sandbox panel %s (%s)", instance.id, instance.base_url)
 
 
-async def _save_periodically(state: StateFiles) -> None:
+async def _keep_up(state: StateFiles, sandbox_clock: SandboxClock, pool: asyncpg.Pool) -> None:
+    """Every few seconds: save the state, and follow a clock moved by someone else in Postgres."""
     while True:
         await asyncio.sleep(SAVE_EVERY)
         try:
             state.save()
         except OSError:
             log.exception("saving the sandbox state failed; retrying in %.0f s", SAVE_EVERY)
+        try:
+            await sandbox_clock.sync(pool)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("reading the clock from Postgres failed (%s); retrying in %.0f s", exc, SAVE_EVERY)
 
 
 async def run() -> None:
@@ -117,7 +122,7 @@ async def run() -> None:
             log.info("%s listening on %s", type(emulator).__name__, url)
         await control_runner.setup()
         await web.TCPSite(control_runner, config.HOST, config.CONTROL_PORT + shift).start()
-        saver = asyncio.create_task(_save_periodically(state))
+        saver = asyncio.create_task(_keep_up(state, sandbox_clock, pool))
         log.info(
             "sandbox ready; bot token %s, admin id %d, clock +%.0f s, control http://%s:%d/control",
             config.BOT_TOKEN,

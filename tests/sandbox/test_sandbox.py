@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,6 +51,20 @@ REAL_TOKEN = "999999:REAL-token-from-env-file"
 )
 def test_the_sandbox_runs_without_a_token_or_when_forced(environ: dict[str, str], wanted: bool) -> None:
     assert config.wanted(environ) is wanted
+
+
+@pytest.mark.parametrize(
+    ("env_file", "code"),
+    [("", 0), (f"BOT_TOKEN={REAL_TOKEN}\n", 1), (f"BOT_TOKEN={REAL_TOKEN}\nORBIT_SANDBOX=1\n", 0)],
+)
+def test_run_sh_asks_whether_to_start_the_sandbox(tmp_path: Path, env_file: str, code: int) -> None:
+    """What scripts/run.sh runs, in a directory holding that `.env`: exit 0 = the sandbox."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "ORBIT_SANDBOX")}
+    (tmp_path / ".env").write_text(env_file)
+    done = subprocess.run(
+        [sys.executable, "-m", "orbit.sandbox.config", "wanted"], cwd=tmp_path, env=env, timeout=60
+    )
+    assert done.returncode == code
 
 
 def test_orbit_sandbox_1_in_env_file_puts_the_sandbox_over_a_real_token(

@@ -15,6 +15,8 @@ from __future__ import annotations
 OUTBOX_CHANNEL = "orbit:outbox"
 TON_POKE_CHANNEL = "orbit:ton:poke"
 BALANCER_POKE_CHANNEL = "orbit:balancer:poke"
+# The janitor's chores now (the sandbox's clock moved: reminders and expiry are due).
+JANITOR_POKE_CHANNEL = "orbit:janitor:poke"
 
 BALANCER_SCORES = "{balancer}:scores"  # zset: "<instance>:<node>" -> load score, lowest wins
 BALANCER_REFRESHED_AT = "{balancer}:refreshed_at"  # unix time of the last full refresh

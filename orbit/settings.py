@@ -21,6 +21,8 @@ from dotenv import dotenv_values
 from orbit import redact, redis_url
 
 TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
+SANDBOX_ENV_FILE = Path("run/sandbox.env")  # relative to the directory of `.env`
+_TRUE = ("1", "true", "yes", "on")
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -218,10 +220,19 @@ def _raw_value(tp: Any, raw: str) -> Any:
 
 
 def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
-    """`.env` values overlaid by the real environment (the environment wins)."""
+    """`.env` values overlaid by the real environment (the environment wins).
+
+    With ORBIT_SANDBOX=1 (in either) the sandbox's `run/sandbox.env` (written by
+    scripts/run.sh beside `.env`) lies between the two: a token in `.env` then never
+    reaches real Telegram, and a command run by hand talks to the sandbox too.
+    """
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    forced = {**values, **os.environ}.get("ORBIT_SANDBOX", "").strip().lower() in _TRUE
+    sandbox_env = Path(env_file if env_file is not None else ".env").parent / SANDBOX_ENV_FILE
+    if forced and sandbox_env.is_file():
+        values.update({k: v for k, v in dotenv_values(sandbox_env).items() if v is not None})
     values.update(os.environ)
     return values
 

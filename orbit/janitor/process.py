@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from orbit import keys
 from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.marzban.passwords import check_passwords
@@ -64,4 +65,4 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     return Job(tick=tick)
 
 
-WORKER = Worker(name="janitor", setup=setup, interval=60.0)
+WORKER = Worker(name="janitor", setup=setup, interval=60.0, channels=(keys.JANITOR_POKE_CHANNEL,))

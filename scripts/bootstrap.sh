@@ -72,10 +72,19 @@ if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
     python3 -m venv .venv
 fi
-stamp=.venv/.orbit-installed
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "installing Python packages"
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# ORBIT_EXTRAS: the package's extras to install; the tests want `test` (the default),
+# running the product wants none (run.sh), which spares a fresh machine the test tools.
+extras="${ORBIT_EXTRAS-test}"
+stamp=.venv/.orbit-installed${extras:+-$extras}
+installed=""
+for made in "$stamp" .venv/.orbit-installed-test; do  # the test install holds the product's too
+    if [ -f "$made" ] && [ ! setup.cfg -nt "$made" ] && [ ! pyproject.toml -nt "$made" ]; then
+        installed=1
+    fi
+done
+if [ -z "$installed" ]; then
+    say "installing Python packages${extras:+ (with $extras extras)}"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
     touch "$stamp"
 fi
 

@@ -3,7 +3,7 @@
 # local Telegram, Marzban, tonapi and CryptoBot emulators on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-. scripts/bootstrap.sh
+ORBIT_EXTRAS="" . scripts/bootstrap.sh  # the product's packages only
 # From here on (not during bootstrap's package installs): run/sandbox.env holds settings
 # (tokens) and supervisord writes logs; both the operator's alone (0600, dirs 0700).
 umask 077

@@ -55,7 +55,10 @@ class AdminInstCb(ButtonData, prefix="admi"):
 
 
 class AdminBcCb(ButtonData, prefix="admbc"):
-    action: str  # send (with the FSM's token), progress (of broadcast_id)
+    """aud (token: the audience), lang (token: any, en, ru), nobutton, send (token: the
+    FSM's), progress and cancel (of broadcast_id)."""
+
+    action: str
     token: str = ""
     broadcast_id: int = 0
 
@@ -296,9 +299,7 @@ def adjust_confirm_screen(
     i18n: I18nContext, user_id: int, amount_kop: int, reason: str, token: str
 ) -> Screen:
     return Screen(
-        i18n.get(
-            "admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=reason
-        ),
+        i18n.get("admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=reason),
         _keyboard(
             [_button(i18n.get("btn-admin-confirm"), AdminAdjustCb(token=token))],
             [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
@@ -417,9 +418,62 @@ def drain_report_screen(i18n: I18nContext, report: DrainReport) -> Screen:
     )
 
 
-def broadcast_confirm_screen(i18n: I18nContext, count: int, token: str) -> Screen:
+AUDIENCE_ROWS = (("all", "active"), ("expired", "trial"), ("never_paid",))
+LANGUAGE_CHOICES = ("any", "en", "ru")
+
+
+def audience_name(i18n: I18nContext, audience: str, language: str | None) -> str:
+    name = i18n.get(f"admin-audience-{audience.replace('_', '-')}")
+    return (
+        name
+        if language is None
+        else i18n.get("admin-audience-with-language", audience=name, language=language)
+    )
+
+
+def broadcast_audience_screen(i18n: I18nContext, counts: dict[str, int], language: str | None) -> Screen:
+    """Choose who gets it: each audience with how many it reaches now, a language filter."""
+    chosen = language or "any"
+    rows = [
+        [
+            _button(
+                i18n.get(
+                    "btn-admin-audience",
+                    name=i18n.get(f"admin-audience-{a.replace('_', '-')}"),
+                    count=counts[a],
+                ),
+                AdminBcCb(action="aud", token=a),
+            )
+            for a in row
+        ]
+        for row in AUDIENCE_ROWS
+    ]
+    languages = [
+        _button(
+            ("✅ " if code == chosen else "") + i18n.get(f"btn-admin-language-{code}"),
+            AdminBcCb(action="lang", token=code),
+        )
+        for code in LANGUAGE_CHOICES
+    ]
+    title = i18n.get("admin-broadcast-audience", language=i18n.get(f"btn-admin-language-{chosen}"))
+    return _panel(i18n, [title], *rows, languages)
+
+
+def broadcast_button_screen(i18n: I18nContext, screens: list[str]) -> Screen:
     return Screen(
-        i18n.get("admin-broadcast-preview", count=count),
+        i18n.get("admin-broadcast-button-prompt", screens=", ".join(screens)),
+        _keyboard(
+            [_button(i18n.get("btn-admin-broadcast-no-button"), AdminBcCb(action="nobutton"))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
+        ),
+    )
+
+
+def broadcast_confirm_screen(
+    i18n: I18nContext, count: int, token: str, audience: str = "all", language: str | None = None
+) -> Screen:
+    return Screen(
+        i18n.get("admin-broadcast-preview", count=count, audience=audience_name(i18n, audience, language)),
         _keyboard(
             [_button(i18n.get("btn-admin-broadcast-send"), AdminBcCb(action="send", token=token))],
             [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
@@ -427,16 +481,20 @@ def broadcast_confirm_screen(i18n: I18nContext, count: int, token: str) -> Scree
     )
 
 
-def _progress_markup(i18n: I18nContext, broadcast_id: int) -> InlineKeyboardMarkup:
-    return _keyboard(
-        [
+def _progress_markup(i18n: I18nContext, broadcast_id: int, *, running: bool = True) -> InlineKeyboardMarkup:
+    refresh = [
+        _button(
+            i18n.get("btn-admin-broadcast-progress"),
+            AdminBcCb(action="progress", broadcast_id=broadcast_id),
+        )
+    ]
+    if running:
+        refresh.append(
             _button(
-                i18n.get("btn-admin-broadcast-progress"),
-                AdminBcCb(action="progress", broadcast_id=broadcast_id),
+                i18n.get("btn-admin-broadcast-cancel"), AdminBcCb(action="cancel", broadcast_id=broadcast_id)
             )
-        ],
-        [back_button(i18n)],
-    )
+        )
+    return _keyboard(refresh, [back_button(i18n)])
 
 
 def broadcast_queued_screen(i18n: I18nContext, broadcast_id: int, count: int, replayed: bool) -> Screen:
@@ -444,8 +502,9 @@ def broadcast_queued_screen(i18n: I18nContext, broadcast_id: int, count: int, re
     return Screen(i18n.get(key, id=str(broadcast_id), count=count), _progress_markup(i18n, broadcast_id))
 
 
-def broadcast_progress_screen(i18n: I18nContext, progress: Progress) -> Screen:
-    lines = [
+def broadcast_progress_screen(i18n: I18nContext, progress: Progress, notice: str | None = None) -> Screen:
+    lines = [notice, ""] if notice else []
+    lines += [
         i18n.get(
             "admin-broadcast-progress",
             id=str(progress.id),
@@ -454,8 +513,17 @@ def broadcast_progress_screen(i18n: I18nContext, progress: Progress) -> Screen:
             pending=progress.pending,
             failed=progress.failed,
             skipped=progress.skipped,
-        )
+        ),
+        i18n.get(
+            "admin-broadcast-audience-line",
+            audience=audience_name(i18n, progress.audience, progress.language),
+        ),
     ]
-    if progress.queued_at is None:
+    if progress.cancelled_at is not None:
+        lines.append(i18n.get("admin-broadcast-cancelled", count=progress.cancelled))
+    elif progress.queued_at is None:
         lines.append(i18n.get("admin-broadcast-queuing"))
-    return Screen("\n".join(lines), _progress_markup(i18n, progress.id))
+    elif progress.finished:
+        lines.append(i18n.get("admin-broadcast-finished"))
+    running = progress.cancelled_at is None and not progress.finished
+    return Screen("\n".join(lines), _progress_markup(i18n, progress.id, running=running))

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from orbit.i18n import create_translator
-from orbit.janitor import chores, housekeeping, reconciliation
+from orbit.janitor import chores, housekeeping, jobs, reconciliation
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
@@ -53,7 +53,10 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
                 log.exception("chore %s failed", name)  # one broken chore must not starve the others
         log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
 
-    return Job(tick=tick)
+    # Long admin actions (drains, broadcasts) queued by the bot: their own loop, so a
+    # broadcast followed for minutes never delays the chores (orbit/janitor/jobs.py).
+    job_deps = jobs.JobDeps(ctx.pool, ctx.redis, ctx.settings, translator, deps, bot, ctx.stopping)
+    return Job(tick=tick, serve=lambda: jobs.serve(job_deps))
 
 
 WORKER = Worker(name="janitor", setup=setup, interval=60.0)

@@ -19,12 +19,22 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
-from orbit.admin.broadcasts import audience_count, broadcast_progress, check_text, create_broadcast
+from orbit.admin.broadcasts import (
+    AUDIENCES,
+    Audience,
+    audience_count,
+    broadcast_progress,
+    cancel_broadcast,
+    check_audience,
+    check_text,
+    make_broadcast,
+    parse_button,
+)
 from orbit.admin.errors import AdminError
 from orbit.admin.panels import instance_overview, set_instance_active
 from orbit.admin.promo_line import parse_promo_line
@@ -47,11 +57,12 @@ from orbit.bot.admin_views import (
     AdminPromoCb,
     AdminUserCb,
 )
+from orbit.bot.callbacks import MENU_SCREENS, screen_buttons
 from orbit.bot.views import Screen
 from orbit.cli.status import SUPERVISOR_SOCKET, collect
-from orbit.i18n import Translator
-from orbit.marzban.drain import drain_instance
-from orbit.marzban.errors import DrainRefused, InstanceNotFound
+from orbit.jobs import queries as jobs
+from orbit.marzban.errors import InstanceNotFound
+from orbit.marzban.instances import get_instance
 from orbit.marzban.provisioning import PanelDeps
 from orbit.money import format_rub
 from orbit.promos.service import PromoInputError, create_promo, disable_promo, list_promos
@@ -79,7 +90,9 @@ class AdminFlow(StatesGroup):
     adjust_reason = State()
     adjust_confirm = State()
     promo_new = State()
+    broadcast_audience = State()
     broadcast_text = State()
+    broadcast_button = State()
     broadcast_confirm = State()
 
 
@@ -366,9 +379,7 @@ async def toggle_instance(
     try:
         line = await set_instance_active(pool, redis, callback_data.instance_id, active)
     except InstanceNotFound:
-        _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
-        )
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     notice = i18n.get(
         "admin-instance-enabled" if active else "admin-instance-disabled",
@@ -392,64 +403,168 @@ async def ask_drain(
         line for line in await instance_overview(pool, redis) if line.instance.id == callback_data.instance_id
     ]
     if not found:
-        _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
-        )
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     await _show(callback, views.drain_confirm_screen(i18n, found[0]))
 
 
-# Answered at once: a drain takes as long as its panels, the report comes as an edit.
-@router.callback_query(AdminInstCb.filter(F.action == "drain_yes"), flags={"callback_answer": {"pre": True}})
+# A drain takes as long as its panels: it is a job the janitor runs (a bot restart does
+# not cut it short), and its progress and report come as edits of this message.
+@router.callback_query(AdminInstCb.filter(F.action == "drain_yes"))
 async def drain(
     callback: CallbackQuery,
     callback_data: AdminInstCb,
-    panel_deps: PanelDeps,
-    translator: Translator,
+    pool: asyncpg.Pool,
     i18n: I18nContext,
+    callback_answer: CallbackAnswer,
 ) -> None:
     instance_id = callback_data.instance_id
+    if await get_instance(pool, instance_id) is None:
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=instance_id))
+        return
+    shown = callback.message if isinstance(callback.message, Message) else None
+    async with pool.acquire() as conn, conn.transaction():
+        job = await jobs.enqueue(
+            conn,
+            "drain",
+            {"instance_id": instance_id},
+            created_by=_admin_id(callback),
+            chat_id=shown.chat.id if shown else None,
+            message_id=shown.message_id if shown else None,
+            locale=i18n.locale,
+        )
+        # AUDIT: record(conn, ...) of the drain here once orbit/audit is on main.
+    log.info("admin %d queued the drain of %s as job %d", _admin_id(callback), instance_id, job.id)
     await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
-    try:
-        report = await drain_instance(panel_deps, instance_id, translator)
-    except InstanceNotFound:
-        text = i18n.get("admin-instance-not-found", id=instance_id)
-        await screens.show(callback, text, views.back_markup(i18n))
-        return
-    except DrainRefused as exc:
-        text = i18n.get("admin-drain-refused", id=instance_id, reason=str(exc))
-        await screens.show(callback, text, views.back_markup(i18n))
-        return
-    log.info("admin %d drained %s", _admin_id(callback), instance_id)
-    await _show(callback, views.drain_report_screen(i18n, report))
 
 
 # --- broadcasts --------------------------------------------------------------------------------
+# Audience (and language) → text → optional button → preview and count → send. The
+# send writes the broadcast and its job in one transaction; the janitor's job loop
+# fans it out and edits this message with the progress (orbit/janitor/jobs.py).
+
+
+async def _audience_screen(pool: asyncpg.Pool, i18n: I18nContext, language: str | None) -> Screen:
+    counts = {a: await audience_count(pool, Audience(name=a, language=language)) for a in AUDIENCES}
+    return views.broadcast_audience_screen(i18n, counts, language)
 
 
 @router.callback_query(AdminCb.filter(F.screen == "bc"))
-async def ask_broadcast(
+async def ask_audience(
     callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext
 ) -> None:
+    await state.set_state(AdminFlow.broadcast_audience)
+    await state.set_data({})
+    await _show(callback, await _audience_screen(pool, i18n, None))
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "lang"))
+async def choose_language(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_audience.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    try:
+        language = (
+            None if callback_data.token == "any" else check_audience("all", callback_data.token).language
+        )
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
+    await state.update_data(language=language)
+    await _show(callback, await _audience_screen(pool, i18n, language))
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "aud"))
+async def choose_audience(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_audience.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    data = await state.get_data()
+    try:
+        audience = check_audience(callback_data.token, data.get("language"))
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
     await state.set_state(AdminFlow.broadcast_text)
-    text = i18n.get("admin-broadcast-prompt", count=await audience_count(pool))
+    await state.set_data({"audience": audience.name, "language": audience.language})
+    text = i18n.get(
+        "admin-broadcast-prompt",
+        count=await audience_count(pool, audience),
+        audience=views.audience_name(i18n, audience.name, audience.language),
+    )
     await screens.show(callback, text, views.cancel_markup(i18n))
 
 
 @router.message(StateFilter(AdminFlow.broadcast_text), filters.text_input)
-async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+async def take_broadcast(message: Message, i18n: I18nContext, state: FSMContext) -> None:
     # The admin's formatting (bold, links...) arrives as entities; as HTML it is
-    # exactly what recipients get, and the preview below proves Telegram takes it.
+    # exactly what recipients get, and the preview proves Telegram takes it.
     try:
         text = check_text(message.html_text)
     except AdminError as exc:
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return
-    await message.answer(text)
+    await state.update_data(text=text)
+    await state.set_state(AdminFlow.broadcast_button)
+    await _show(message, views.broadcast_button_screen(i18n, list(MENU_SCREENS)))
+
+
+async def _preview(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    data = await state.get_data()
+    markup = data.get("markup")
+    # Exactly what the users will get: the text and its button, as Telegram shows them.
+    await message.answer(
+        str(data["text"]), reply_markup=InlineKeyboardMarkup.model_validate(markup) if markup else None
+    )
     token = _token()
+    await state.update_data(token=token)
     await state.set_state(AdminFlow.broadcast_confirm)
-    await state.set_data({"text": text, "token": token})
-    await _show(message, views.broadcast_confirm_screen(i18n, await audience_count(pool), token))
+    audience = Audience(name=data["audience"], language=data.get("language"))
+    count = await audience_count(pool, audience)
+    await _show(message, views.broadcast_confirm_screen(i18n, count, token, audience.name, audience.language))
+
+
+@router.message(StateFilter(AdminFlow.broadcast_button), filters.text_input)
+async def take_button(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        markup = parse_button(message.text or "", screen_buttons())
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    await state.update_data(markup=markup)
+    await _preview(message, pool, i18n, state)
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "nobutton"))
+async def no_button(
+    callback: CallbackQuery,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_button.state or not isinstance(callback.message, Message):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    await state.update_data(markup=None)
+    await _preview(callback.message, pool, i18n, state)
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "send"))
@@ -457,8 +572,6 @@ async def send_broadcast(
     callback: CallbackQuery,
     callback_data: AdminBcCb,
     pool: asyncpg.Pool,
-    redis: Redis,
-    settings: Settings,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
     state: FSMContext,
@@ -469,24 +582,36 @@ async def send_broadcast(
         _alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     admin_id = _admin_id(callback)
+    shown = callback.message if isinstance(callback.message, Message) else None
     try:
-        # The token is the action's key: a second press finds this broadcast.
-        queued = await create_broadcast(
-            pool,
-            redis,
-            str(data["text"]),
-            created_by=admin_id,
-            action_key=f"bot:{admin_id}:{callback_data.token}",
-            rate_per_second=settings.outbox_rate_per_second,
-        )
+        async with pool.acquire() as conn, conn.transaction():
+            # The token is the action's key: a second press finds this broadcast.
+            broadcast_id, replayed = await make_broadcast(
+                conn,
+                str(data["text"]),
+                audience=Audience(name=data["audience"], language=data.get("language")),
+                reply_markup=data.get("markup"),
+                created_by=admin_id,
+                action_key=f"bot:{admin_id}:{callback_data.token}",
+            )
+            if not replayed:  # the fan-out and its progress leave the update handler
+                await jobs.enqueue(
+                    conn,
+                    "broadcast",
+                    {"broadcast_id": broadcast_id},
+                    created_by=admin_id,
+                    chat_id=shown.chat.id if shown else None,
+                    message_id=shown.message_id if shown else None,
+                    locale=i18n.locale,
+                )
+            # AUDIT: record(conn, ...) of the broadcast here once orbit/audit is on main.
     except AdminError as exc:
         await state.clear()
         await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
         return
     await state.clear()
-    await _show(
-        callback, views.broadcast_queued_screen(i18n, queued.broadcast_id, queued.queued, queued.replayed)
-    )
+    total = (await broadcast_progress(pool, broadcast_id)).total
+    await _show(callback, views.broadcast_queued_screen(i18n, broadcast_id, total, replayed))
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "progress"))
@@ -505,6 +630,30 @@ async def progress(
     await _show(callback, views.broadcast_progress_screen(i18n, found))
 
 
+@router.callback_query(AdminBcCb.filter(F.action == "cancel"))
+async def cancel_sending(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        already, stopped = await cancel_broadcast(pool, callback_data.broadcast_id)
+        found = await broadcast_progress(pool, callback_data.broadcast_id)
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
+    log.info("admin %d cancelled broadcast %d: %d not sent", _admin_id(callback), found.id, stopped)
+    notice = i18n.get(
+        "admin-broadcast-cancel-again" if already else "admin-broadcast-cancel-done",
+        id=str(found.id),
+        count=stopped,
+    )
+    callback_answer.text = notice
+    await _show(callback, views.broadcast_progress_screen(i18n, found))
+
+
 # A message while a confirmation waits: the buttons decide, not the text.
 @router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), filters.not_command)
 async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
@@ -519,6 +668,7 @@ async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
         AdminFlow.adjust_reason,
         AdminFlow.promo_new,
         AdminFlow.broadcast_text,
+        AdminFlow.broadcast_button,
     ),
     filters.not_text,
 )

@@ -126,17 +126,41 @@ admin-instance-enabled = ▶️ Инстанс { $id } включён: новы�
 admin-instance-disabled = ⏸ Инстанс { $id } выключен: новые конфиги на него не попадут; его конфиги ({ $configs }) остаются.
 admin-instance-not-found = ❌ Инстанса { $id } нет.
 admin-drain-confirm = 🚚 Перенести все конфиги ({ $configs }) с { $id } на другие инстансы? Сначала он будет выключен; каждый пользователь получит новую ссылку.
-admin-drain-running = 🚚 Освобождаю { $id }… отчёт будет ниже.
+admin-drain-running = 🚚 Перенос { $id } в очереди: прогресс и отчёт появятся здесь.
 admin-drain-done = 🚚 Перенос с { $id }: перенесено { $moved }, удалено { $deleted }, уже на других { $skipped }, ошибок { $failed }.
 admin-drain-incomplete = Не все конфиги перенесены: запустите ещё раз, чтобы повторить.
 admin-drain-refused = ❌ Перенос с { $id } невозможен: { $reason }
 
 # 📣 Рассылки
-admin-broadcast-prompt = 📣 Отправьте текст рассылки (форматирование сохранится). Получателей: { $count }.
-admin-broadcast-preview = ⬆️ Так это будет выглядеть. Отправить { $count } пользователям?
+admin-broadcast-prompt = 📣 Отправьте текст рассылки (форматирование сохранится). Получателей: { $count } ({ $audience }).
+admin-broadcast-preview = ⬆️ Так это будет выглядеть. Отправить { $count } пользователям ({ $audience })?
 btn-admin-broadcast-send = 📣 Отправить
 admin-broadcast-queued = ✅ Рассылка #{ $id } в очереди: { $count } сообщений.
 admin-broadcast-replayed = Рассылка #{ $id } уже в очереди: { $count } сообщений.
 btn-admin-broadcast-progress = 🔄 Прогресс
 admin-broadcast-progress = 📣 Рассылка #{ $id }: получателей { $total } — отправлено { $sent }, в очереди { $pending }, ошибок { $failed }, пропущено { $skipped }.
 admin-broadcast-queuing = ⏳ Ещё ставится в очередь.
+
+## Broadcasts: audience, button, cancel (bcast)
+admin-audience-all = все доступные
+admin-audience-active = с активной подпиской
+admin-audience-expired = с истёкшей подпиской
+admin-audience-trial = только пробный период
+admin-audience-never-paid = ни разу не платили
+admin-audience-with-language = { $audience }, язык { $language }
+btn-admin-audience = { $name }: { $count }
+btn-admin-language-any = 🌐 любой язык
+btn-admin-language-en = 🇬🇧 en
+btn-admin-language-ru = 🇷🇺 ru
+admin-broadcast-audience = 📣 Кому отправить рассылку? (заблокировавшие бота и забаненные не получат; язык: { $language })
+admin-broadcast-button-prompt = 🔘 Добавить кнопку? Отправьте <code>ТЕКСТ=https://…</code> для ссылки или <code>ТЕКСТ=экран</code>, чтобы открыть экран бота ({ $screens }).
+btn-admin-broadcast-no-button = ➡️ Без кнопки
+btn-admin-broadcast-cancel = ⏹ Остановить
+admin-broadcast-audience-line = 👥 { $audience }
+admin-broadcast-cancelled = ⏹ Остановлена: { $count } сообщений не отправлено.
+admin-broadcast-finished = ✅ Завершена.
+admin-broadcast-cancel-done = ⏹ Рассылка #{ $id } остановлена: { $count } сообщений не будет отправлено.
+admin-broadcast-cancel-again = Рассылка #{ $id } уже остановлена.
+admin-broadcast-audience-invalid = ❌ Неизвестная аудитория или язык: { $value }.
+admin-broadcast-button-invalid = ❌ Это не кнопка: { $reason }.
+admin-drain-progress = 🚚 Перенос { $id }: { $line }

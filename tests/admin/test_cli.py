@@ -149,7 +149,7 @@ async def test_broadcast_send_and_status(
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
     out = await command(settings, capsys, "broadcast", "send", "--text", "Tea & <cake>", code=1)
-    assert out == "---\nTea & <cake>\n---\nsend this to 2 users? [y/N]\nnot sent\n"
+    assert out == "---\nTea & <cake>\n---\nsend this to 2 users (all)? [y/N]\nnot sent\n"
     assert await db.fetchval("SELECT count(*) FROM broadcasts") == 0
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
@@ -163,7 +163,7 @@ async def test_broadcast_send_and_status(
     await db.execute("UPDATE outbox SET status = 'sent' WHERE chat_id = 1")
     out = await command(settings, capsys, "broadcast", "status", str(broadcast_id))
     assert out.startswith(f"broadcast #{broadcast_id} by cli at ")
-    assert out.endswith("queued: 2 recipients, sent 1, pending 1, failed 0, skipped 0\n")
+    assert out.endswith(" UTC to all, sending: 2 recipients, sent 1, pending 1, failed 0, skipped 0\n")
     status = msgspec.json.decode(
         await command(settings, capsys, "broadcast", "status", str(broadcast_id), "--json")
     )
@@ -173,3 +173,61 @@ async def test_broadcast_send_and_status(
     for bad, error in (("0", "a broadcast id is a positive number"), ("999", "no broadcast #999")):
         with pytest.raises(CommandError, match=error):
             await command(settings, capsys, "broadcast", "status", bad)
+
+
+async def test_broadcast_audience_file_button_cancel_and_list(
+    db: asyncpg.Pool,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+) -> None:
+    await db.execute("INSERT INTO users (id, language) VALUES (1, 'en'), (2, 'ru'), (3, 'ru'), (4, 'ru')")
+    await db.execute(
+        "INSERT INTO payments (user_id, method, status, amount_kop, currency, currency_amount, expires_at)"
+        " VALUES (3, 'ton', 'confirmed', 100, 'TON', 1, now())"
+    )
+    text_file = tmp_path / "news.txt"  # type: ignore[operator]
+    text_file.write_text("Привет <b>\nвторая строка\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    out = await command(
+        settings, capsys, "broadcast", "send", "--text-file", str(text_file),
+        "--audience", "never-paid", "--language", "ru", "--button", "Тарифы=buy",
+    )  # fmt: skip
+    assert out.splitlines()[:5] == [
+        "---",
+        "Привет <b>",
+        "вторая строка",
+        "[ Тарифы ] -> m:buy",
+        "---",
+    ]
+    assert "send this to 2 users (never_paid, language ru)? [y/N]" in out
+    broadcast_id = await db.fetchval("SELECT id FROM broadcasts")
+    rows = await db.fetch("SELECT chat_id, text, reply_markup FROM outbox ORDER BY chat_id")
+    assert [r["chat_id"] for r in rows] == [2, 4]
+    assert rows[0]["text"] == "Привет &lt;b&gt;\nвторая строка"
+    assert rows[0]["reply_markup"] == {"inline_keyboard": [[{"text": "Тарифы", "callback_data": "m:buy"}]]}
+
+    await db.execute("UPDATE outbox SET status = 'sent' WHERE chat_id = 2")
+    out = await command(settings, capsys, "broadcast", "cancel", str(broadcast_id))
+    assert out == f"broadcast #{broadcast_id} cancelled: 1 messages will not be sent\n"
+    assert await db.fetchval("SELECT status FROM outbox WHERE chat_id = 4") == "cancelled"
+    out = await command(settings, capsys, "broadcast", "cancel", str(broadcast_id))
+    assert out.startswith(f"broadcast #{broadcast_id} was already cancelled")
+    listed = msgspec.json.decode(await command(settings, capsys, "broadcast", "list", "--json"))
+    assert [(b["id"], b["audience"], b["language"], b["sent"], b["cancelled"]) for b in listed] == [
+        (broadcast_id, "never_paid", "ru", 1, 1)
+    ]
+    out = await command(settings, capsys, "broadcast", "show", str(broadcast_id))
+    assert "to never_paid, language ru, CANCELLED (1 not sent): 2 recipients, sent 1" in out
+    before = await snapshot(db)
+    for args, error in (
+        (("--audience", "vip"), "unknown 'vip'"),
+        (("--language", "de"), "unknown 'language de'"),
+        (("--button", "Go=ftp://x"), "neither a URL"),
+    ):
+        with pytest.raises(CommandError, match=error):
+            await command(settings, capsys, "broadcast", "send", "--text", "x", "--yes", *args)
+    with pytest.raises(CommandError, match="cannot read --text-file"):
+        await command(settings, capsys, "broadcast", "send", "--text-file", "/nonexistent", "--yes")
+    assert await snapshot(db) == before

@@ -18,6 +18,7 @@ from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
 from orbit.cli.status import Status, WorkerStatus
 from orbit.cli.status import verdict as status_verdict
+from orbit.maintenance import Maintenance
 from orbit.marzban.drain import DrainReport
 from orbit.money import format_rub
 from orbit.promos.queries import PromoRow
@@ -61,6 +62,19 @@ class AdminBcCb(ButtonData, prefix="admbc"):
     action: str
     token: str = ""
     broadcast_id: int = 0
+
+
+class AdminMaintCb(ButtonData, prefix="admmt"):
+    action: str  # on (asks for the message), default (on, the catalog's message), off
+
+
+class AdminNodeCb(ButtonData, prefix="admn"):
+    """On an instance: exclude (asks for the node's name), include (one excluded node,
+    by its position in the excluded list), poke (ask the balancer for a refresh)."""
+
+    action: str
+    instance_id: str = ""
+    index: int = 0
 
 
 def _button(text: str, callback: CallbackData) -> InlineKeyboardButton:
@@ -112,6 +126,35 @@ def home(i18n: I18nContext) -> Screen:
                 _button(i18n.get("btn-admin-instances"), AdminCb(screen="inst")),
                 _button(i18n.get("btn-admin-broadcast"), AdminCb(screen="bc")),
             ],
+            [_button(i18n.get("btn-admin-maintenance"), AdminCb(screen="maint"))],
+        ),
+    )
+
+
+def maintenance_screen(i18n: I18nContext, state: Maintenance | None, notice: str | None = None) -> Screen:
+    lines = [notice, ""] if notice else []
+    if state is None:
+        lines.append(i18n.get("admin-maintenance-off"))
+        toggle = [_button(i18n.get("btn-admin-maintenance-on"), AdminMaintCb(action="on"))]
+    else:
+        lines.append(
+            i18n.get(
+                "admin-maintenance-on",
+                since=format_date(datetime.fromtimestamp(state.since, UTC)),
+                by=state.by,
+            )
+        )
+        lines.append(state.message or i18n.get("maintenance-text"))
+        toggle = [_button(i18n.get("btn-admin-maintenance-off"), AdminMaintCb(action="off"))]
+    return _panel(i18n, lines, toggle, _refresh_row(i18n, "maint"))
+
+
+def maintenance_prompt(i18n: I18nContext) -> Screen:
+    return Screen(
+        i18n.get("admin-maintenance-prompt", default=i18n.get("maintenance-text")),
+        _keyboard(
+            [_button(i18n.get("btn-admin-maintenance-default"), AdminMaintCb(action="default"))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="maint"))],
         ),
     )
 

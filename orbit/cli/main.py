@@ -12,6 +12,7 @@ from orbit.cli import (
     audit,
     broadcast,
     instances,
+    maintenance,
     migrate,
     payments,
     promo,
@@ -45,6 +46,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     users,
     stats,
     broadcast,
+    maintenance,
 )
 
 

@@ -24,6 +24,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
+from orbit import maintenance
 from orbit.admin.broadcasts import (
     AUDIENCES,
     Audience,
@@ -54,6 +55,7 @@ from orbit.bot.admin_views import (
     AdminBcCb,
     AdminCb,
     AdminInstCb,
+    AdminMaintCb,
     AdminPromoCb,
     AdminUserCb,
 )
@@ -94,6 +96,7 @@ class AdminFlow(StatesGroup):
     broadcast_text = State()
     broadcast_button = State()
     broadcast_confirm = State()
+    maintenance_message = State()
 
 
 def _token() -> str:
@@ -654,6 +657,68 @@ async def cancel_sending(
     await _show(callback, views.broadcast_progress_screen(i18n, found))
 
 
+# --- maintenance mode ----------------------------------------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "maint"))
+async def maintenance_screen(
+    callback: CallbackQuery, redis: Redis, i18n: I18nContext, state: FSMContext, raw_state: str | None
+) -> None:
+    if raw_state is not None:
+        await state.clear()
+    await _show(callback, views.maintenance_screen(i18n, await maintenance.read(redis)))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "on"))
+async def ask_maintenance_message(callback: CallbackQuery, i18n: I18nContext, state: FSMContext) -> None:
+    await state.set_state(AdminFlow.maintenance_message)
+    await _show(callback, views.maintenance_prompt(i18n))
+
+
+async def _switch_on(redis: Redis, admin_id: int, text: str, i18n: I18nContext) -> Screen:
+    current, was_on = await maintenance.switch_on(redis, text, by=f"admin {admin_id}")
+    # AUDIT: record(...) of maintenance on here once orbit/audit is on main.
+    log.info("admin %d switched maintenance on%s", admin_id, " (new message)" if was_on else "")
+    return views.maintenance_screen(i18n, current, i18n.get("admin-maintenance-switched-on"))
+
+
+@router.message(StateFilter(AdminFlow.maintenance_message), filters.text_input)
+async def take_maintenance_message(
+    message: Message, redis: Redis, i18n: I18nContext, state: FSMContext
+) -> None:
+    try:
+        text = check_text(message.html_text)  # the same bounds as a broadcast's text
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    await state.clear()
+    await _show(message, await _switch_on(redis, _admin_id(message), text, i18n))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "default"))
+async def maintenance_default(
+    callback: CallbackQuery,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.maintenance_message.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    await state.clear()
+    await _show(callback, await _switch_on(redis, _admin_id(callback), "", i18n))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "off"))
+async def maintenance_off(callback: CallbackQuery, redis: Redis, i18n: I18nContext) -> None:
+    ended = await maintenance.switch_off(redis)
+    # AUDIT: record(...) of maintenance off here once orbit/audit is on main.
+    log.info("admin %d switched maintenance off (was %s)", _admin_id(callback), "on" if ended else "off")
+    await _show(callback, views.maintenance_screen(i18n, None, i18n.get("admin-maintenance-switched-off")))
+
+
 # A message while a confirmation waits: the buttons decide, not the text.
 @router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), filters.not_command)
 async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
@@ -669,6 +734,7 @@ async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
         AdminFlow.promo_new,
         AdminFlow.broadcast_text,
         AdminFlow.broadcast_button,
+        AdminFlow.maintenance_message,
     ),
     filters.not_text,
 )

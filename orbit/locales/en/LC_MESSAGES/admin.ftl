@@ -163,3 +163,16 @@ admin-broadcast-cancel-again = Broadcast #{ $id } was already stopped.
 admin-broadcast-audience-invalid = ❌ Unknown audience or language: { $value }.
 admin-broadcast-button-invalid = ❌ Not a button: { $reason }.
 admin-drain-progress = 🚚 Draining { $id }: { $line }
+
+## Maintenance mode (bcast)
+maintenance-text = 🛠 The bot is under maintenance for a short while. Payments you make still arrive; everything else is back soon. Thank you for your patience!
+btn-admin-maintenance = 🛠 Maintenance
+admin-maintenance-off = 🛠 Maintenance mode is off: everyone uses the bot.
+admin-maintenance-on = 🛠 Maintenance mode is ON since { $since } (by { $by }). Users get this once, payments go on, admins use everything:
+btn-admin-maintenance-on = 🔧 Switch on
+btn-admin-maintenance-off = ✅ Switch off
+btn-admin-maintenance-default = 💬 Use the default message
+admin-maintenance-prompt = 🛠 Send the message users will get (once each), or use the default:
+    { $default }
+admin-maintenance-switched-on = 🔧 Maintenance mode switched on.
+admin-maintenance-switched-off = ✅ Maintenance mode switched off.

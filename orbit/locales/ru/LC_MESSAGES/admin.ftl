@@ -164,3 +164,16 @@ admin-broadcast-cancel-again = Рассылка #{ $id } уже остановл
 admin-broadcast-audience-invalid = ❌ Неизвестная аудитория или язык: { $value }.
 admin-broadcast-button-invalid = ❌ Это не кнопка: { $reason }.
 admin-drain-progress = 🚚 Перенос { $id }: { $line }
+
+## Maintenance mode (bcast)
+maintenance-text = 🛠 Бот ненадолго на техническом обслуживании. Оплаты, которые вы сделаете, дойдут; всё остальное скоро заработает. Спасибо за терпение!
+btn-admin-maintenance = 🛠 Обслуживание
+admin-maintenance-off = 🛠 Режим обслуживания выключен: ботом пользуются все.
+admin-maintenance-on = 🛠 Режим обслуживания ВКЛЮЧЁН с { $since } ({ $by }). Пользователи получают это один раз, оплаты проходят, администраторам доступно всё:
+btn-admin-maintenance-on = 🔧 Включить
+btn-admin-maintenance-off = ✅ Выключить
+btn-admin-maintenance-default = 💬 Сообщение по умолчанию
+admin-maintenance-prompt = 🛠 Отправьте сообщение для пользователей (каждый получит его один раз) или используйте стандартное:
+    { $default }
+admin-maintenance-switched-on = 🔧 Режим обслуживания включён.
+admin-maintenance-switched-off = ✅ Режим обслуживания выключен.

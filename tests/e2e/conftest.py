@@ -132,6 +132,22 @@ async def bot(
 
 
 @pytest.fixture
+async def janitor(
+    redis: Redis, bot_env: dict[str, str], log_dir: Path, panels: list[Panel]
+) -> AsyncIterator[WorkerProcess]:
+    """The janitor process: its job loop runs what the admin panel queues (drains, broadcasts)."""
+    worker = await spawn("janitor", bot_env, log_dir)
+    try:
+        await wait_for_heartbeat(redis, "janitor", pid=worker.pid, timeout=30)
+    except TimeoutError:
+        await worker.stop()
+        raise AssertionError(f"janitor did not start:\n{worker.output()}") from None
+    yield worker
+    code = await worker.stop()
+    assert code == 0, f"janitor exited {code}:\n{worker.output()[-3000:]}"
+
+
+@pytest.fixture
 def make_user(telegram: Telegram) -> Callable[..., TelegramUser]:
     def make(user_id: int, **profile: str) -> TelegramUser:
         return TelegramUser(telegram.control, user_id, **profile)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from orbit.sandbox.telegram_control import ShownMessage
@@ -26,21 +25,6 @@ BOT_ID = int(BOT_TOKEN.split(":")[0])
 
 def text(message: ShownMessage) -> str:
     return message.text or message.caption or ""
-
-
-@pytest.fixture
-async def janitor(
-    redis: Redis, bot_env: dict[str, str], log_dir: Path, panels: list[Panel]
-) -> AsyncIterator[WorkerProcess]:
-    worker = await spawn("janitor", bot_env, log_dir)
-    try:
-        await wait_for_heartbeat(redis, "janitor", pid=worker.pid, timeout=30)
-    except TimeoutError:
-        await worker.stop()
-        raise AssertionError(f"janitor did not start:\n{worker.output()}") from None
-    yield worker
-    code = await worker.stop()
-    assert code == 0, f"janitor exited {code}:\n{worker.output()[-3000:]}"
 
 
 async def crowd(

@@ -49,6 +49,41 @@ FROM purchases
 WHERE created_at <= $1::timestamptz
 """
 
+# New users and trials started in rolling windows; trial-to-paid: of the users who
+# took the trial, those who bought a plan after it (an admin's grant is no sale).
+GROWTH = """
+SELECT count(*) FILTER (WHERE created_at > $1::timestamptz - interval '1 day') AS new_1d,
+       count(*) FILTER (WHERE created_at > $1::timestamptz - interval '7 days') AS new_7d,
+       count(*) FILTER (WHERE created_at > $1::timestamptz - interval '30 days') AS new_30d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '1 day') AS trials_1d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '7 days') AS trials_7d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '30 days') AS trials_30d,
+       count(*) FILTER (WHERE trial_used_at IS NOT NULL) AS trials_total,
+       count(*) FILTER (WHERE trial_used_at IS NOT NULL AND EXISTS (
+           SELECT 1 FROM purchases p
+           WHERE p.user_id = users.id AND p.source <> 'admin' AND p.created_at >= users.trial_used_at
+       )) AS trials_converted,
+       -- Churn: a subscription ended in the window and was not renewed (it would end later).
+       count(*) FILTER (WHERE subscription_until <= $1::timestamptz
+                        AND subscription_until > $1::timestamptz - interval '7 days') AS churned_7d,
+       count(*) FILTER (WHERE subscription_until <= $1::timestamptz
+                        AND subscription_until > $1::timestamptz - interval '30 days') AS churned_30d
+FROM users
+WHERE created_at <= $1::timestamptz
+"""
+
+# Running subscriptions by the plan of their latest purchase ('trial': none bought).
+ACTIVE_BY_PLAN = """
+SELECT coalesce(last.plan_id, 'trial') AS plan, count(*) AS count
+FROM users u
+LEFT JOIN LATERAL (
+    SELECT plan_id FROM purchases p WHERE p.user_id = u.id ORDER BY p.ends_at DESC, p.id DESC LIMIT 1
+) last ON true
+WHERE u.subscription_until > $1::timestamptz
+GROUP BY 1
+ORDER BY 1
+"""
+
 PENDING_PAYMENTS = """
 SELECT count(*) AS count, coalesce(sum(amount_kop), 0)::bigint AS amount_kop
 FROM payments WHERE status = 'pending'
@@ -230,6 +265,29 @@ class UserCounts(msgspec.Struct, frozen=True):
     banned: int
 
 
+class Growth(msgspec.Struct, frozen=True, kw_only=True):
+    new_1d: int
+    new_7d: int
+    new_30d: int
+    trials_1d: int
+    trials_7d: int
+    trials_30d: int
+    trials_total: int
+    trials_converted: int  # took the trial, then bought a plan
+    churned_7d: int  # a subscription ended in the window and was not renewed
+    churned_30d: int
+
+    @property
+    def conversion(self) -> float | None:
+        """Trial-to-paid share, 0..1 (None before any trial)."""
+        return self.trials_converted / self.trials_total if self.trials_total else None
+
+
+class PlanCount(msgspec.Struct, frozen=True):
+    plan: str
+    count: int
+
+
 class Revenue(msgspec.Struct, frozen=True):
     """Kopecks in each window: today (UTC), 7 days, 30 days, all time."""
 
@@ -297,6 +355,16 @@ async def user_counts(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) ->
     record = await conn.fetchrow(USER_COUNTS, now)
     assert record is not None
     return UserCounts(**dict(record))
+
+
+async def growth(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> Growth:
+    record = await conn.fetchrow(GROWTH, now)
+    assert record is not None
+    return Growth(**dict(record))
+
+
+async def active_by_plan(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[PlanCount]:
+    return [PlanCount(r["plan"], r["count"]) for r in await conn.fetch(ACTIVE_BY_PLAN, now)]
 
 
 async def revenue(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[Revenue]:

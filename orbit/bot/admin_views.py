@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from orbit.admin.panels import InstanceLine
 from orbit.admin.queries import Progress, Revenue
-from orbit.admin.stats import Stats
+from orbit.admin.stats import InstanceLoad, Stats
 from orbit.admin.users import UserCard
 from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
@@ -193,8 +193,44 @@ def stats_screen(i18n: I18nContext, stats: Stats) -> Screen:
         "",
         i18n.get("admin-stats-pending", count=stats.pending_payments, amount=format_rub(stats.pending_kop)),
         i18n.get("admin-stats-unmatched", count=stats.unmatched_ton),
+        "",
+        *_growth_lines(i18n, stats),
+        "",
+        i18n.get("admin-stats-instances"),
+        *(_load_line(i18n, load) for load in stats.instances),
     ]
     return _panel(i18n, lines, _refresh_row(i18n, "stats"))
+
+
+def _growth_lines(i18n: I18nContext, stats: Stats) -> list[str]:
+    g = stats.growth
+    plans = ", ".join(f"{p.plan}: {p.count}" for p in stats.active_by_plan) or i18n.get("admin-none")
+    return [
+        i18n.get("admin-stats-new", day=g.new_1d, week=g.new_7d, month=g.new_30d),
+        i18n.get("admin-stats-trials", day=g.trials_1d, week=g.trials_7d, month=g.trials_30d),
+        i18n.get(
+            "admin-stats-conversion",
+            converted=g.trials_converted,
+            trials=g.trials_total,
+            share="-" if g.conversion is None else f"{g.conversion:.0%}",
+        ),
+        i18n.get("admin-stats-by-plan", plans=plans),
+        i18n.get("admin-stats-churn", week=g.churned_7d, month=g.churned_30d),
+    ]
+
+
+def _load_line(i18n: I18nContext, load: InstanceLoad) -> str:
+    best = f"{min(s.score for s in load.scores):.2f}" if load.scores else "-"
+    return i18n.get(
+        "admin-stats-instance",
+        id=load.id,
+        configs=load.configs,
+        users=load.users_active,
+        usable=load.nodes_usable,
+        total=load.nodes_total,
+        score=best,
+        status=(load.status or "?") + ("" if load.fresh or load.status is None else "*"),
+    )
 
 
 def worker_mark(worker: WorkerStatus) -> str:

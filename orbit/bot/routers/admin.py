@@ -151,8 +151,8 @@ async def home(callback: CallbackQuery, i18n: I18nContext, state: FSMContext, ra
 
 
 @router.callback_query(AdminCb.filter(F.screen == "stats"))
-async def stats(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
-    await _show(callback, views.stats_screen(i18n, await collect_stats(pool)))
+async def stats(callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext) -> None:
+    await _show(callback, views.stats_screen(i18n, await collect_stats(pool, redis)))
 
 
 @router.callback_query(AdminCb.filter(F.screen == "health"))

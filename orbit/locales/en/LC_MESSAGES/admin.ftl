@@ -176,3 +176,12 @@ admin-maintenance-prompt = 🛠 Send the message users will get (once each), or 
     { $default }
 admin-maintenance-switched-on = 🔧 Maintenance mode switched on.
 admin-maintenance-switched-off = ✅ Maintenance mode switched off.
+
+## Statistics: growth, trials, churn, instances (bcast)
+admin-stats-new = 🆕 New users: { $day } (1 day) · { $week } (7 days) · { $month } (30 days)
+admin-stats-trials = 🎁 Trials started: { $day } · { $week } · { $month }
+admin-stats-conversion = 💳 Trial to paid: { $converted } of { $trials } ({ $share })
+admin-stats-by-plan = 📦 Active by plan: { $plans }
+admin-stats-churn = 📉 Ended, not renewed: { $week } (7 days) · { $month } (30 days)
+admin-stats-instances = 🖥 Instances (configs · panel users · nodes · best score):
+admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })

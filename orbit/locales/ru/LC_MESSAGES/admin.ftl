@@ -177,3 +177,12 @@ admin-maintenance-prompt = 🛠 Отправьте сообщение для п�
     { $default }
 admin-maintenance-switched-on = 🔧 Режим обслуживания включён.
 admin-maintenance-switched-off = ✅ Режим обслуживания выключен.
+
+## Statistics: growth, trials, churn, instances (bcast)
+admin-stats-new = 🆕 Новые пользователи: { $day } (1 день) · { $week } (7 дней) · { $month } (30 дней)
+admin-stats-trials = 🎁 Пробных периодов начато: { $day } · { $week } · { $month }
+admin-stats-conversion = 💳 Из пробного в платные: { $converted } из { $trials } ({ $share })
+admin-stats-by-plan = 📦 Активные по тарифам: { $plans }
+admin-stats-churn = 📉 Закончились и не продлены: { $week } (7 дней) · { $month } (30 дней)
+admin-stats-instances = 🖥 Инстансы (конфиги · пользователи панели · узлы · лучший балл):
+admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })

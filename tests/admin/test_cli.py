@@ -131,8 +131,17 @@ async def test_stats(db: asyncpg.Pool, settings: Settings, capsys: pytest.Captur
     assert row["top-ups, all"] == ["123.45", "123.45", "123.45", "123.45", "1"]
     assert row["cryptobot"] == ["123.45", "123.45", "123.45", "123.45", "1"]
     assert row["ton"] == ["0", "0", "0", "0", "0"]
-    assert lines[-2:] == ["pending payments: 0 (0 RUB)", "unmatched TON transfers: 0"]
+    assert lines[10:12] == ["pending payments: 0 (0 RUB)", "unmatched TON transfers: 0"]
+    assert lines[13:] == [
+        "new users: 2 in 1 day, 2 in 7 days, 2 in 30 days",
+        "trials started: 0 / 0 / 0 (1/7/30 days), 0 ever; trial to paid: 0 of 0 (-)",
+        "active subscriptions by plan: none",
+        "churn (ended, not renewed): 0 in 7 days, 0 in 30 days",
+        "",
+        "instances (configs, panel users, nodes usable, balancer scores: lowest wins):",
+    ]
     data = msgspec.json.decode(await command(settings, capsys, "stats", "--json"))
+    assert data["growth"]["new_7d"] == 2 and data["instances"] == [] and data["active_by_plan"] == []
     assert data["users"]["total"] == 2 and data["topups"][2] == {
         "source": "cryptobot", "today": 12345, "week": 12345, "month": 12345, "total": 12345, "count": 1,
     }  # fmt: skip

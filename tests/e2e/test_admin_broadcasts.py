@@ -193,7 +193,7 @@ async def test_a_bot_killed_mid_job_does_not_cut_the_broadcast_short(
     db: asyncpg.Pool,
 ) -> None:
     first = await spawn("bot", bot_env, log_dir)
-    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=30)
+    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=120)
     people = await crowd(db, telegram, 60, paid=0, blocked=0)
     admin = make_user(ADMIN_ID, first_name="Admin")
     body = "Survives a restart"

@@ -2,7 +2,7 @@
 and a cancel
 
 Revision ID: bcast_jobs
-Revises: 0005_clock
+Revises: scale_indexes
 
 A drain or a broadcast started from the bot is a `jobs` row the janitor's job
 loop picks up (`FOR UPDATE SKIP LOCKED`), so restarting the bot does not cut it
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "bcast_jobs"
-down_revision = "0005_clock"
+down_revision = "scale_indexes"
 branch_labels = None
 depends_on = None
 

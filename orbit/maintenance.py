@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from orbit import keys
+from orbit import audit, keys
 from orbit.text import clean_text
 
 MESSAGE_MAX = 1000
@@ -26,7 +27,7 @@ TOLD_TTL_SECONDS = 14 * 86400  # longer than any maintenance; the key then goes 
 class Maintenance(msgspec.Struct, frozen=True, kw_only=True):
     message: str  # shown to users as is (Telegram HTML); empty: the catalog's default
     since: float  # unix time it was switched on: names the period
-    by: str  # "admin <id>" or "cli:<user>"
+    by: str  # "admin <id>" or "cli:<os user>"
 
 
 async def read(redis: Redis) -> Maintenance | None:
@@ -39,22 +40,36 @@ async def read(redis: Redis) -> Maintenance | None:
         return None  # a value we did not write: not in maintenance
 
 
-async def switch_on(redis: Redis, message: str, *, by: str) -> tuple[Maintenance, bool]:
-    """(the state, whether it was on already: then the message is replaced, the period kept)."""
+# The audit row is written in a transaction that commits only after Redis took the
+# switch: a switch Redis refused leaves no row (the key is the fact, not a row).
+
+
+async def switch_on(
+    pool: asyncpg.Pool, redis: Redis, message: str, *, actor: str
+) -> tuple[Maintenance, bool]:
+    """(the state, whether it was on already: then the message is replaced, the period kept).
+
+    `actor` is the audit trail's (orbit.audit.bot_actor / cli_actor)."""
     current = await read(redis)
     state = Maintenance(
         message=clean_text(message, MESSAGE_MAX, keep_newlines=True).strip(),
         since=current.since if current is not None else time.time(),
-        by=by,
+        by=f"admin {actor}" if actor.isdigit() else actor,
     )
-    await redis.set(keys.MAINTENANCE, msgspec.json.encode(state))
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.record(conn, actor, "maintenance.on", before=current, after=state)
+        await redis.set(keys.MAINTENANCE, msgspec.json.encode(state))
     return state, current is not None
 
 
-async def switch_off(redis: Redis) -> Maintenance | None:
-    """The state that ended (None: it was off)."""
+async def switch_off(pool: asyncpg.Pool, redis: Redis, *, actor: str) -> Maintenance | None:
+    """The state that ended (None: it was off, and nothing is recorded)."""
     current = await read(redis)
-    await redis.delete(keys.MAINTENANCE)
+    if current is None:
+        return None
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.record(conn, actor, "maintenance.off", before=current, after=None)
+        await redis.delete(keys.MAINTENANCE)
     return current
 
 

@@ -32,7 +32,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from orbit import outbox
+from orbit import audit, outbox
 from orbit.admin import queries
 from orbit.admin.errors import (
     BroadcastNotFound,
@@ -140,6 +140,19 @@ async def make_broadcast(
     )
     if broadcast_id is not None:
         log.info("broadcast %d made by %d for %s", broadcast_id, created_by, audience)
+        await audit.record(
+            conn,
+            audit.bot_actor(created_by) if created_by else audit.cli_actor(),
+            "broadcast.send",
+            target=f"broadcast:{broadcast_id}",
+            after={
+                "audience": audience.name,
+                "language": audience.language,
+                "text": text,
+                "reply_markup": reply_markup,
+                "recipients": await queries.broadcast_total(conn, broadcast_id),
+            },
+        )
         return broadcast_id, False
     existing = await queries.broadcast_by_key(conn, action_key)
     assert existing is not None
@@ -172,7 +185,6 @@ async def create_broadcast(
             created_by=created_by,
             action_key=action_key,
         )
-        # AUDIT: record(conn, ...) of the broadcast here once orbit/audit is on main.
     if replayed:
         _, queued = await queries.fan_out_position(pool, broadcast_id)
         return Queued(broadcast_id=broadcast_id, queued=queued, replayed=True)
@@ -180,13 +192,23 @@ async def create_broadcast(
     return Queued(broadcast_id=broadcast_id, queued=queued, replayed=False)
 
 
-async def cancel_broadcast(pool: asyncpg.Pool, broadcast_id: int) -> tuple[bool, int]:
-    """(already cancelled, rows cancelled now). Rows mid-send (one per sender lane) go out."""
+async def cancel_broadcast(pool: asyncpg.Pool, broadcast_id: int, *, actor: str) -> tuple[bool, int]:
+    """(already cancelled, rows cancelled now). Rows mid-send (one per sender lane) go out.
+
+    `actor` is the audit trail's (orbit.audit.bot_actor / cli_actor)."""
     async with pool.acquire() as conn, conn.transaction():
         done = await queries.cancel_broadcast(conn, broadcast_id)
         if done is None:
             raise BroadcastNotFound(broadcast_id)
-        # AUDIT: record(conn, ...) of the cancel here once orbit/audit is on main.
+        if not done[0]:  # a second cancel changes nothing worth a row
+            await audit.record(
+                conn,
+                actor,
+                "broadcast.cancel",
+                target=f"broadcast:{broadcast_id}",
+                before={"cancelled": False},
+                after={"cancelled": True, "not_sent": done[1]},
+            )
     log.info("broadcast %d cancelled: %d rows not sent", broadcast_id, done[1])
     return done
 

@@ -164,6 +164,7 @@ RETURNING id
 """
 )
 BROADCAST_BY_KEY = "SELECT id FROM broadcasts WHERE idempotency_key = $1"
+BROADCAST_TOTAL = "SELECT total FROM broadcasts WHERE id = $1"
 
 # One batch of the fan-out: the next `$3` recipients after user id `$2`, in id
 # order, so the highest chat id queued so far is where an interrupted fan-out
@@ -448,6 +449,10 @@ async def cancel_late_rows(conn: asyncpg.Connection | asyncpg.Pool, broadcast_id
 
 async def recent_broadcasts(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[Progress]:
     return [Progress(**dict(r)) for r in await conn.fetch(RECENT_BROADCASTS, limit)]
+
+
+async def broadcast_total(conn: asyncpg.Connection | asyncpg.Pool, broadcast_id: int) -> int:
+    return int(await conn.fetchval(BROADCAST_TOTAL, broadcast_id) or 0)
 
 
 async def broadcast_by_key(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:

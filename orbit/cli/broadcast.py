@@ -33,6 +33,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from orbit import audit
 from orbit.admin.broadcasts import (
     AUDIENCES,
     LANGUAGES,
@@ -197,7 +198,7 @@ async def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     pool = await create_pool(settings, max_size=1)
     try:
         await require_schema(pool)
-        already, stopped = await cancel_broadcast(pool, broadcast_id)
+        already, stopped = await cancel_broadcast(pool, broadcast_id, actor=audit.cli_actor())
     finally:
         await pool.close()
     if already:

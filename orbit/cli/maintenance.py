@@ -10,17 +10,17 @@ The message is plain text, shown as typed. Admins (ADMIN_IDS) use the bot as usu
 from __future__ import annotations
 
 import argparse
-import getpass
 import html
 from datetime import UTC, datetime
 
 import msgspec
 
-from orbit import maintenance
+from orbit import audit, maintenance
 from orbit.admin.broadcasts import check_text
 from orbit.admin.errors import AdminError
 from orbit.cli.errors import CommandError
-from orbit.connections import check_redis, create_redis
+from orbit.connections import check_redis, create_pool, create_redis
+from orbit.migrate import require_schema
 from orbit.settings import Settings
 
 
@@ -54,24 +54,24 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             message = check_text(html.escape(args.message.strip()))
         except AdminError as exc:
             raise CommandError(str(exc)) from None
+    pool = await create_pool(settings, max_size=1)
     redis = create_redis(settings)
     try:
+        await require_schema(pool)
         await check_redis(redis, settings)
         if args.action == "on":
-            state, was_on = await maintenance.switch_on(redis, message, by=f"cli:{getpass.getuser()}")
-            # AUDIT: record(...) of maintenance on here once orbit/audit is on main.
+            state, was_on = await maintenance.switch_on(pool, redis, message, actor=audit.cli_actor())
             _out(("message replaced: " if was_on else "") + _describe(state))
         elif args.action == "off":
-            ended = await maintenance.switch_off(redis)
-            # AUDIT: record(...) of maintenance off here once orbit/audit is on main.
+            ended = await maintenance.switch_off(pool, redis, actor=audit.cli_actor())
             _out("maintenance is off" + ("" if ended else " (it was not on)"))
         else:
             state = await maintenance.read(redis)
-            _out(
-                msgspec.json.encode({"on": state is not None, "state": state}).decode()
-                if args.json
-                else _describe(state)
-            )
+            if args.json:
+                _out(msgspec.json.encode({"on": state is not None, "state": state}).decode())
+            else:
+                _out(_describe(state))
     finally:
         await redis.aclose()
+        await pool.close()
     return 0

@@ -145,7 +145,7 @@ async def test_cancel_stops_every_waiting_row_and_the_claim(db: asyncpg.Pool, re
     await db.execute(
         "UPDATE outbox SET status = 'sent' WHERE broadcast_id = $1 AND chat_id = 2", done.broadcast_id
     )
-    assert await cancel_broadcast(db, done.broadcast_id) == (False, 5)
+    assert await cancel_broadcast(db, done.broadcast_id, actor="42") == (False, 5)
     # A row written by a fan-out racing the cancel is never claimed.
     await db.execute(
         "INSERT INTO outbox (chat_id, kind, text, broadcast_id, dedup_key)"
@@ -156,9 +156,17 @@ async def test_cancel_stops_every_waiting_row_and_the_claim(db: asyncpg.Pool, re
     p = await broadcast_progress(db, done.broadcast_id)
     assert (p.sent, p.pending, p.cancelled) == (1, 2, 5)  # the one mid-send, the late one
     assert p.cancelled_at is not None and not p.finished
-    assert await cancel_broadcast(db, done.broadcast_id) == (True, 1)
+    assert await cancel_broadcast(db, done.broadcast_id, actor="42") == (True, 1)
     await outbox_q.mark_sent(db, first.id)
     p = await broadcast_progress(db, done.broadcast_id)
     assert (p.sent, p.pending, p.cancelled, p.finished) == (2, 0, 6, True)
     with pytest.raises(errors.BroadcastNotFound):
-        await cancel_broadcast(db, done.broadcast_id + 1)
+        await cancel_broadcast(db, done.broadcast_id + 1, actor="42")
+    # One audit row for the send, one for the (first) cancel, in their transactions.
+    trail = await db.fetch("SELECT actor, action, target, before, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in trail] == [
+        ("42", "broadcast.send", f"broadcast:{done.broadcast_id}"),
+        ("42", "broadcast.cancel", f"broadcast:{done.broadcast_id}"),
+    ]
+    assert trail[0]["after"]["recipients"] == 7 and trail[0]["after"]["audience"] == "all"
+    assert trail[1]["after"] == {"cancelled": True, "not_sent": 5}

@@ -223,6 +223,11 @@ async def test_broadcast_audience_file_button_cancel_and_list(
     assert await db.fetchval("SELECT status FROM outbox WHERE chat_id = 4") == "cancelled"
     out = await command(settings, capsys, "broadcast", "cancel", str(broadcast_id))
     assert out.startswith(f"broadcast #{broadcast_id} was already cancelled")
+    trail = await db.fetch("SELECT actor, action, target FROM admin_audit ORDER BY id")
+    assert [(r["actor"][:4], r["action"], r["target"]) for r in trail] == [
+        ("cli:", "broadcast.send", f"broadcast:{broadcast_id}"),
+        ("cli:", "broadcast.cancel", f"broadcast:{broadcast_id}"),
+    ]
     listed = msgspec.json.decode(await command(settings, capsys, "broadcast", "list", "--json"))
     assert [(b["id"], b["audience"], b["language"], b["sent"], b["cancelled"]) for b in listed] == [
         (broadcast_id, "never_paid", "ru", 1, 1)

@@ -124,12 +124,20 @@ async def test_maintenance_one_message_per_user_and_period_payments_and_admins_g
     assert "Balance: 100 ₽" in (await texts(harness, ANN))[-1]
 
     # A new period: told again, once, now with the default text (the CLI's switch).
-    await maintenance.switch_on(redis, "", by="cli:test")
+    await maintenance.switch_on(db, redis, "", actor="cli:test")
     await wait_past_cache()
     before = len(await texts(harness, ANN))
     await harness.send(ANN, "/menu")
     await harness.send(ANN, "/menu")
     assert (await texts(harness, ANN))[before:] == [DEFAULT]
+    trail = await db.fetch("SELECT actor, action, before, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"]) for r in trail] == [
+        (str(ADMIN), "maintenance.on"),
+        (str(ADMIN), "maintenance.off"),
+        ("cli:test", "maintenance.on"),
+    ]
+    assert trail[0]["before"] is None and trail[0]["after"]["message"] == "Back at &lt;noon&gt;"
+    assert trail[1]["before"]["by"] == f"admin {ADMIN}" and trail[1]["after"] is None
 
 
 async def test_non_admin_pressing_the_new_admin_buttons_gets_nothing(

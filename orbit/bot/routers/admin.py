@@ -24,7 +24,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
-from orbit import maintenance
+from orbit import audit, maintenance
 from orbit.admin.broadcasts import (
     AUDIENCES,
     Audience,
@@ -436,7 +436,13 @@ async def drain(
             message_id=shown.message_id if shown else None,
             locale=i18n.locale,
         )
-        # AUDIT: record(conn, ...) of the drain here once orbit/audit is on main.
+        await audit.record(
+            conn,
+            audit.bot_actor(_admin_id(callback)),
+            "instance.drain",
+            target=instance_id,
+            after={"job": job.id},
+        )
     log.info("admin %d queued the drain of %s as job %d", _admin_id(callback), instance_id, job.id)
     await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
 
@@ -607,7 +613,6 @@ async def send_broadcast(
                     message_id=shown.message_id if shown else None,
                     locale=i18n.locale,
                 )
-            # AUDIT: record(conn, ...) of the broadcast here once orbit/audit is on main.
     except AdminError as exc:
         await state.clear()
         await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
@@ -642,7 +647,9 @@ async def cancel_sending(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        already, stopped = await cancel_broadcast(pool, callback_data.broadcast_id)
+        already, stopped = await cancel_broadcast(
+            pool, callback_data.broadcast_id, actor=audit.bot_actor(_admin_id(callback))
+        )
         found = await broadcast_progress(pool, callback_data.broadcast_id)
     except AdminError as exc:
         _alert(callback_answer, _refusal(i18n, exc))
@@ -675,16 +682,15 @@ async def ask_maintenance_message(callback: CallbackQuery, i18n: I18nContext, st
     await _show(callback, views.maintenance_prompt(i18n))
 
 
-async def _switch_on(redis: Redis, admin_id: int, text: str, i18n: I18nContext) -> Screen:
-    current, was_on = await maintenance.switch_on(redis, text, by=f"admin {admin_id}")
-    # AUDIT: record(...) of maintenance on here once orbit/audit is on main.
+async def _switch_on(pool: asyncpg.Pool, redis: Redis, admin_id: int, text: str, i18n: I18nContext) -> Screen:
+    current, was_on = await maintenance.switch_on(pool, redis, text, actor=audit.bot_actor(admin_id))
     log.info("admin %d switched maintenance on%s", admin_id, " (new message)" if was_on else "")
     return views.maintenance_screen(i18n, current, i18n.get("admin-maintenance-switched-on"))
 
 
 @router.message(StateFilter(AdminFlow.maintenance_message), filters.text_input)
 async def take_maintenance_message(
-    message: Message, redis: Redis, i18n: I18nContext, state: FSMContext
+    message: Message, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext, state: FSMContext
 ) -> None:
     try:
         text = check_text(message.html_text)  # the same bounds as a broadcast's text
@@ -692,12 +698,13 @@ async def take_maintenance_message(
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     await state.clear()
-    await _show(message, await _switch_on(redis, _admin_id(message), text, i18n))
+    await _show(message, await _switch_on(pool, redis, _admin_id(message), text, i18n))
 
 
 @router.callback_query(AdminMaintCb.filter(F.action == "default"))
 async def maintenance_default(
     callback: CallbackQuery,
+    pool: asyncpg.Pool,
     redis: Redis,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
@@ -708,13 +715,14 @@ async def maintenance_default(
         _alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     await state.clear()
-    await _show(callback, await _switch_on(redis, _admin_id(callback), "", i18n))
+    await _show(callback, await _switch_on(pool, redis, _admin_id(callback), "", i18n))
 
 
 @router.callback_query(AdminMaintCb.filter(F.action == "off"))
-async def maintenance_off(callback: CallbackQuery, redis: Redis, i18n: I18nContext) -> None:
-    ended = await maintenance.switch_off(redis)
-    # AUDIT: record(...) of maintenance off here once orbit/audit is on main.
+async def maintenance_off(
+    callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext
+) -> None:
+    ended = await maintenance.switch_off(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
     log.info("admin %d switched maintenance off (was %s)", _admin_id(callback), "on" if ended else "off")
     await _show(callback, views.maintenance_screen(i18n, None, i18n.get("admin-maintenance-switched-off")))
 

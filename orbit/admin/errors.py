@@ -119,3 +119,10 @@ class InvalidButton(AdminError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, reason=reason)
+
+
+class InvalidNode(AdminError):
+    message_key = "admin-node-invalid"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no such node to change: {name!r}", node=name)

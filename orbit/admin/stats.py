@@ -11,19 +11,15 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbit import clock, keys
+from orbit import clock
 from orbit.admin import queries
+from orbit.admin.panels import NodeScore, read_scores
 from orbit.admin.queries import Growth, PlanCount, Revenue, UserCounts
 from orbit.marzban import instances
-from orbit.marzban.placement import instance_of, read_health
+from orbit.marzban.placement import read_health
 from orbit.payments.service import METHODS
 
 PURCHASES = "purchases"
-
-
-class NodeScore(msgspec.Struct, frozen=True):
-    node: str
-    score: float  # the balancer's load score: lowest wins
 
 
 class InstanceLoad(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,14 +62,6 @@ def _empty(source: str) -> Revenue:
     return Revenue(source=source, today=0, week=0, month=0, total=0, count=0)
 
 
-async def _scores(redis: Redis) -> dict[str, list[NodeScore]]:
-    ranked = await redis.zrange(keys.BALANCER_SCORES, 0, -1, withscores=True)
-    found: dict[str, list[NodeScore]] = {}
-    for name, score in ranked:
-        found.setdefault(instance_of(name), []).append(NodeScore(name.split(":", 1)[1], float(score)))
-    return found
-
-
 async def instance_loads(pool: asyncpg.Pool | asyncpg.Connection, redis: Redis | None) -> list[InstanceLoad]:
     """Each instance with its configs and the balancer's view (none when Redis is away)."""
     registry = await instances.list_instances(pool)
@@ -83,7 +71,7 @@ async def instance_loads(pool: asyncpg.Pool | asyncpg.Connection, redis: Redis |
     if redis is not None:
         try:
             health = await read_health(redis, [i.id for i in registry])
-            scores = await _scores(redis)
+            scores = await read_scores(redis)
         except (RedisError, OSError):  # the database's numbers are still worth showing
             pass
     loads = []

@@ -25,6 +25,8 @@ from orbit.promos.queries import PromoRow
 
 NOTE_SHOWN = 60  # characters of a ledger note on the user card
 ERROR_SHOWN = 60  # characters of an instance's last error
+NODES_SHOWN = 6  # node scores and excluded nodes shown per instance
+NODE_LABEL = 24  # characters of a node's name on a button
 
 
 class AdminCb(ButtonData, prefix="adm"):
@@ -460,7 +462,27 @@ def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str |
             i18n.get("btn-admin-inst-drain", id=i.id), AdminInstCb(action="drain", instance_id=i.id)
         )
         rows.append([toggle, drain])
-    return _panel(i18n, text, *rows, _refresh_row(i18n, "inst"))
+        if line.scores:
+            shown = ", ".join(f"{escape(n.node)} {n.score:.2f}" for n in line.scores[:NODES_SHOWN])
+            text.append(i18n.get("admin-instance-scores", scores=Markup(shown)))
+        if i.excluded_node_names:
+            text.append(i18n.get("admin-instance-excluded", nodes=", ".join(i.excluded_node_names)))
+        nodes = [
+            _button(
+                i18n.get("btn-admin-node-exclude", id=i.id), AdminNodeCb(action="exclude", instance_id=i.id)
+            )
+        ]
+        # By position in the excluded list as shown: the handler names the node it included.
+        nodes += [
+            _button(
+                i18n.get("btn-admin-node-include", node=name[:NODE_LABEL]),
+                AdminNodeCb(action="include", instance_id=i.id, index=n),
+            )
+            for n, name in enumerate(i.excluded_node_names[:NODES_SHOWN])
+        ]
+        rows += [nodes[k : k + 3] for k in range(0, len(nodes), 3)]
+    poke = [_button(i18n.get("btn-admin-balancer-poke"), AdminNodeCb(action="poke"))]
+    return _panel(i18n, text, *rows, poke, _refresh_row(i18n, "inst"))
 
 
 def drain_confirm_screen(i18n: I18nContext, line: InstanceLine) -> Screen:

@@ -198,3 +198,55 @@ async def test_non_admin_pressing_the_new_admin_buttons_gets_nothing(
     assert await pubsub.get_message(timeout=0.2) is None  # no poke
     await pubsub.aclose()
     assert harness.handler_errors() == []
+
+
+async def test_instances_screen_scores_exclude_include_and_refresh(
+    harness: BotHarness, db: asyncpg.Pool, redis: Redis
+) -> None:
+    import time
+
+    await db.execute(
+        "INSERT INTO marzban_instances (id, name, base_url, username, password, excluded_node_names)"
+        " VALUES ('p1', 'P1', 'http://127.0.0.1:9', 'a', 'a', '{old-node}')"
+    )
+    await redis.zadd(keys.BALANCER_SCORES, {"p1:core": 1.25, "p1:de-1": 0.5})
+    health = {"status": "up", "checked_at": str(time.time()), "nodes_usable": "2", "nodes_total": "3"}
+    await redis.hset(keys.balancer_instance("p1"), mapping=health)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.BALANCER_POKE_CHANNEL)
+    assert (await pubsub.get_message(timeout=1))["type"] == "subscribe"
+
+    await harness.send(ADMIN, "/admin", first_name="Admin")
+    await harness.press(ADMIN, "adm:inst")
+    shown = (await texts(harness, ADMIN))[-1]
+    assert "p1 (P1) — active" in shown and "up, 2/3 nodes" in shown
+    assert "⚖️ Scores (lowest wins): de-1 0.50, core 1.25" in shown
+    assert "⛔ Excluded nodes: old-node" in shown
+    buttons = await last_buttons(harness, ADMIN)
+    assert buttons["⛔ Exclude a node of p1"] == "admn:exclude:p1:0"
+    assert buttons["✅ Include old-node"] == "admn:include:p1:0"
+
+    answer = await harness.press(ADMIN, buttons["⚖️ Ask the balancer now"])
+    assert answer.text == "⚖️ The balancer scores every instance now; refresh in a few seconds."
+    assert (await pubsub.get_message(timeout=1))["channel"] == keys.BALANCER_POKE_CHANNEL
+
+    await harness.press(ADMIN, "admn:exclude:p1:0")
+    await harness.send(ADMIN, "   ")
+    assert (await texts(harness, ADMIN))[-1].startswith("❌ No such node to change")
+    await harness.send(ADMIN, "de-1")
+    assert (await texts(harness, ADMIN))[-1].startswith("⛔ p1: excluded nodes now old-node, de-1.")
+    answer = await harness.press(ADMIN, "admn:include:p1:0")
+    assert answer.text == "✅ p1: node old-node is scored again."
+    assert await db.fetchval("SELECT excluded_node_names FROM marzban_instances") == ["de-1"]
+    stale = await harness.press(ADMIN, "admn:include:p1:5")  # no sixth excluded node
+    assert stale.show_alert
+    assert await db.fetchval("SELECT excluded_node_names FROM marzban_instances") == ["de-1"]
+    trail = await db.fetch("SELECT actor, action, target, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in trail] == [
+        (str(ADMIN), "balancer.refresh", None),
+        (str(ADMIN), "instance.exclude_node", "p1"),
+        (str(ADMIN), "instance.include_node", "p1"),
+    ]
+    assert trail[2]["after"] == {"excluded_node_names": ["de-1"]}
+    await pubsub.aclose()
+    assert harness.handler_errors() == []

@@ -37,7 +37,13 @@ from orbit.admin.broadcasts import (
     parse_button,
 )
 from orbit.admin.errors import AdminError
-from orbit.admin.panels import instance_overview, set_instance_active
+from orbit.admin.panels import (
+    exclude_node,
+    include_node,
+    instance_overview,
+    refresh_balancer,
+    set_instance_active,
+)
 from orbit.admin.promo_line import parse_promo_line
 from orbit.admin.stats import collect_stats
 from orbit.admin.users import (
@@ -56,6 +62,7 @@ from orbit.bot.admin_views import (
     AdminCb,
     AdminInstCb,
     AdminMaintCb,
+    AdminNodeCb,
     AdminPromoCb,
     AdminUserCb,
 )
@@ -97,6 +104,7 @@ class AdminFlow(StatesGroup):
     broadcast_button = State()
     broadcast_confirm = State()
     maintenance_message = State()
+    node_exclude = State()
 
 
 def _token() -> str:
@@ -409,6 +417,86 @@ async def ask_drain(
         _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     await _show(callback, views.drain_confirm_screen(i18n, found[0]))
+
+
+@router.callback_query(AdminNodeCb.filter(F.action == "poke"))
+async def poke(
+    callback: CallbackQuery,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    await refresh_balancer(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
+    callback_answer.text = i18n.get("admin-balancer-poked")
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis)))
+
+
+@router.callback_query(AdminNodeCb.filter(F.action == "exclude"))
+async def ask_node(
+    callback: CallbackQuery,
+    callback_data: AdminNodeCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+) -> None:
+    if await get_instance(pool, callback_data.instance_id) is None:
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
+        return
+    await state.set_state(AdminFlow.node_exclude)
+    await state.set_data({"instance_id": callback_data.instance_id})
+    text = i18n.get("admin-node-prompt", id=callback_data.instance_id)
+    await screens.show(callback, text, views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.node_exclude), filters.text_input)
+async def take_node(
+    message: Message, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext, state: FSMContext
+) -> None:
+    instance_id = str((await state.get_data())["instance_id"])
+    try:
+        updated = await exclude_node(
+            pool, redis, instance_id, message.text or "", actor=audit.bot_actor(_admin_id(message))
+        )
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    except InstanceNotFound:
+        await state.clear()
+        await message.answer(
+            i18n.get("admin-instance-not-found", id=instance_id), reply_markup=views.back_markup(i18n)
+        )
+        return
+    await state.clear()
+    notice = i18n.get("admin-node-excluded", id=instance_id, nodes=", ".join(updated.excluded_node_names))
+    await _show(message, views.instances_screen(i18n, await instance_overview(pool, redis), notice))
+
+
+@router.callback_query(AdminNodeCb.filter(F.action == "include"))
+async def include(
+    callback: CallbackQuery,
+    callback_data: AdminNodeCb,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    instance_id = callback_data.instance_id
+    found = await get_instance(pool, instance_id)
+    names = found.excluded_node_names if found is not None else ()
+    if found is None or callback_data.index >= len(names):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    node = names[callback_data.index]
+    try:
+        await include_node(pool, redis, instance_id, node, actor=audit.bot_actor(_admin_id(callback)))
+    except (AdminError, InstanceNotFound):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    notice = i18n.get("admin-node-included", id=instance_id, node=node)
+    callback_answer.text = notice
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis), notice))
 
 
 # A drain takes as long as its panels: it is a job the janitor runs (a bot restart does
@@ -743,6 +831,7 @@ async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
         AdminFlow.broadcast_text,
         AdminFlow.broadcast_button,
         AdminFlow.maintenance_message,
+        AdminFlow.node_exclude,
     ),
     filters.not_text,
 )

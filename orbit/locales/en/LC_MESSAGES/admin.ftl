@@ -185,3 +185,15 @@ admin-stats-by-plan = 📦 Active by plan: { $plans }
 admin-stats-churn = 📉 Ended, not renewed: { $week } (7 days) · { $month } (30 days)
 admin-stats-instances = 🖥 Instances (configs · panel users · nodes · best score):
 admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })
+
+## Instances: node scores, exclude/include, refresh (bcast)
+admin-instance-scores = ⚖️ Scores (lowest wins): { $scores }
+admin-instance-excluded = ⛔ Excluded nodes: { $nodes }
+btn-admin-node-exclude = ⛔ Exclude a node of { $id }
+btn-admin-node-include = ✅ Include { $node }
+btn-admin-balancer-poke = ⚖️ Ask the balancer now
+admin-balancer-poked = ⚖️ The balancer scores every instance now; refresh in a few seconds.
+admin-node-prompt = ⛔ Send the name of the node of { $id } to exclude (as the panel shows it).
+admin-node-excluded = ⛔ { $id }: excluded nodes now { $nodes }.
+admin-node-included = ✅ { $id }: node { $node } is scored again.
+admin-node-invalid = ❌ No such node to change: { $node }.

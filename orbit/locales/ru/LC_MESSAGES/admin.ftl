@@ -186,3 +186,15 @@ admin-stats-by-plan = 📦 Активные по тарифам: { $plans }
 admin-stats-churn = 📉 Закончились и не продлены: { $week } (7 дней) · { $month } (30 дней)
 admin-stats-instances = 🖥 Инстансы (конфиги · пользователи панели · узлы · лучший балл):
 admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })
+
+## Instances: node scores, exclude/include, refresh (bcast)
+admin-instance-scores = ⚖️ Баллы (меньше — лучше): { $scores }
+admin-instance-excluded = ⛔ Исключённые узлы: { $nodes }
+btn-admin-node-exclude = ⛔ Исключить узел { $id }
+btn-admin-node-include = ✅ Вернуть { $node }
+btn-admin-balancer-poke = ⚖️ Обновить балансировщик
+admin-balancer-poked = ⚖️ Балансировщик пересчитывает все инстансы; обновите экран через несколько секунд.
+admin-node-prompt = ⛔ Отправьте имя узла { $id }, который нужно исключить (как в панели).
+admin-node-excluded = ⛔ { $id }: исключённые узлы теперь { $nodes }.
+admin-node-included = ✅ { $id }: узел { $node } снова учитывается.
+admin-node-invalid = ❌ Такого узла нет: { $node }.

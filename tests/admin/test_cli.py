@@ -245,3 +245,28 @@ async def test_broadcast_audience_file_button_cancel_and_list(
     with pytest.raises(CommandError, match="cannot read --text-file"):
         await command(settings, capsys, "broadcast", "send", "--text-file", "/nonexistent", "--yes")
     assert await snapshot(db) == before
+
+
+async def test_maintenance_on_off_status(
+    db: asyncpg.Pool, redis: object, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await command(settings, capsys, "maintenance", "status")
+    assert out == "maintenance is off\n"
+    out = await command(settings, capsys, "maintenance", "on", "--message", "Back at 5 <pm>")
+    assert out.startswith("maintenance is ON since ") and out.endswith(": Back at 5 <pm>\n")
+    status = msgspec.json.decode(await command(settings, capsys, "maintenance", "status", "--json"))
+    assert status["on"] is True and status["state"]["message"] == "Back at 5 &lt;pm&gt;"
+    assert status["state"]["by"].startswith("cli:")
+    out = await command(settings, capsys, "maintenance", "on")  # the default message now
+    assert out.startswith("message replaced: maintenance is ON") and "(the default message)" in out
+    assert await command(settings, capsys, "maintenance", "off") == "maintenance is off\n"
+    assert await command(settings, capsys, "maintenance", "off") == "maintenance is off (it was not on)\n"
+    with pytest.raises(CommandError, match="Telegram takes at most 4096"):
+        await command(settings, capsys, "maintenance", "on", "--message", "x" * 5000)
+    assert await command(settings, capsys, "maintenance", "status") == "maintenance is off\n"
+    trail = await db.fetch("SELECT actor, action FROM admin_audit ORDER BY id")
+    assert [(r["actor"][:4], r["action"]) for r in trail] == [
+        ("cli:", "maintenance.on"),
+        ("cli:", "maintenance.on"),
+        ("cli:", "maintenance.off"),
+    ]

@@ -215,8 +215,9 @@ async def run_job(deps: JobDeps, job: JobRow) -> None:
     message = ProgressMessage(deps.bot, job.chat_id, job.message_id)
     beating = asyncio.create_task(beat())
     work = asyncio.create_task(KINDS[job.kind](deps, job, message, report))
+    taken = asyncio.create_task(lost.wait())
     try:
-        await asyncio.wait([work, asyncio.ensure_future(lost.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([work, taken], return_when=asyncio.FIRST_COMPLETED)
         if not work.done():
             work.cancel()
             log.warning("job %d (%s) was taken over by another worker: stopped here", job.id, job.kind)
@@ -229,7 +230,9 @@ async def run_job(deps: JobDeps, job: JobRow) -> None:
             return
         except Exception as exc:
             if dependency_down(exc) is not None:
-                raise  # the heartbeat goes stale; the job is claimed again later
+                # Postgres or Redis is away: the heartbeat goes stale, the job is claimed again.
+                log.warning("job %d (%s) interrupted by an outage: %r", job.id, job.kind, exc)
+                return
             log.exception("job %d (%s) failed", job.id, job.kind)
             await queries.finish(deps.pool, job, "failed", repr(exc)[:500])
             return
@@ -237,9 +240,9 @@ async def run_job(deps: JobDeps, job: JobRow) -> None:
         await queries.finish(deps.pool, job, state)
         log.info("job %d (%s) %s in %.2fs", job.id, job.kind, state, time.monotonic() - started)
     finally:
-        beating.cancel()
-        work.cancel()
-        await asyncio.gather(beating, work, return_exceptions=True)
+        for task in (beating, work, taken):
+            task.cancel()
+        await asyncio.gather(beating, work, taken, return_exceptions=True)
 
 
 async def serve(deps: JobDeps) -> None:

@@ -11,7 +11,10 @@ shutdown a running job is handed back (`queued`) at once.
 Edits of the progress message are throttled to one per `EDIT_INTERVAL` (Telegram
 allows about one message a second per chat, edits included, and the admin's own
 presses need room), identical ones are not sent, and "message is not modified" is
-not an error. The progress display is best effort: a failed edit never fails the job.
+not an error. Each edit takes its place in the bot's one send budget
+(orbit/outbox/limiter.py: a global slot and the chat's second), so it never makes
+Telegram answer 429 to the bot's own replies. The progress display is best
+effort: a failed edit never fails the job.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from orbit.admin.broadcasts import broadcast_progress, fan_out
 from orbit.bot import admin_views as views
@@ -41,6 +45,7 @@ from orbit.marzban.drain import drain_instance
 from orbit.marzban.errors import DrainRefused, InstanceNotFound
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
+from orbit.outbox.limiter import NOTIFY, SendLimiter
 from orbit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,7 @@ class JobDeps:
     panel_deps: PanelDeps
     bot: Bot | None  # None without BOT_TOKEN: jobs run, progress is not shown
     stopping: asyncio.Event
+    limiter: SendLimiter | None = None  # the bot's send budget, shared through Redis
 
 
 class Interrupted(Exception):
@@ -87,6 +93,8 @@ class ProgressMessage:
     bot: Bot | None
     chat_id: int | None
     message_id: int | None
+    limiter: SendLimiter | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     last: tuple[str, str] | None = None
     last_at: float = field(default=0.0)
 
@@ -102,26 +110,62 @@ class ProgressMessage:
             if not final:
                 return  # a later count replaces this one
             await asyncio.sleep(wait)
-        await self._edit(screen.text, screen.markup)
-        self.last, self.last_at = shown, time.monotonic()
+        if await self._edit(screen.text, screen.markup, final=final):
+            self.last, self.last_at = shown, time.monotonic()
 
-    async def _edit(self, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def _turn(self, *, final: bool) -> str | None:
+        """A ticket of the send budget with the chat taken; None: not now (or stopping)."""
+        assert self.limiter is not None and self.chat_id is not None
+        while True:
+            ticket = await self.limiter.slot(self.stopping, NOTIFY)
+            if ticket is None:
+                return None
+            wait = await self.limiter.take_chat(self.chat_id)
+            if wait <= 0:
+                return ticket
+            await self.limiter.release(ticket)
+            if not final:
+                return None  # the chat is busy (the admin is pressing): a later count goes
+            await asyncio.sleep(wait)
+
+    async def _edit(self, text: str, markup: InlineKeyboardMarkup | None, *, final: bool) -> bool:
+        """Whether the message shows `text` now (edited, or it already did)."""
         assert self.bot is not None and self.chat_id is not None and self.message_id is not None
         for _ in range(2):
+            ticket = None
+            if self.limiter is not None:
+                try:
+                    ticket = await self._turn(final=final)
+                except (RedisError, OSError) as exc:  # no budget to ask: no edit now
+                    log.info("job progress not shown in chat %s: %s", self.chat_id, exc)
+                    return False
+                if ticket is None:
+                    return False
             try:
                 await self.bot.edit_message_text(
                     text=text, chat_id=self.chat_id, message_id=self.message_id, reply_markup=markup
                 )
-                return
+                return True
             except TelegramRetryAfter as exc:
+                if self.limiter is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.limiter.pause(exc.retry_after)
+                if not final:
+                    return False
                 await asyncio.sleep(min(exc.retry_after, 30))
             except TelegramBadRequest as exc:
-                if "message is not modified" not in exc.message:
-                    log.info("job progress not shown in chat %s: %s", self.chat_id, exc.message)
-                return
+                if "message is not modified" in exc.message:
+                    return True
+                log.info("job progress not shown in chat %s: %s", self.chat_id, exc.message)
+                return False
             except TelegramAPIError as exc:
                 log.info("job progress not shown in chat %s: %s", self.chat_id, exc)
-                return
+                return False
+            finally:
+                if ticket is not None and self.limiter is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.limiter.done(ticket, self.chat_id)
+        return False
 
 
 Report = Callable[[dict[str, Any]], Awaitable[None]]
@@ -212,7 +256,7 @@ async def run_job(deps: JobDeps, job: JobRow) -> None:
                 lost.set()
                 return
 
-    message = ProgressMessage(deps.bot, job.chat_id, job.message_id)
+    message = ProgressMessage(deps.bot, job.chat_id, job.message_id, deps.limiter, deps.stopping)
     beating = asyncio.create_task(beat())
     work = asyncio.create_task(KINDS[job.kind](deps, job, message, report))
     taken = asyncio.create_task(lost.wait())

@@ -11,6 +11,7 @@ from orbit.janitor import chores, housekeeping, jobs, reconciliation
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
+from orbit.outbox.limiter import SendLimiter
 from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
@@ -55,7 +56,8 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
 
     # Long admin actions (drains, broadcasts) queued by the bot: their own loop, so a
     # broadcast followed for minutes never delays the chores (orbit/janitor/jobs.py).
-    job_deps = jobs.JobDeps(ctx.pool, ctx.redis, ctx.settings, translator, deps, bot, ctx.stopping)
+    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)  # the bot's budget
+    job_deps = jobs.JobDeps(ctx.pool, ctx.redis, ctx.settings, translator, deps, bot, ctx.stopping, limiter)
     return Job(tick=tick, serve=lambda: jobs.serve(job_deps))
 
 

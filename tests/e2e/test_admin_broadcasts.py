@@ -186,7 +186,7 @@ async def test_stop_ends_the_sending_within_a_second(
     await crowd(db, telegram, 1000, paid=0, blocked=0)
     admin = make_user(ADMIN_ID, first_name="Admin")
     body = "This one will be stopped"
-    await start_broadcast(admin, "everyone reachable: 1000", body, None)
+    await start_broadcast(admin, "everyone reachable: 1,000", body, None)
     broadcast_id = await db.fetchval("SELECT id FROM broadcasts")
     # Sending at the bot's pace (OUTBOX_RATE_PER_SECOND=30: 24 a second for broadcasts).
     await eventually(lambda: _sent_at_least(telegram, body, 40), 300)

@@ -20,6 +20,7 @@ from orbit.i18n import create_translator
 from orbit.janitor import jobs as runner
 from orbit.jobs import queries as jobs
 from orbit.marzban.provisioning import PanelDeps
+from orbit.outbox.limiter import SendLimiter
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.telegram_control import TelegramControl
 from orbit.settings import Settings
@@ -87,8 +88,9 @@ async def test_a_broadcast_job_fans_out_and_edits_its_progress_in_place(
         stopping = asyncio.Event()
         translator = create_translator()
         deps = runner.JobDeps(
-            db, redis, settings, translator, PanelDeps(db, redis, http, settings, translator), bot, stopping
-        )
+            db, redis, settings, translator, PanelDeps(db, redis, http, settings, translator), bot, stopping,
+            SendLimiter(redis, settings.outbox_rate_per_second),
+        )  # fmt: skip
         loop = asyncio.create_task(runner.serve(deps))
         try:
             await _until(lambda: db.fetchval("SELECT count(*) = 5 FROM outbox"))

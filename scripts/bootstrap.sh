@@ -19,6 +19,11 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/d
     apt_install python3 python3-venv python3-dev
 fi
 
+# --- Chromium, for the browser tests (tests/browser); test.sh and .ci/run ask for it --------
+if [ -n "${ORBIT_BROWSER_TESTS:-}" ] && ! command -v chromium >/dev/null; then
+    apt_install chromium fonts-noto-color-emoji  # emoji: the bot's buttons in screenshots
+fi
+
 # --- PostgreSQL ---------------------------------------------------------------
 if ! command -v pg_ctlcluster >/dev/null; then
     apt_install postgresql postgresql-client

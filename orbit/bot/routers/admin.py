@@ -6,7 +6,9 @@ admin button falls through to `fallback` (a "stale button" alert), changing
 nothing. Flows that take text (a user lookup, an adjustment, a promo code, a
 broadcast) keep their state in the FSM; a money or mass action is confirmed
 with a button carrying a token that is also its idempotency key, so a double
-press acts once.
+press acts once. Long actions (a drain, a broadcast's fan-out and progress) are
+`jobs` rows the janitor runs (orbit/janitor/jobs.py): a bot restart never cuts
+them short. Every change writes its audit row in its own transaction.
 """
 
 from __future__ import annotations

@@ -37,9 +37,7 @@ def upgrade() -> None:
     op.create_unique_constraint(op.f("uq_configs_revived_from"), "configs", ["revived_from"])
     op.add_column(
         "configs",
-        sa.Column(
-            "data_limit_reset_strategy", sa.Text(), server_default="no_reset", nullable=False
-        ),
+        sa.Column("data_limit_reset_strategy", sa.Text(), server_default="no_reset", nullable=False),
     )
     op.create_check_constraint(op.f("ck_configs_reset_strategy_known"), "configs", STRATEGIES)
     op.add_column("configs", sa.Column("usage_bytes", sa.BigInteger(), nullable=True))

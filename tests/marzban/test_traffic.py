@@ -3,15 +3,21 @@ notice per config at 90 % and at 100 % per period."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
+import msgspec
+import pytest
 
 from orbit.i18n import create_translator
 from orbit.janitor.chores import traffic_buttons
 from orbit.marzban import instances, provisioning
 from orbit.marzban.provisioning import PanelDeps
-from orbit.plans import load_plans
+from orbit.plans import PlanError, load_plans
+from orbit.settings import Settings
 from orbit.subscriptions import traffic
 from tests.marzban.conftest import Panels, add_user, pending_config
+from tests.support.processes import ROOT
 
 GB = 1024**3
 
@@ -95,5 +101,17 @@ async def test_the_plans_limit_and_reset_strategy_reach_the_panel(
     await db.execute("UPDATE configs SET needs_sync = true WHERE id = $1", config.id)
     await provisioning.sync_config(deps, config.id)
     assert registered.a.user(config.panel_username)["data_limit"] == 5 * GB
-    plans = load_plans(deps.settings)
-    assert all(p.data_limit_reset_strategy == "no_reset" for p in plans)
+
+
+def test_a_plan_carries_a_reset_strategy_by_marzbans_names(tmp_path: Path, settings: Settings) -> None:
+    plans = msgspec.json.decode((ROOT / "plans.json").read_bytes())
+    plans["plans"][0].update(data_limit_gb=50, data_limit_reset_strategy="month")
+    path = tmp_path / "plans.json"
+    path.write_bytes(msgspec.json.encode(plans))
+    month = load_plans(settings, path).get("1m")
+    assert month is not None and month.data_limit_reset_strategy == "month"
+    assert month.data_limit_bytes == 50 * GB
+    plans["plans"][0]["data_limit_reset_strategy"] = "monthly"
+    path.write_bytes(msgspec.json.encode(plans))
+    with pytest.raises(PlanError, match="data_limit_reset_strategy"):
+        load_plans(settings, path)

@@ -1,7 +1,7 @@
 """life: expiry and grace, traffic limits on the config rows
 
 Revision ID: life_expiry_traffic
-Revises: 0005_clock
+Revises: scale_indexes
 
 - `expired_at`: the janitor stopped the panel user at the subscription's end
   (`orbit/subscriptions/expiry.py`); a renewal clears it.
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "life_expiry_traffic"
-down_revision = "0005_clock"
+down_revision = "scale_indexes"
 branch_labels = None
 depends_on = None
 

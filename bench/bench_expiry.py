@@ -166,7 +166,7 @@ async def run(users: int, share: float) -> dict[str, object]:
             retired, retire_s = await _round(lambda: expiry.retire_configs(deps))
             retire_calls = _calls(panels, "DELETE")
             other_calls = _calls(panels, "PUT") + _calls(panels, "GET")
-        left = sum(len(p.usernames()) for p in panels.values())
+        left = sum(len(p.usernames) for p in panels.values())
         await pool.close()
     finally:
         for panel in panels.values():
@@ -178,7 +178,7 @@ async def run(users: int, share: float) -> dict[str, object]:
         "users": users, "configs": 2 * users, "ending_configs": 2 * ending, "fill_s": fill_s,
         "expired": expired, "expire_s": expire_s, "expire_calls": expire_calls,
         "retired": retired, "retire_s": retire_s, "retire_calls": retire_calls,
-        "other_calls": other_calls, "panel_users_left": left,
+        "other_calls": other_calls, "panel_users_left": left, "load": os.getloadavg()[1],
     }  # fmt: skip
 
 
@@ -194,7 +194,8 @@ def render(result: dict[str, object]) -> str:
         "",
         f"Command: `{COMMAND}` (fill: {r['fill_s']:.1f} s).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work,"
-        f" Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d}.",
+        f" Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d};"
+        f" load average {r['load']:.1f} during the run (other work on the same cores).",
         "",
         "| round | configs changed | seconds | rows/s | panel calls | calls per changed config |",
         "|---|---:|---:|---:|---:|---:|",
@@ -210,7 +211,9 @@ def render(result: dict[str, object]) -> str:
         "",
         f"Calls about the {r['configs'] - r['ending_configs']:,} configs that did not end: "  # type: ignore[operator]
         f"{r['other_calls']} (any would have been counted). Panel users left after the grace: "
-        f"{r['panel_users_left']}.",
+        f"{r['panel_users_left']}. The grace round's few calls above one per config are one"
+        " per panel: moving the clock by the grace outlived the panels' tokens (a 401, a login,"
+        " the call again).",
         "Each changed config costs, besides its one call, its advisory lock and about five",
         "short queries on one connection: the round is bound by those round trips, not the panel.",
         "",

@@ -25,7 +25,9 @@ it again and sends its new link.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from orbit.configs import queries as configs_q
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 EXPIRY_BATCH = 500
 RETIRE_BATCH = 500
+# Configs handled at once: each holds a pooled connection for its lock and one panel
+# call, so a round is bound by round trips, not by one config after another. Below
+# the pool's default size, leaving connections to the other chores.
+CONCURRENCY = 4
 
 
 @dataclass
@@ -49,22 +55,35 @@ class Round:
     failed: set[str] = field(default_factory=set)
 
 
+async def _each(due: list[queries.Due], done: Round, one: Callable[[queries.Due], Awaitable[None]]) -> None:
+    """Run `one` over the batch, `CONCURRENCY` configs at a time (each holds a pooled
+    connection and its lock for one panel call); configs of an instance that failed
+    this round are skipped."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def guarded(item: queries.Due) -> None:
+        async with gate:
+            if item.instance_id not in done.failed:
+                await one(item)
+
+    await asyncio.gather(*(guarded(item) for item in due))
+
+
 async def expire_configs(deps: PanelDeps, *, batch: int = EXPIRY_BATCH) -> Round:
     """Stop the panel users of configs whose subscription has ended; returns the round."""
     done = Round()
-    for due in await queries.expiry_due(deps.pool, batch):
-        if due.instance_id in done.failed:
-            continue
+
+    async def one(due: queries.Due) -> None:
         async with config_lock(deps.pool, due.id) as conn:
             target = await configs_q.get_for_panel(conn, due.id)
             if target is None or not await queries.still_lapsed(conn, due.id, 0):
-                continue  # renewed or deleted since the query
+                return  # renewed or deleted since the query
             config = target.config
             if config.expired_at is not None or not config.is_live or config.status == "pending":
-                continue
+                return
             instance = await instances.get_instance(conn, config.instance_id)
             if instance is None:
-                continue
+                return
             done.calls += 1
             try:
                 await deps.client(instance).modify_user(
@@ -75,9 +94,11 @@ async def expire_configs(deps: PanelDeps, *, batch: int = EXPIRY_BATCH) -> Round
             except MarzbanError as exc:
                 log.warning("config %d not expired on %s yet: %s", due.id, instance.id, exc)
                 done.failed.add(instance.id)
-                continue
+                return
             if await queries.mark_expired(conn, due.id):
                 done.changed += 1
+
+    await _each(await queries.expiry_due(deps.pool, batch), done, one)
     if done.changed or done.failed:
         log.info("expiry: %d configs stopped, %d instances failed", done.changed, len(done.failed))
     return done
@@ -87,15 +108,14 @@ async def retire_configs(deps: PanelDeps, *, batch: int = RETIRE_BATCH) -> Round
     """Delete the panel users of expired configs whose grace has passed; the rows stay."""
     grace = deps.settings.grace_days
     done = Round()
-    for due in await queries.retirement_due(deps.pool, batch, grace):
-        if due.instance_id in done.failed:
-            continue
+
+    async def one(due: queries.Due) -> None:
         async with config_lock(deps.pool, due.id) as conn:
             config = await configs_q.get_config(conn, due.id)
             if config is None or not config.is_live or config.expired_at is None:
-                continue
+                return
             if not await queries.still_lapsed(conn, due.id, grace):
-                continue  # renewed since the query: the purchase's sync brings it back
+                return  # renewed since the query: the purchase's sync brings it back
             instance = await instances.get_instance(conn, config.instance_id)
             if instance is not None:
                 done.calls += 1
@@ -106,11 +126,13 @@ async def retire_configs(deps: PanelDeps, *, batch: int = RETIRE_BATCH) -> Round
                 except MarzbanError as exc:
                     log.warning("config %d not retired on %s yet: %s", due.id, instance.id, exc)
                     done.failed.add(instance.id)
-                    continue
+                    return
             if await queries.mark_retired(conn, due.id, grace):
                 done.changed += 1
             else:  # renewed between our check and now: the panel user must come back
                 await configs_q.mark_needs_sync(conn, due.id, "renewed while being retired")
+
+    await _each(await queries.retirement_due(deps.pool, batch, grace), done, one)
     if done.changed or done.failed:
         log.info(
             "grace: %d configs retired from their panels, %d instances failed",

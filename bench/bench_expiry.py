@@ -211,8 +211,8 @@ def render(result: dict[str, object]) -> str:
         "",
         f"Calls about the {r['configs'] - r['ending_configs']:,} configs that did not end: "  # type: ignore[operator]
         f"{r['other_calls']} (any would have been counted). Panel users left after the grace: "
-        f"{r['panel_users_left']}. The grace round's few calls above one per config are one"
-        " per panel: moving the clock by the grace outlived the panels' tokens (a 401, a login,"
+        f"{r['panel_users_left']}. The grace round's few calls above one per config are a"
+        " few per panel: moving the clock by the grace outlived the panels' tokens (a 401, a login,"
         " the call again).",
         "Each changed config costs, besides its one call, its advisory lock and about five",
         "short queries on one connection: the round is bound by those round trips, not the panel.",

@@ -287,6 +287,18 @@ Index(
     configs.c.instance_id,
     postgresql_where=configs.c.deleted_at.is_(None),
 )
+# The expiry round's candidates (orbit/subscriptions/queries.py EXPIRY_DUE).
+Index(
+    "ix_configs_unexpired",
+    configs.c.user_id,
+    postgresql_where=configs.c.deleted_at.is_(None) & configs.c.expired_at.is_(None),
+)
+# The grace round's candidates (RETIREMENT_DUE).
+Index(
+    "ix_configs_expired",
+    configs.c.id,
+    postgresql_where=configs.c.deleted_at.is_(None) & configs.c.expired_at.isnot(None),
+)
 Index("ix_configs_needs_sync", configs.c.id, postgresql_where=configs.c.needs_sync)
 
 # Panel users to delete once no config points at them there: the old user after a

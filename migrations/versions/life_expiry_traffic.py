@@ -40,6 +40,20 @@ def upgrade() -> None:
         sa.Column("data_limit_reset_strategy", sa.Text(), server_default="no_reset", nullable=False),
     )
     op.create_check_constraint(op.f("ck_configs_reset_strategy_known"), "configs", STRATEGIES)
+    # The expiry round's candidates: live configs not stopped yet, by owner.
+    op.create_index(
+        "ix_configs_unexpired",
+        "configs",
+        ["user_id"],
+        postgresql_where=sa.text("deleted_at IS NULL AND expired_at IS NULL"),
+    )
+    # The grace round's candidates: live configs stopped at their end.
+    op.create_index(
+        "ix_configs_expired",
+        "configs",
+        ["id"],
+        postgresql_where=sa.text("deleted_at IS NULL AND expired_at IS NOT NULL"),
+    )
     op.add_column("configs", sa.Column("usage_bytes", sa.BigInteger(), nullable=True))
     op.add_column("configs", sa.Column("usage_read_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
@@ -54,6 +68,16 @@ def downgrade() -> None:
     op.drop_column("configs", "usage_bytes")
     op.drop_constraint(op.f("ck_configs_reset_strategy_known"), "configs", type_="check")
     op.drop_column("configs", "data_limit_reset_strategy")
+    op.drop_index(
+        "ix_configs_expired",
+        table_name="configs",
+        postgresql_where=sa.text("deleted_at IS NULL AND expired_at IS NOT NULL"),
+    )
+    op.drop_index(
+        "ix_configs_unexpired",
+        table_name="configs",
+        postgresql_where=sa.text("deleted_at IS NULL AND expired_at IS NULL"),
+    )
     op.drop_constraint(op.f("uq_configs_revived_from"), "configs", type_="unique")
     op.drop_constraint(op.f("fk_configs_revived_from_configs"), "configs", type_="foreignkey")
     op.drop_column("configs", "revived_from")

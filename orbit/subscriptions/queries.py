@@ -104,13 +104,23 @@ WHERE user_id = $1 AND deleted_at IS NULL
 
 # --- expiry and grace (orbit/subscriptions/expiry.py) -----------------------------------
 
-# Live configs whose owner's subscription has ended and whose panel user is not
-# stopped yet. Pending ones have no panel user.
+# Live configs whose owner's subscription has ended (in the last 30 days: a round
+# looks no further back, so it stays bounded as lapsed users pile up; a config still
+# unstopped after that had a panel down for a month, and Marzban stops it at its
+# `expire` anyway) and whose panel user is not stopped yet. Pending ones have no panel
+# user. Driven by the users' end dates: the lateral (kept apart by OFFSET 0) probes
+# each lapsed owner's configs through ix_configs_unexpired.
 EXPIRY_DUE = """
 SELECT c.id, c.instance_id
-FROM users u JOIN configs c ON c.user_id = u.id
+FROM users u
+CROSS JOIN LATERAL (
+    SELECT c.id, c.instance_id FROM configs c
+    WHERE c.user_id = u.id AND c.deleted_at IS NULL AND c.expired_at IS NULL
+      AND c.status IN ('active', 'disabled')
+    OFFSET 0
+) c
 WHERE u.subscription_until <= orbit_now()
-  AND c.deleted_at IS NULL AND c.expired_at IS NULL AND c.status IN ('active', 'disabled')
+  AND u.subscription_until > orbit_now() - interval '30 days'
 ORDER BY c.instance_id, c.id
 LIMIT $1
 """

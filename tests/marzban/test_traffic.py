@@ -14,6 +14,7 @@ from orbit.janitor.chores import traffic_buttons
 from orbit.marzban import instances, provisioning
 from orbit.marzban.provisioning import PanelDeps
 from orbit.plans import PlanError, load_plans
+from orbit.sandbox.marzban import MarzbanEmulator
 from orbit.settings import Settings
 from orbit.subscriptions import traffic
 from tests.marzban.conftest import Panels, add_user, pending_config
@@ -115,3 +116,34 @@ def test_a_plan_carries_a_reset_strategy_by_marzbans_names(tmp_path: Path, setti
     path.write_bytes(msgspec.json.encode(plans))
     with pytest.raises(PlanError, match="data_limit_reset_strategy"):
         load_plans(settings, path)
+
+
+async def test_the_panels_own_reset_by_strategy_starts_a_new_period(
+    db: asyncpg.Pool, deps: PanelDeps
+) -> None:
+    from orbit import clock
+    from tests.marzban.conftest import instance_for
+    from tests.marzban.test_expiry import Shift
+
+    await clock.reset(db)
+    shift = Shift()
+    markup = traffic_buttons(create_translator())
+    async with MarzbanEmulator(clock=shift) as panel:
+        await instances.insert_instance(db, instance_for("d", panel))
+        await add_user(db, 1)
+        config = await pending_config(db, 1, "d", data_limit_bytes=10 * GB)
+        await db.execute("UPDATE configs SET data_limit_reset_strategy = 'day' WHERE id = $1", config.id)
+        config = await provisioning.provision_config(deps, config.id)
+        panel.add_user_traffic(config.panel_username, 9 * GB + GB // 2)
+        assert (await traffic.read_usage(deps, markup)).notices == 1
+        # A day later Marzban zeroes the user's usage by itself (its strategy).
+        await clock.advance(db, 86400 + 60)
+        shift.offset += 86400 + 60
+        assert (await traffic.read_usage(deps, markup)).notices == 0
+        assert panel.user(config.panel_username)["used_traffic"] == 0
+        panel.add_user_traffic(config.panel_username, 9 * GB + GB // 2)
+        assert (await traffic.read_usage(deps, markup)).notices == 1
+    assert [key for _, key in await _notices(db)] == [
+        f"traffic:{config.id}:0:90",
+        f"traffic:{config.id}:1:90",
+    ]

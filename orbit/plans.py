@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -11,6 +11,8 @@ from orbit.money import rub_to_kopecks
 from orbit.settings import Settings
 
 PLAN_IDS = ("1m", "3m", "6m", "12m")
+# Marzban's names: how often the panel zeroes a user's used traffic by itself.
+ResetStrategy = Literal["no_reset", "day", "week", "month", "year"]
 
 
 class PlanError(Exception):
@@ -23,7 +25,9 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     days: Annotated[int, msgspec.Meta(gt=0, le=3660)]
     price_rub: Annotated[int, msgspec.Meta(gt=0, le=1_000_000)]
     max_configs: Annotated[int, msgspec.Meta(gt=0, le=100)]
-    data_limit_gb: Annotated[int, msgspec.Meta(ge=0)] = 0
+    data_limit_gb: Annotated[int, msgspec.Meta(ge=0)] = 0  # per config; 0 = unlimited
+    # Pushed to the panel users with the limit (no effect on an unlimited plan).
+    data_limit_reset_strategy: ResetStrategy = "no_reset"
     # A purchase zeroes the used traffic of the user's data-limited configs on their
     # panels (Marzban keeps a `limited` user limited when only `expire` moves).
     reset_traffic_on_renewal: bool = True

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "bcast_jobs"
+SCHEMA_HEAD = "life_expiry_traffic"
 
 metadata = MetaData(
     naming_convention={
@@ -249,6 +249,23 @@ configs = Table(
     # Traffic used on earlier panels this period (a drain cannot move used_traffic):
     # the panel user's data limit is what remains.
     Column("usage_carried_bytes", BigInteger, nullable=False, server_default="0"),
+    # Expiry and grace (orbit/subscriptions/expiry.py): the panel user stopped at the
+    # end; deleted after the grace (the row stays, `deleted`); the config a renewal
+    # made in place of a retired one.
+    Column("expired_at", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("revived_from", BigInteger, ForeignKey("configs.id")),
+    # Traffic (orbit/subscriptions/traffic.py): Marzban's reset strategy from the plan;
+    # what the panel reported last and when; resets seen (keys the notices).
+    Column("data_limit_reset_strategy", Text, nullable=False, server_default="no_reset"),
+    Column("usage_bytes", BigInteger),
+    Column("usage_read_at", DateTime(timezone=True)),
+    Column("usage_period", Integer, nullable=False, server_default="0"),
+    CheckConstraint(
+        "data_limit_reset_strategy IN ('no_reset', 'day', 'week', 'month', 'year')",
+        name="reset_strategy_known",
+    ),
+    UniqueConstraint("revived_from", name="uq_configs_revived_from"),
     CheckConstraint(
         "status IN ('pending', 'active', 'disabled', 'deleting', 'deleted')", name="status_known"
     ),
@@ -269,6 +286,18 @@ Index(
     "ix_configs_instance_id",
     configs.c.instance_id,
     postgresql_where=configs.c.deleted_at.is_(None),
+)
+# The expiry round's candidates (orbit/subscriptions/queries.py EXPIRY_DUE).
+Index(
+    "ix_configs_unexpired",
+    configs.c.user_id,
+    postgresql_where=configs.c.deleted_at.is_(None) & configs.c.expired_at.is_(None),
+)
+# The grace round's candidates (RETIREMENT_DUE).
+Index(
+    "ix_configs_expired",
+    configs.c.id,
+    postgresql_where=configs.c.deleted_at.is_(None) & configs.c.expired_at.isnot(None),
 )
 Index("ix_configs_needs_sync", configs.c.id, postgresql_where=configs.c.needs_sync)
 

@@ -125,6 +125,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Budgets per user beyond the rate limits (docs/RELIABILITY.md, access).
     configs_per_day: PositiveInt = 10  # configs created in 24 h, deleted ones included
     max_pending_payments: PositiveInt = 3  # unexpired pending invoices at once, all methods
+    # Days after a subscription's end before its configs' panel users are deleted
+    # (the rows stay as history; a renewal then makes new ones): orbit/subscriptions/expiry.py.
+    grace_days: NonNegativeInt = 3
 
     # Runtime
     log_level: str = "INFO"

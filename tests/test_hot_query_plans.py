@@ -21,6 +21,7 @@ from orbit.outbox import queries as outbox
 from orbit.payments import queries as payments
 from orbit.promos import queries as promos
 from orbit.subscriptions import queries as subscriptions
+from orbit.subscriptions import traffic
 from orbit.users import queries as users
 
 USERS = 200_000
@@ -58,6 +59,13 @@ HOT = [
     ("outbox: claim", outbox.CLAIM),
     ("outbox: next due", outbox.NEXT_DUE),
     ("promo code for a user", promos.FOR_USER),
+    ("expiry round", subscriptions.EXPIRY_DUE),
+    ("grace round", subscriptions.RETIREMENT_DUE),
+    ("expiry: still lapsed", subscriptions.STILL_LAPSED),
+    ("purchase: the plan's limits", subscriptions.APPLY_PLAN_LIMITS),
+    ("purchase: retired configs to revive", subscriptions.RETIRED_UNREVIVED),
+    ("usage page: its configs", traffic.PAGE_CONFIGS),
+    ("usage page: store", traffic.STORE_USAGE),
 ]
 
 

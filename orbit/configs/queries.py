@@ -13,12 +13,17 @@ import msgspec
 _CONFIG_COLUMNS = """
     c.id, c.user_id, c.instance_id, c.panel_username, c.name, c.subscription_url,
     c.data_limit_bytes, c.status, c.needs_sync, c.last_error,
-    c.created_at, c.updated_at, c.deleted_at, c.usage_reset_due, c.usage_carried_bytes
+    c.created_at, c.updated_at, c.deleted_at, c.usage_reset_due, c.usage_carried_bytes,
+    c.expired_at, c.retired_at, c.revived_from, c.data_limit_reset_strategy,
+    c.usage_bytes, c.usage_read_at, c.usage_period
 """
 
 INSERT_PENDING = f"""
-INSERT INTO configs AS c (user_id, instance_id, panel_username, name, data_limit_bytes)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO configs AS c (
+    user_id, instance_id, panel_username, name, data_limit_bytes, data_limit_reset_strategy,
+    revived_from
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING {_CONFIG_COLUMNS}
 """
 SELECT_ONE = f"SELECT {_CONFIG_COLUMNS} FROM configs c WHERE c.id = $1"
@@ -63,9 +68,11 @@ MARK_SYNCED = """
 UPDATE configs SET needs_sync = false, last_error = NULL, updated_at = now() WHERE id = $1
 """
 SET_LAST_ERROR = "UPDATE configs SET last_error = $2, updated_at = now() WHERE id = $1"
-# The panel's usage was zeroed: nothing used this period is carried any more.
+# The panel's usage was zeroed: nothing used this period is carried any more, and a
+# new traffic period starts (a read from before the reset must not land after it).
 USAGE_WAS_RESET = """
-UPDATE configs SET usage_reset_due = false, usage_carried_bytes = 0, updated_at = now()
+UPDATE configs SET usage_reset_due = false, usage_carried_bytes = 0, updated_at = now(),
+    usage_bytes = 0, usage_read_at = orbit_now(), usage_period = usage_period + 1
 WHERE id = $1
 """
 LIVE_IDS_ON_INSTANCE = """
@@ -132,6 +139,13 @@ class ConfigRecord(msgspec.Struct, frozen=True, kw_only=True):
     deleted_at: datetime | None
     usage_reset_due: bool = False  # a renewal asked for the panel's usage to be zeroed
     usage_carried_bytes: int = 0  # used on earlier panels this period (drains)
+    expired_at: datetime | None = None  # its panel user was stopped at the subscription's end
+    retired_at: datetime | None = None  # deleted from its panel after the grace (history)
+    revived_from: int | None = None  # the retired config a renewal made this one for
+    data_limit_reset_strategy: str = "no_reset"  # Marzban's, from the plan
+    usage_bytes: int | None = None  # used traffic the panel reported last (None: never read)
+    usage_read_at: datetime | None = None
+    usage_period: int = 0  # traffic resets seen; keys the 90 %/100 % notices
 
     @property
     def is_live(self) -> bool:
@@ -165,11 +179,14 @@ async def insert_pending(
     panel_username: str,
     name: str,
     data_limit_bytes: int = 0,
+    reset_strategy: str = "no_reset",
+    revived_from: int | None = None,
 ) -> ConfigRecord:
     """A new config in status `pending` on a provisional instance (see provision_config)."""
     row = await conn.fetchrow(
-        INSERT_PENDING, user_id, instance_id, panel_username, name, data_limit_bytes
-    )
+        INSERT_PENDING, user_id, instance_id, panel_username, name, data_limit_bytes,
+        reset_strategy, revived_from,
+    )  # fmt: skip
     assert row is not None
     return _record(row)
 

@@ -192,6 +192,7 @@ async def create_config(
             new_panel_username(user_id),
             f"Config {ever + 1}",
             plan.data_limit_bytes if plan else 0,
+            plan.data_limit_reset_strategy if plan else "no_reset",
         )
         # Should this process die before provisioning, the janitor's repair finishes it.
         await queries.mark_needs_sync(conn, config.id, "created, not provisioned yet")

@@ -5,6 +5,7 @@ key, reminders by the outbox's dedup_key."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from orbit import outbox
 from orbit.admin.broadcasts import resume_broadcast
@@ -32,6 +33,20 @@ BROADCAST_SETTLE_SECONDS = 120.0
 def _buy_button(translator: Translator, locale: str) -> dict[str, object]:
     text = translator(locale, "janitor-buy-button")
     return {"inline_keyboard": [[{"text": text, "callback_data": MenuCb(screen="buy").pack()}]]}
+
+
+def traffic_buttons(translator: Translator) -> Callable[[str], dict[str, object]]:
+    """A traffic notice's buttons: buy a plan, see the configs' usage."""
+
+    def markup(locale: str) -> dict[str, object]:
+        buy = MenuCb(screen="buy").pack()
+        usage = MenuCb(screen="configs").pack()
+        return {"inline_keyboard": [
+            [{"text": translator(locale, "janitor-buy-button"), "callback_data": buy}],
+            [{"text": translator(locale, "life-usage-button"), "callback_data": usage}],
+        ]}  # fmt: skip
+
+    return markup
 
 
 async def repair_drift(deps: PanelDeps, *, settle_seconds: float = DRIFT_SETTLE_SECONDS) -> int:

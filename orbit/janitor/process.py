@@ -16,6 +16,7 @@ from orbit.outages import dependency_down
 from orbit.outbox.limiter import SendLimiter
 from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
+from orbit.subscriptions import expiry, traffic
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         "reminded": lambda: chores.send_reminders(deps, translator),
         "repaired_configs": lambda: chores.repair_drift(deps),
         "resumed_broadcasts": lambda: chores.finish_broadcasts(deps),
+        "expired_configs": lambda: expiry.expire_chore(deps),
+        "retired_configs": lambda: expiry.retire_chore(deps),
+        "read_usage": lambda: traffic.usage_chore(deps, chores.traffic_buttons(translator)),
         "reconciled": lambda: reconciliation.reconcile_due(reconcile_deps),
     }
 

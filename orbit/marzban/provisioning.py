@@ -163,6 +163,7 @@ async def config_lock(pool: asyncpg.Pool, config_id: int) -> AsyncIterator[async
 class _Desired(msgspec.Struct, frozen=True, kw_only=True):
     expire: int  # unix seconds; 0 = never
     data_limit: int  # bytes; 0 = unlimited
+    reset_strategy: str  # Marzban's; `no_reset` for an unlimited config
     enabled: bool
     note: str
 
@@ -181,6 +182,7 @@ def _desired(target: PanelTarget, settings: Settings) -> _Desired:
     return _Desired(
         expire=expire_timestamp(target.subscription_until),
         data_limit=remaining_limit(config),
+        reset_strategy=config.data_limit_reset_strategy if config.data_limit_bytes else "no_reset",
         enabled=config.status != "disabled" and not target.owner_banned,
         note=panel_note(config, settings.max_ips_per_config),
     )
@@ -193,6 +195,8 @@ async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> Pane
         changes["expire"] = want.expire
     if (user.data_limit or 0) != want.data_limit:
         changes["data_limit"] = want.data_limit
+    if user.data_limit_reset_strategy != want.reset_strategy:
+        changes["data_limit_reset_strategy"] = want.reset_strategy
     if want.enabled and user.status == "disabled":
         changes["status"] = "active"
     elif not want.enabled and user.status != "disabled":
@@ -222,6 +226,7 @@ async def _ensure_user(
         inbounds=tags,
         expire=want.expire,
         data_limit=want.data_limit,
+        data_limit_reset_strategy=want.reset_strategy,
         note=want.note,
     )
     try:
@@ -312,6 +317,15 @@ async def _place_and_point(
             await configs_q.insert_removal(
                 conn, config.instance_id, config.panel_username, config.id
             )
+        if config.status == "pending" and config.revived_from is not None:
+            # Made by a renewal after the old one was retired: its link goes out with
+            # the placement (or not at all, should this transaction not commit).
+            text = deps.translate(target.language, "life-config-revived", name=config.name, url=url)
+            await outbox.enqueue(
+                conn, config.user_id, LINK_CHANGED_KIND, text, dedup_key=f"config-revived:{config.id}"
+            )
+    if config.status == "pending" and config.revived_from is not None:
+        await outbox.wake_sender(deps.redis)
     return record, instance
 
 

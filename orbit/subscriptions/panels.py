@@ -43,7 +43,10 @@ async def sync_config_expiry(deps: PanelDeps, user_id: int) -> None:
     that fails leaves its config marked `needs_sync` (the janitor repairs it);
     this never raises for a panel problem.
     """
+    # Pending ones are those a renewal made in place of retired configs: provisioning
+    # them sends their new links.
     config_ids = await queries.configs_to_sync(deps.pool, user_id)
+    config_ids += await queries.pending_of_user(deps.pool, user_id)
     if not config_ids:
         return
     results = await asyncio.gather(*(_sync_one(deps, cid) for cid in config_ids))

@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from orbit import ledger
+from orbit.marzban.provisioning import new_panel_username
 from orbit.plans import Plan, Plans
 from orbit.subscriptions import queries
 
@@ -83,12 +84,42 @@ async def extend_subscription(conn: asyncpg.Connection, user_id: int, days: int)
     if days <= 0:
         raise ValueError("days must be positive")
     _require_transaction(conn, "extend_subscription")
-    until = await queries.extend(conn, user_id, days)
-    if until is None:
+    locked = await queries.lock_user(conn, user_id)
+    if locked is None:
         raise ledger.UnknownUser(user_id)
+    until = await queries.extend(conn, user_id, days)
+    assert until is not None
     # The panels learn the new end after the commit; until then the janitor sees the drift.
     await queries.flag_configs_for_sync(conn, user_id)
+    await revive_retired(conn, user_id, locked["subscription_until"])
     return until
+
+
+async def revive_retired(
+    conn: asyncpg.Connection,
+    user_id: int,
+    lapsed_until: datetime | None,
+    *,
+    limit: int | None = None,
+    data_limit: tuple[int, str] | None = None,
+) -> list[int]:
+    """New pending configs in place of those retired after the subscription that ended
+    at `lapsed_until` (same names and panels, new panel users), at most `limit`; their
+    ids. Inside the renewal's transaction, so a crash leaves flagged rows the janitor
+    provisions; provisioning sends each one's new link (`provisioning._place_and_point`).
+    `data_limit`: the plan's (bytes, reset strategy), else each old config's."""
+    if lapsed_until is None or (limit is not None and limit <= 0):
+        return []
+    retired = await queries.retired_unrevived(conn, user_id, lapsed_until)
+    made: list[int] = []
+    for old in retired if limit is None else retired[:limit]:
+        limit_bytes, strategy = data_limit or (old.data_limit_bytes, old.data_limit_reset_strategy)
+        new_id = await queries.insert_revived(
+            conn, user_id, old, new_panel_username(user_id), limit_bytes, strategy
+        )
+        if new_id is not None:
+            made.append(new_id)
+    return made
 
 
 async def active_plan_limits(
@@ -193,7 +224,14 @@ async def buy(
         conn, user_id, plan.price, "purchase", idempotency_key,
         purchase_id=purchase_id, note=f"plan {plan.id}",
     )
+    limits = (plan.data_limit_bytes, plan.data_limit_reset_strategy)
+    await queries.apply_plan_limits(conn, user_id, *limits)
     await queries.flag_configs_for_sync(conn, user_id, reset_usage=plan.reset_traffic_on_renewal)
+    live = await queries.count_live(conn, user_id)
+    await revive_retired(
+        conn, user_id, locked["subscription_until"],
+        limit=plan.max_configs - live, data_limit=limits,
+    )  # fmt: skip
     return Purchase(
         id=purchase_id,
         plan_id=plan.id,

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from orbit import keys
@@ -287,6 +288,8 @@ async def test_a_renewal_lifts_the_data_limit_of_a_limited_user(
     plans = load_plans(deps.settings)
     plan = plans.get("1m")
     assert plan is not None and plan.reset_traffic_on_renewal
+    # A renewal sets the plan's limit on the configs: the plan bought carries this one.
+    plan = msgspec.structs.replace(plan, data_limit_gb=LIMIT // GIB)
     await purchase_plan(deps, 1, plan, "tok")
     user = registered.a.user(config.panel_username)
     assert (user["status"], user["used_traffic"]) == ("active", 0)
@@ -311,6 +314,6 @@ async def test_a_drain_carries_the_used_traffic_across(deps: PanelDeps, register
     await fund(deps.pool, 1, 100_000)
     plan = load_plans(deps.settings).get("1m")
     assert plan is not None
-    await purchase_plan(deps, 1, plan, "tok")
+    await purchase_plan(deps, 1, msgspec.structs.replace(plan, data_limit_gb=LIMIT // GIB), "tok")
     user = registered.by_id[holder].user(config.panel_username)
     assert (user["data_limit"], user["used_traffic"]) == (LIMIT, 0)

@@ -76,17 +76,32 @@ def _size(i18n: I18nContext, nbytes: int) -> str:
     return i18n.get("configs-size", value=shown, unit=_UNITS[unit])
 
 
-def _status(i18n: I18nContext, config: ConfigRecord, usage: Usage | None) -> str:
+def _status(
+    i18n: I18nContext, config: ConfigRecord, usage: Usage | None, active: bool = True
+) -> str:
     if config.status == "pending":
         return i18n.get("configs-status-pending")
+    if not active or config.expired_at is not None:
+        # Our end date, not the panel's copy: expired the moment the subscription ends.
+        return i18n.get("configs-status-expired")
     if usage is None:
         return i18n.get("configs-status-unknown")
     status = usage.status if usage.status in _PANEL_STATUSES else "unknown"
     return i18n.get(f"configs-status-{status}")
 
 
-def _traffic(i18n: I18nContext, usage: Usage | None) -> str:
+def _traffic(i18n: I18nContext, usage: Usage | None, config: ConfigRecord | None = None) -> str:
     if usage is None:
+        if config is not None and config.usage_read_at is not None and config.usage_bytes is not None:
+            # The panel did not answer now: what it reported last, and when.
+            limit = config.data_limit_bytes
+            return i18n.get(
+                "life-traffic-stored",
+                used=_size(i18n, config.usage_bytes),
+                limit=_size(i18n, limit) if limit else "-",
+                limited="yes" if limit else "no",
+                at=views.format_date(config.usage_read_at),
+            )
         return i18n.get("configs-traffic-unknown")
     used = _size(i18n, usage.used_traffic)
     if not usage.data_limit:
@@ -97,7 +112,7 @@ def _traffic(i18n: I18nContext, usage: Usage | None) -> str:
 def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
     lines = [
         i18n.get("configs-title", count=len(listing.configs), max=listing.max_configs),
-        i18n.get("configs-until", until=_until(i18n, listing.until)),
+        i18n.get("configs-until", until=_until(i18n, listing.until, listing.active)),
         "",
     ]
     if not listing.configs:
@@ -108,8 +123,8 @@ def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
                 "configs-item",
                 index=index,
                 name=view.config.name,
-                status=_status(i18n, view.config, view.usage),
-                traffic=_traffic(i18n, view.usage),
+                status=_status(i18n, view.config, view.usage, listing.active),
+                traffic=_traffic(i18n, view.usage, view.config),
             )
         )
     rows = [[_button(f"{i}. {v.config.name}", ConfigCb(action="show", id=v.config.id))]
@@ -122,9 +137,12 @@ def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
     return views.Screen("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows))
 
 
-def _until(i18n: I18nContext, until: datetime | None) -> str:
-    """Every config lasts as long as the subscription (our row, not the panel's copy)."""
-    if until is None or until <= datetime.now(UTC):
+def _until(i18n: I18nContext, until: datetime | None, active: bool | None = None) -> str:
+    """Every config lasts as long as the subscription (our row, not the panel's copy);
+    `active` as the database's clock judged it, when the caller has it."""
+    if active is None:
+        active = until is not None and until > datetime.now(UTC)
+    if until is None or not active:
         return i18n.get("configs-until-inactive")
     return views.format_date(until)
 
@@ -140,7 +158,7 @@ def detail_screen(
             name=config.name,
             status=_status(i18n, config, view.usage),
             until=_until(i18n, until),
-            traffic=_traffic(i18n, view.usage),
+            traffic=_traffic(i18n, view.usage, config),
         )
     )
     lines.append("")

@@ -232,6 +232,7 @@ class _UserApi:
         self._authenticate(request)
         user = self._user_or_404(request)
         user.traffic_before_resets += user.used_traffic
+        user.last_reset_at = self._now()
         user.used_traffic = 0
         user.usages.clear()
         # Marzban tests `status not in (expired or disabled)`: only `expired` stays.

@@ -57,3 +57,6 @@ SYSTEM_OVERRIDABLE = frozenset(
         "outgoing_bandwidth_speed",
     }
 )
+
+# Days between usage resets by strategy (Marzban v0.8.4's app/jobs/reset_user_data_usage.py).
+RESET_STRATEGY_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}

@@ -18,6 +18,7 @@ from orbit.sandbox.marzban.constants import (
     NODE_STATUSES,
     ONLINE_WINDOW,
     PANEL_VERSION,
+    RESET_STRATEGY_DAYS,
     SYSTEM_OVERRIDABLE,
     USER_STATUSES,
     XRAY_VERSION,
@@ -270,10 +271,20 @@ class _Controls:
         self.logins = 0
 
     def review_users(self) -> None:
-        """The panel's review job: active → limited/expired, on_hold → active."""
+        """The panel's review jobs: usage reset by strategy (day, week, month = 30 days,
+        year = 365, counted from the last reset or the creation, as v0.8.4's
+        `reset_user_data_usage`; a limited user becomes active), then active →
+        limited/expired, on_hold → active."""
         now = self._clock()
         now_dt = self._now()
         for user in self._users.values():
+            days = RESET_STRATEGY_DAYS.get(user.data_limit_reset_strategy)
+            if days is not None and (now_dt - (user.last_reset_at or user.created_at)).days >= days:
+                user.traffic_before_resets += user.used_traffic
+                user.used_traffic = 0
+                user.last_reset_at = now_dt
+                if user.status == "limited":
+                    user.status = "active"
             if user.status == "active":
                 if user.data_limit and user.used_traffic >= user.data_limit:
                     user.status = "limited"

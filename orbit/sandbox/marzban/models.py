@@ -103,6 +103,7 @@ class _User(msgspec.Struct, kw_only=True):
     sub_last_user_agent: str | None = None
     used_traffic: int = 0
     traffic_before_resets: int = 0
+    last_reset_at: datetime | None = None  # Marzban's last_traffic_reset_time (else created_at)
     # (unix time, node id or None for the master core, bytes already × coefficient)
     usages: list[tuple[float, int | None, int]] = []
 

@@ -73,6 +73,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s001_base_url: Url | None = None
     max_ips_per_config: PositiveInt = 2
     marzban_timeout_seconds: PositiveFloat = 10.0  # per request to a panel
+    # Full reconciliation with every panel (orbit/marzban/reconcile.py): how often, how many
+    # users per `GET /api/users` page, and whether panel users no config knows are deleted.
+    panel_reconcile_interval_seconds: PositiveInt = 3600
+    panel_reconcile_page_size: Annotated[int, msgspec.Meta(ge=10, le=1000)] = 200
+    panel_delete_strangers: bool = False
     # Fernet key(s), comma-separated, that encrypt panel passwords in Postgres
     # (orbit/marzban/passwords.py); the first encrypts, all decrypt.
     marzban_password_key: str | None = None
@@ -118,6 +123,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Budgets per user beyond the rate limits (docs/RELIABILITY.md, access).
     configs_per_day: PositiveInt = 10  # configs created in 24 h, deleted ones included
     max_pending_payments: PositiveInt = 3  # unexpired pending invoices at once, all methods
+
+    # Backups (orbit/backup.py): `orbit backup` and the janitor's nightly one, made once
+    # across all hosts after BACKUP_HOUR_UTC; the newest BACKUP_KEEP files stay in BACKUP_DIR.
+    backup_dir: str = "backups"
+    backup_keep: PositiveInt = 7
+    backup_hour_utc: Annotated[int, msgspec.Meta(ge=0, le=23)] = 3
+    backup_chat_id: int | None = None  # also sent there (sendDocument) when under 50 MB
 
     # Runtime
     log_level: str = "INFO"

@@ -8,6 +8,7 @@
     orbit instances enable|disable|remove|drain ID
     orbit instances exclude-node|include-node ID NODE_NAME
     orbit instances encrypt-passwords
+    orbit instances orphans ID [--json]
 
 Passwords are stored encrypted with MARZBAN_PASSWORD_KEY (orbit/marzban/passwords.py);
 without the key, add and edit refuse to store a new one.
@@ -35,7 +36,7 @@ from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
 from orbit.configs import queries as configs_q
 from orbit.connections import check_redis, create_pool, create_redis
-from orbit.marzban import instances
+from orbit.marzban import instances, reconcile_queries
 from orbit.marzban.client import MarzbanClient
 from orbit.marzban.drain import drain_instance
 from orbit.marzban.errors import (
@@ -93,9 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("drain", "move every config of the instance to the others"),
     ):
         actions.add_parser(action, help=text).add_argument("id")
-    actions.add_parser(
-        "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
+    actions.add_parser("encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY")
+    orphans = actions.add_parser(
+        "orphans", help="panel users no config knows, as the last reconciliation found them"
     )
+    orphans.add_argument("id")
+    orphans.add_argument("--json", action="store_true", help="machine-readable output")
     for action, text in (
         ("exclude-node", "ignore a node of the instance when scoring"),
         ("include-node", "score a previously excluded node again"),
@@ -115,9 +119,7 @@ SUB_URL_HELP = (
 def _password_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--password", help="the admin's password (visible in `ps`)")
-    group.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    group.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
 
 @dataclass
@@ -232,8 +234,7 @@ async def _check_panel(env: _Env, instance: Instance) -> None:
         raise CommandError(f"{instance.base_url} refused the credentials: {exc.reason}") from None
     except PanelUnavailable as exc:
         raise CommandError(
-            f"cannot reach the panel at {instance.base_url} ({exc.reason});"
-            " add --no-check to save it anyway"
+            f"cannot reach the panel at {instance.base_url} ({exc.reason}); add --no-check to save it anyway"
         ) from None
     except PanelRejected as exc:
         if exc.status == 403:
@@ -514,7 +515,30 @@ async def _drain(args: argparse.Namespace, env: _Env) -> int:
     return 0
 
 
+async def _orphans(args: argparse.Namespace, env: _Env) -> int:
+    await _require(env, args.id)
+    found = await reconcile_queries.list_strangers(env.pool, args.id)
+    if args.json:
+        _out(msgspec.json.encode(found).decode())
+        return 0
+    if not found:
+        _out(f"no panel users on {args.id} that no config knows (as of the last reconciliation)")
+        return 0
+    _out(f"{'panel user':<32} {'status':<9} {'first seen':<17} {'last seen':<17} note")
+    for s in found:
+        _out(
+            f"{s.panel_username:<32} {s.status:<9} {s.first_seen_at:%Y-%m-%d %H:%M}  "
+            f"{s.last_seen_at:%Y-%m-%d %H:%M}  {s.note or '-'}"
+        )
+    _out(
+        f"{len(found)} on {args.id}; the panel reconciliation deletes them only with"
+        " PANEL_DELETE_STRANGERS=true"
+    )
+    return 0
+
+
 _HANDLERS = {
+    "orphans": _orphans,
     "list": _list,
     "add": _add,
     "edit": _edit,

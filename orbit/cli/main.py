@@ -10,6 +10,7 @@ from types import ModuleType
 
 from orbit.cli import (
     audit,
+    backup,
     broadcast,
     instances,
     migrate,
@@ -45,6 +46,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     users,
     stats,
     broadcast,
+    backup,
 )
 
 

@@ -1,59 +1,85 @@
-"""The janitor process: periodic chores; safe to run twice (locks, keys, SKIP LOCKED)."""
+"""The janitor process: periodic chores, each on its own interval and in its own task
+(orbit/janitor/schedule.py); safe to run twice (claims, locks, keys, SKIP LOCKED).
+
+The chores are one table: a name (shown by `orbit status`), what runs, how often.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
-from orbit.i18n import create_translator
+from orbit import backup, clock
+from orbit.i18n import Translator, create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
+from orbit.janitor.schedule import Chore, Scheduler
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
-from orbit.outages import dependency_down
+from orbit.marzban.reconcile import reconcile_panels
 from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)
+
+MINUTE = 60.0
+HOUR = 3600.0
+
+
+def chore_table(
+    ctx: Context,
+    deps: PanelDeps,
+    reconcile_deps: ReconcileDeps,
+    translator: Translator,
+    send_backup: backup.SendDocument | None,
+) -> tuple[Chore, ...]:
+    settings = ctx.settings
+
+    async def panels() -> int:
+        return (await reconcile_panels(deps)).changed
+
+    async def nightly() -> int:
+        return await backup.nightly_backup(settings, ctx.redis, await clock.now(ctx.pool), send_backup)
+
+    return (
+        Chore("expired_payments", lambda: housekeeping.expire_pending_payments(ctx.pool), 30.0),
+        Chore("deleted_payments", lambda: housekeeping.delete_closed_payments(ctx.pool), HOUR),
+        Chore("deleted_ton_transfers", lambda: housekeeping.delete_reviewed_ton_transfers(ctx.pool), HOUR),
+        Chore("purged_outbox", lambda: housekeeping.purge_old_outbox(ctx.pool), HOUR),
+        Chore("renewed", lambda: chores.renew_subscriptions(deps, translator, ctx.plans), MINUTE),
+        Chore("reminded", lambda: chores.send_reminders(deps, translator), 5 * MINUTE),
+        Chore("repaired_configs", lambda: chores.repair_drift(deps), 30.0),
+        Chore("resumed_broadcasts", lambda: chores.finish_broadcasts(deps), MINUTE),
+        # Its own claim keeps it to RECONCILE_INTERVAL_SECONDS; this only looks.
+        Chore("reconciled", lambda: reconciliation.reconcile_due(reconcile_deps), MINUTE),
+        Chore("reconciled_panels", panels, float(settings.panel_reconcile_interval_seconds)),
+        Chore("backed_up", nightly, 5 * MINUTE),
+    )
 
 
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_passwords(ctx.pool, ctx.settings)
     translator = create_translator()
     bot = None
+    send_backup = None
     if ctx.settings.bot_token:  # Stars reconciliation reads Telegram's record
+        from aiogram.types import FSInputFile
+
         from orbit.bot.process import create_bot
 
         bot = create_bot(ctx.settings)
         stack.push_async_callback(bot.session.close)
+        chat_id = ctx.settings.backup_chat_id
+
+        async def send(path: Path) -> None:
+            assert bot is not None and chat_id is not None
+            await bot.send_document(chat_id, FSInputFile(path), caption=path.name)
+
+        send_backup = send if chat_id is not None else None
     reconcile_deps = ReconcileDeps(ctx.pool, ctx.redis, ctx.http, translator, ctx.settings, bot)
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
-    work: dict[str, Callable[[], Awaitable[int]]] = {
-        "expired_payments": lambda: housekeeping.expire_pending_payments(ctx.pool),
-        "purged_outbox": lambda: housekeeping.purge_old_outbox(ctx.pool),
-        "renewed": lambda: chores.renew_subscriptions(deps, translator, ctx.plans),
-        "reminded": lambda: chores.send_reminders(deps, translator),
-        "repaired_configs": lambda: chores.repair_drift(deps),
-        "resumed_broadcasts": lambda: chores.finish_broadcasts(deps),
-        "reconciled": lambda: reconciliation.reconcile_due(reconcile_deps),
-    }
-
-    async def tick() -> None:
-        done: dict[str, int] = {}
-        for name, chore in work.items():
-            if ctx.stopping.is_set():
-                break
-            try:
-                done[name] = await chore()
-            except Exception as exc:
-                if dependency_down(exc):
-                    # Postgres or Redis is away: the other chores would fail the same way.
-                    # The runtime logs one line and retries the unit within seconds.
-                    raise
-                log.exception("chore %s failed", name)  # one broken chore must not starve the others
-        log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
-
-    return Job(tick=tick)
+    table = chore_table(ctx, deps, reconcile_deps, translator, send_backup)
+    return Job(serve=Scheduler(ctx.redis, table, ctx.stopping).serve)
 
 
 WORKER = Worker(name="janitor", setup=setup, interval=60.0)

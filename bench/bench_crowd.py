@@ -462,8 +462,16 @@ async def run(args: argparse.Namespace, users_n: int, dsn: str, work: Path) -> R
 
 
 async def _collect(
-    args: argparse.Namespace, users_n: int, dsn: str, env: dict[str, str], crowd: Crowd,
-    people: list[User], stats: object, samples: dict[int, list[int]], elapsed: float, procs: Procs,
+    args: argparse.Namespace,
+    users_n: int,
+    dsn: str,
+    env: dict[str, str],
+    crowd: Crowd,
+    people: list[User],
+    stats: object,
+    samples: dict[int, list[int]],
+    elapsed: float,
+    procs: Procs,
 ) -> Result:
     per_second = {s.second: s.accepted for s in stats.per_second}  # type: ignore[attr-defined]
     saturated = [sec for sec, seen in samples.items() if seen and min(seen) >= BUDGET and len(seen) >= 4]
@@ -515,7 +523,10 @@ async def _collect(
         too_many=len(stats.too_many_requests),  # type: ignore[attr-defined]
         early=stats.early_retries,  # type: ignore[attr-defined]
         effects={
-            "trial": len(trials), "config": len(configs), "credit": len(credited), "purchase": len(purchases)
+            "trial": len(trials),
+            "config": len(configs),
+            "credit": len(credited),
+            "purchase": len(purchases),
         },
         unseen={
             "trial": unseen(trials, TRIAL),

@@ -22,6 +22,7 @@ until the next round.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -50,6 +51,8 @@ from orbit.text import clean_text
 log = logging.getLogger(__name__)
 
 NOTE_LIMIT = 200
+# Users of one page set at once: bounded, so a panel sees a handful of requests at a time.
+ALIGN_CONCURRENCY = 4
 
 
 class PanelReport(msgspec.Struct, kw_only=True):
@@ -164,36 +167,58 @@ async def _page(
     seen.extend(names)
     rows = {r.config.panel_username: r for r in await queries.rows_for_page(deps.pool, names)}
     listed = await queries.listed_for_removal(deps.pool, client.instance_id, names)
+    to_align: list[tuple[PanelUser, int]] = []
     for user in users:
         row = rows.get(user.username)
-        try:
-            if user.username in listed:
-                continue  # the balancer removes it
-            if row is None:
-                report.strangers += 1
-                strangers.append(user.username)
-                await queries.seen_stranger(
-                    deps.pool,
-                    client.instance_id,
-                    clean_text(user.username, NOTE_LIMIT),
-                    clean_text(user.status, 32),
-                    clean_text(user.note, NOTE_LIMIT) or None,
-                )
-            elif row.gone or row.config.instance_id != client.instance_id:
-                async with deps.pool.acquire() as conn:
-                    await configs_q.insert_removal(conn, client.instance_id, user.username, row.config.id)
-                report.removals_queued += 1
-            elif (
-                row.config.status != "pending"
-                and differences(user, row, deps, tags)
-                and await _align_one(deps, client, user, row.config.id, tags)
-            ):
-                report.aligned += 1
-        except PanelUnavailable:
-            raise  # the panel went away: the rest of it waits for the next round
-        except MarzbanError as exc:
-            report.failed += 1
-            log.warning("panel %s: user %s not reconciled: %s", client.instance_id, user.username, exc)
+        if user.username in listed:
+            continue  # the balancer removes it
+        if row is None:
+            report.strangers += 1
+            strangers.append(user.username)
+            await queries.seen_stranger(
+                deps.pool,
+                client.instance_id,
+                clean_text(user.username, NOTE_LIMIT),
+                clean_text(user.status, 32),
+                clean_text(user.note, NOTE_LIMIT) or None,
+            )
+        elif row.gone or row.config.instance_id != client.instance_id:
+            async with deps.pool.acquire() as conn:
+                await configs_q.insert_removal(conn, client.instance_id, user.username, row.config.id)
+            report.removals_queued += 1
+        elif row.config.status != "pending" and differences(user, row, deps, tags):
+            to_align.append((user, row.config.id))
+    if to_align:
+        await _align_all(deps, client, to_align, tags, report)
+
+
+async def _align_all(
+    deps: PanelDeps,
+    client: MarzbanClient,
+    to_align: list[tuple[PanelUser, int]],
+    tags: dict[str, list[str]],
+    report: PanelReport,
+) -> None:
+    """A few at a time: each waits on its lock, a query and the panel in turn."""
+    gate = asyncio.Semaphore(ALIGN_CONCURRENCY)
+    down: list[PanelUnavailable] = []
+
+    async def one(user: PanelUser, config_id: int) -> None:
+        async with gate:
+            if down:
+                return
+            try:
+                if await _align_one(deps, client, user, config_id, tags):
+                    report.aligned += 1
+            except PanelUnavailable as exc:
+                down.append(exc)
+            except MarzbanError as exc:
+                report.failed += 1
+                log.warning("panel %s: user %s not reconciled: %s", client.instance_id, user.username, exc)
+
+    await asyncio.gather(*(one(user, config_id) for user, config_id in to_align))
+    if down:
+        raise down[0]  # the panel went away: the rest of it waits for the next round
 
 
 async def _delete_stranger(client: MarzbanClient, username: str) -> None:

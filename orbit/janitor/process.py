@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orbit import backup, clock
 from orbit.i18n import Translator, create_translator
@@ -20,10 +21,23 @@ from orbit.marzban.reconcile import reconcile_panels
 from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
+if TYPE_CHECKING:
+    from aiogram import Bot
+
 log = logging.getLogger(__name__)
 
 MINUTE = 60.0
 HOUR = 3600.0
+
+
+def backup_sender(bot: Bot, chat_id: int) -> backup.SendDocument:
+    """Sends a backup file to `chat_id` (sendDocument, aiogram uploads it as multipart)."""
+    from aiogram.types import FSInputFile
+
+    async def send(path: Path) -> None:
+        await bot.send_document(chat_id, FSInputFile(path), caption=path.name)
+
+    return send
 
 
 def chore_table(
@@ -63,19 +77,12 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     bot = None
     send_backup = None
     if ctx.settings.bot_token:  # Stars reconciliation reads Telegram's record
-        from aiogram.types import FSInputFile
-
         from orbit.bot.process import create_bot
 
         bot = create_bot(ctx.settings)
         stack.push_async_callback(bot.session.close)
-        chat_id = ctx.settings.backup_chat_id
-
-        async def send(path: Path) -> None:
-            assert bot is not None and chat_id is not None
-            await bot.send_document(chat_id, FSInputFile(path), caption=path.name)
-
-        send_backup = send if chat_id is not None else None
+        if ctx.settings.backup_chat_id is not None:
+            send_backup = backup_sender(bot, ctx.settings.backup_chat_id)
     reconcile_deps = ReconcileDeps(ctx.pool, ctx.redis, ctx.http, translator, ctx.settings, bot)
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
     table = chore_table(ctx, deps, reconcile_deps, translator, send_backup)

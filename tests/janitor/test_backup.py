@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import msgspec
 import pytest
@@ -163,3 +164,32 @@ async def test_a_failed_nightly_backup_gives_its_night_back(
         )
         == 1
     )
+
+
+async def test_the_janitor_sends_the_backup_as_a_document(settings: Settings, tmp_path: Path) -> None:
+    from orbit.bot.process import create_bot
+    from orbit.janitor.process import backup_sender
+    from orbit.sandbox.telegram import TelegramEmulator
+    from orbit.sandbox.telegram_control import TelegramControl
+    from tests.conftest import TEST_BOT_TOKEN
+
+    emulator = TelegramEmulator()
+    url = await emulator.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            control = TelegramControl(url, http)
+            await control.send_text(4242, "/start", first_name="Admin")  # the admin's chat exists
+            bot = create_bot(
+                msgspec.structs.replace(settings, bot_token=TEST_BOT_TOKEN, telegram_api_url=url)
+            )
+            try:
+                made = await backup.make_backup(msgspec.structs.replace(settings, backup_dir=str(tmp_path)))
+                await backup_sender(bot, 4242)(made)
+            finally:
+                await bot.session.close()
+            [sent] = [m for m in await control.messages(4242) if m.from_bot]
+    finally:
+        await emulator.stop()
+    assert sent.kind == "document" and sent.document is not None
+    assert sent.document.file_name == made.name and sent.caption == made.name
+    assert sent.document.file_size == made.stat().st_size

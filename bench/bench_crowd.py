@@ -52,6 +52,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench import report
 from bench.bench_outbox import ADMIN_DSN, _dsn_for, _free_port
 from orbit.migrate import upgrade
 from orbit.sandbox.telegram_control import ChatEvent, ShownMessage, TelegramControl
@@ -462,16 +463,8 @@ async def run(args: argparse.Namespace, users_n: int, dsn: str, work: Path) -> R
 
 
 async def _collect(
-    args: argparse.Namespace,
-    users_n: int,
-    dsn: str,
-    env: dict[str, str],
-    crowd: Crowd,
-    people: list[User],
-    stats: object,
-    samples: dict[int, list[int]],
-    elapsed: float,
-    procs: Procs,
+    args: argparse.Namespace, users_n: int, dsn: str, env: dict[str, str], crowd: Crowd,
+    people: list[User], stats: object, samples: dict[int, list[int]], elapsed: float, procs: Procs,
 ) -> Result:
     per_second = {s.second: s.accepted for s in stats.per_second}  # type: ignore[attr-defined]
     saturated = [sec for sec, seen in samples.items() if seen and min(seen) >= BUDGET and len(seen) >= 4]
@@ -523,10 +516,7 @@ async def _collect(
         too_many=len(stats.too_many_requests),  # type: ignore[attr-defined]
         early=stats.early_retries,  # type: ignore[attr-defined]
         effects={
-            "trial": len(trials),
-            "config": len(configs),
-            "credit": len(credited),
-            "purchase": len(purchases),
+            "trial": len(trials), "config": len(configs), "credit": len(credited), "purchase": len(purchases)
         },
         unseen={
             "trial": unseen(trials, TRIAL),
@@ -584,15 +574,7 @@ def render(r: Result, command: str) -> str:
 
 
 def write_section(text: str) -> None:
-    title = text.split("\n", 1)[0]
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(title + "\n")
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(title))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text)
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -282,12 +282,8 @@ class Updates:
     async def make(self, presses: list[Press]) -> list[Update]:
         async def press(p: Press) -> None:
             data = MenuCb(screen=p.screen).pack()
-            await _control(
-                self.http,
-                self.url,
-                "/press",
-                {"user_id": p.user_id, "message_id": p.message_id, "data": data, "forge": True},
-            )
+            await _control(self.http, self.url, "/press",
+                           {"user_id": p.user_id, "message_id": p.message_id, "data": data, "forge": True})
 
         await _bounded(presses, 32, press)
         updates = await self.drain(len(presses))
@@ -322,7 +318,7 @@ async def _run(
     """Feeds the updates as aiogram's polling does with `tasks_concurrency_limit`: a task
     per update, created once one of `in_flight` slots is free, dropped when done.
 
-    (Until session 9 every update's task was made up front and gathered: each finished
+    (Until 2026-11-24 every update's task was made up front and gathered: each finished
     task, with the context variables its update had set, stayed alive to the end of the
     run, objects the bot never holds that every GC pass then scanned; aiogram-i18n sets
     one per update, bare aiogram none.)
@@ -426,13 +422,8 @@ async def bench(args: argparse.Namespace) -> list[Result]:
         async with aiohttp.ClientSession() as http:
             await bot.get_me()
             ids = [FIRST_USER + i for i in range(args.users)]
-            await _bounded(
-                ids,
-                32,
-                lambda u: _control(
-                    http, url, "/messages", {"user_id": u, "text": "/start", "first_name": "U"}
-                ),
-            )
+            await _bounded(ids, 32, lambda u: _control(http, url, "/messages",
+                                                      {"user_id": u, "text": "/start", "first_name": "U"}))
             source = Updates(bot, http, url)
             await source.drain(len(ids))
             await pool.execute(
@@ -468,17 +459,13 @@ async def bench(args: argparse.Namespace) -> list[Result]:
                     dps["full"]["pinned_response_types"] = pin_response_types() if pinned else ()
                     for frozen in (False, True):
                         for name in stacks:
-                            result = await _measure(
-                                dps[name], name, pinned, frozen, bot, source, users, args, profilers.get(name)
-                            )
+                            result = await _measure(dps[name], name, pinned, frozen, bot, source, users, args,
+                                                    profilers.get(name))
                             results.append(result)
                             print(_line(result), flush=True)  # noqa: T201
             # Every press must have taken the normal path, or the comparison means nothing.
-            bad = [
-                line
-                for line in metrics.render().splitlines()
-                if line.startswith(("orbit_ratelimit_", "orbit_handler_errors_", "orbit_fsm_"))
-            ]
+            bad = [line for line in metrics.render().splitlines()
+                   if line.startswith(("orbit_ratelimit_", "orbit_handler_errors_", "orbit_fsm_"))]
             if bad or any(r.failures for r in results):
                 raise RuntimeError(f"invalid run: {bad}, {sum(r.failures for r in results)} failures")
         await bot.session.close()
@@ -536,64 +523,62 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
     def verdict(ok: bool) -> str:
         return "met" if ok else "**not met**"
 
-    return "\n".join(
-        [
-            SECTION,
-            "",
-            "Known users pressing main-menu buttons (main, then help or settings, half the users",
-            "each; every press edits the menu message and answers the callback). *full* = the",
-            "bot's `build_dispatcher()`: user row from Postgres, rate limit + FSM state in one",
-            "Redis script, aiogram-i18n, callback answers, all the bot's routers. *bare* =",
-            "`Dispatcher(disable_fsm=True)` with one handler making the same two Bot API calls",
-            "with the same texts and keyboards. Updates are made by the Telegram emulator (its own",
-            "process) from control-API presses and fed with `feed_update`, a task per update as",
-            f"aiogram's polling makes them, {args.in_flight} in flight;",
-            "latency = one `feed_update`. Round trips counted in the full stack (asyncpg",
-            "statements incl. the pool's reset query; Redis `execute_command`). *pinned* =",
-            "`orbit/bot/responses.py` holds aiogram's `Response[T]` classes (the bot does); *no* =",
-            "aiogram as shipped. *gc.freeze()*: after the run's updates are made (the bot freezes",
-            "after start-up and holds one polling batch, not thousands of updates made in",
-            "advance). CPU = this process's CPU per update.",
-            "",
-            f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per run, medians of",
-            f"{args.rounds} interleaved rounds (ratios: bare and full of the same round). Machine:",
-            f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},",
-            f"{datetime.now(UTC):%Y-%m-%d}; Postgres, Redis and the emulator on the same host, which",
-            "other work shares: single runs vary by ±20 %, p99 much more.",
-            "",
-            "| pinned | gc.freeze() | stack | updates/s | p50 ms | p99 ms | CPU ms/update | PG/update "
-            "| Redis/update |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
-            *rows,
-            "",
-            f"Targets, for the bot as it runs (pinned, gc.freeze()): rate ≥ 85 % of bare: {rate:.0%},",
-            f"{verdict(rate >= 0.85)}; p99 ≤ 1.2× bare: {p99:.2f}×, {verdict(p99 <= 1.2)}"
-            + ("." if met else "; see the section below for where the CPU goes."),
-            f"Single rounds spread widely: rate {min(rates):.0%}–{max(rates):.0%} of bare, p99",
-            f"{min(p99s):.2f}–{max(p99s):.2f}× bare; only the medians are worth comparing.",
-            "",
-            f"Reading. Each press waits for one Postgres and one Redis round trip (measured: {pg:.2f}",
-            f"and {redis:.2f} per update): concurrent presses share them. The user rows and the",
-            "rate-limit hits asked for in one turn of the event loop go out as one",
-            "`id = ANY($1)` statement and one script call (aiodataloader; `orbit/users/loader.py`,",
-            "`orbit/ratelimit.py`), so under load the client CPU per press falls with the batch.",
-            "The rest of the gap is aiogram's own machinery per layer (middleware wrapping, router",
-            "propagation, filters, a copy of the handler data per call) and the GC passes the",
-            "stack's extra objects bring: banned users are refused by a middleware instead of a",
-            "first router, the menu's handlers are the dispatcher's own (one routing level), and",
-            "its buttons are matched on their packed data.",
-            "Found on the way (`--profile`, py-spy, `gc.callbacks`): aiogram-i18n's context and the",
-            "handler data referred to each other, so every update left a cycle that only a full GC",
-            "pass freed (now cut when the update is served); aiogram rebuilt a pydantic `Response[T]` class",
-            "(ms of CPU) whenever a GC pass freed it (now pinned); a plain-`def` filter runs in a",
-            "worker thread on every check, a bare `F...` filter too (ours are all `async def`, a",
-            "test checks); the pool's reset query doubled the Postgres",
-            "round trips; keyboards were rebuilt on every press (now once per locale). Until",
-            "session 8 the two stacks did not get the same presses (bare always settings, full",
-            "always help) and the updates made for a run were left for the GC to scan.",
-            "",
-        ]
-    )
+    return "\n".join([
+        SECTION,
+        "",
+        "Known users pressing main-menu buttons (main, then help or settings, half the users",
+        "each; every press edits the menu message and answers the callback). *full* = the",
+        "bot's `build_dispatcher()`: user row from Postgres, rate limit + FSM state in one",
+        "Redis script, aiogram-i18n, callback answers, all the bot's routers. *bare* =",
+        "`Dispatcher(disable_fsm=True)` with one handler making the same two Bot API calls",
+        "with the same texts and keyboards. Updates are made by the Telegram emulator (its own",
+        "process) from control-API presses and fed with `feed_update`, a task per update as",
+        f"aiogram's polling makes them, {args.in_flight} in flight;",
+        "latency = one `feed_update`. Round trips counted in the full stack (asyncpg",
+        "statements incl. the pool's reset query; Redis `execute_command`). *pinned* =",
+        "`orbit/bot/responses.py` holds aiogram's `Response[T]` classes (the bot does); *no* =",
+        "aiogram as shipped. *gc.freeze()*: after the run's updates are made (the bot freezes",
+        "after start-up and holds one polling batch, not thousands of updates made in",
+        "advance). CPU = this process's CPU per update.",
+        "",
+        f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per run, medians of",
+        f"{args.rounds} interleaved rounds (ratios: bare and full of the same round). Machine:",
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},",
+        f"{datetime.now(UTC):%Y-%m-%d}; Postgres, Redis and the emulator on the same host, which",
+        "other work shares: single runs vary by ±20 %, p99 much more.",
+        "",
+        "| pinned | gc.freeze() | stack | updates/s | p50 ms | p99 ms | CPU ms/update | PG/update "
+        "| Redis/update |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"Targets, for the bot as it runs (pinned, gc.freeze()): rate ≥ 85 % of bare: {rate:.0%},",
+        f"{verdict(rate >= 0.85)}; p99 ≤ 1.2× bare: {p99:.2f}×, {verdict(p99 <= 1.2)}"
+        + ("." if met else "; see the section below for where the CPU goes."),
+        f"Single rounds spread widely: rate {min(rates):.0%}–{max(rates):.0%} of bare, p99",
+        f"{min(p99s):.2f}–{max(p99s):.2f}× bare; only the medians are worth comparing.",
+        "",
+        f"Reading. Each press waits for one Postgres and one Redis round trip (measured: {pg:.2f}",
+        f"and {redis:.2f} per update): concurrent presses share them. The user rows and the",
+        "rate-limit hits asked for in one turn of the event loop go out as one",
+        "`id = ANY($1)` statement and one script call (aiodataloader; `orbit/users/loader.py`,",
+        "`orbit/ratelimit.py`), so under load the client CPU per press falls with the batch.",
+        "The rest of the gap is aiogram's own machinery per layer (middleware wrapping, router",
+        "propagation, filters, a copy of the handler data per call) and the GC passes the",
+        "stack's extra objects bring: banned users are refused by a middleware instead of a",
+        "first router, the menu's handlers are the dispatcher's own (one routing level), and",
+        "its buttons are matched on their packed data.",
+        "Found on the way (`--profile`, py-spy, `gc.callbacks`): aiogram-i18n's context and the",
+        "handler data referred to each other, so every update left a cycle that only a full GC",
+        "pass freed (now cut when the update is served); aiogram rebuilt a pydantic `Response[T]` class",
+        "(ms of CPU) whenever a GC pass freed it (now pinned); a plain-`def` filter runs in a",
+        "worker thread on every check, a bare `F...` filter too (ours are all `async def`, a",
+        "test checks); the pool's reset query doubled the Postgres",
+        "round trips; keyboards were rebuilt on every press (now once per locale). Until",
+        "2026-11-23 the two stacks did not get the same presses (bare always settings, full",
+        "always help) and the updates made for a run were left for the GC to scan.",
+        "",
+    ])
 
 
 def _write(section: str, title: str = SECTION) -> None:

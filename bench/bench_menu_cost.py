@@ -195,47 +195,45 @@ def _section(results: dict[str, list[float]], args: argparse.Namespace) -> str:
     med = {case: statistics.median(v) for case, v in results.items()}
     full = med["full"]
     parts = {
-        "Postgres: the user rows (asyncpg, one statement per batch)": full
-        - med["full, user row from memory"],
-        "Redis: rate limit + FSM state (redis-py, one script call per batch)": full
-        - med["full, rate limit from memory"],
+        "Postgres: the user rows (asyncpg, one statement per batch)":
+            full - med["full, user row from memory"],
+        "Redis: rate limit + FSM state (redis-py, one script call per batch)":
+            full - med["full, rate limit from memory"],
         "aiogram middlewares, routers, aiogram-i18n, screens": med["full, both from memory"] - med["bare"],
     }
     rows = [f"| {case} | {med[case]:.3f} |" for case in CASES]
     split = [f"| {name} | {cost:.3f} |" for name, cost in parts.items()]
-    return "\n".join(
-        [
-            SECTION,
-            "",
-            "The same presses as above (main, help, settings), in one process with a Bot API",
-            "session that answers in memory, so both stacks' Bot API calls cost the same small",
-            "amount and the difference is the full stack's own work. Cases swap the Postgres read",
-            "or the Redis script for an in-memory answer to price each part.",
-            "",
-            f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per case, medians of",
-            f"{args.rounds} interleaved rounds, {args.in_flight} in flight, gc.freeze() after warm-up.",
-            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},",
-            f"{datetime.now(UTC):%Y-%m-%d}; Postgres and Redis on the same host.",
-            "",
-            "| case | CPU ms/update |",
-            "|---|---:|",
-            *rows,
-            "",
-            "| the full stack's extra CPU per press | ms |",
-            "|---|---:|",
-            *split,
-            "",
-            "Reading. Postgres and Redis cost little per press now that concurrent presses share",
-            "their round trips (one `id = ANY($1)` statement and one rate-limit script call per",
-            "turn of the event loop): with 100 in flight in one process the batches are large.",
-            "Most of the stack's own CPU is aiogram's per-layer machinery (outer and inner",
-            "middlewares, router propagation, filters, aiogram-i18n's context) and rendering the",
-            "screen. Over real HTTP the full stack's extra CPU per press is somewhat larger than",
-            "here (the CPU column of the table above); the ratio to bare there is what the",
-            "target is about.",
-            "",
-        ]
-    )
+    return "\n".join([
+        SECTION,
+        "",
+        "The same presses as above (main, help, settings), in one process with a Bot API",
+        "session that answers in memory, so both stacks' Bot API calls cost the same small",
+        "amount and the difference is the full stack's own work. Cases swap the Postgres read",
+        "or the Redis script for an in-memory answer to price each part.",
+        "",
+        f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per case, medians of",
+        f"{args.rounds} interleaved rounds, {args.in_flight} in flight, gc.freeze() after warm-up.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},",
+        f"{datetime.now(UTC):%Y-%m-%d}; Postgres and Redis on the same host.",
+        "",
+        "| case | CPU ms/update |",
+        "|---|---:|",
+        *rows,
+        "",
+        "| the full stack's extra CPU per press | ms |",
+        "|---|---:|",
+        *split,
+        "",
+        "Reading. Postgres and Redis cost little per press now that concurrent presses share",
+        "their round trips (one `id = ANY($1)` statement and one rate-limit script call per",
+        "turn of the event loop): with 100 in flight in one process the batches are large.",
+        "Most of the stack's own CPU is aiogram's per-layer machinery (outer and inner",
+        "middlewares, router propagation, filters, aiogram-i18n's context) and rendering the",
+        "screen. Over real HTTP the full stack's extra CPU per press is somewhat larger than",
+        "here (the CPU column of the table above); the ratio to bare there is what the",
+        "target is about.",
+        "",
+    ])
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """panel strangers, reviewed TON transfers, an index for old closed payments
 
 Revision ID: recon_strangers_housekeeping
-Revises: 0005_clock
+Revises: scale_indexes
 
 - `panel_strangers`: panel users the reconciliation found on a panel that no config
   row knows (`orbit instances orphans ID`), one row per instance and username.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "recon_strangers_housekeeping"
-down_revision = "0005_clock"
+down_revision = "scale_indexes"
 branch_labels = None
 depends_on = None
 

@@ -94,7 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("drain", "move every config of the instance to the others"),
     ):
         actions.add_parser(action, help=text).add_argument("id")
-    actions.add_parser("encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY")
+    actions.add_parser(
+        "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
+    )
     orphans = actions.add_parser(
         "orphans", help="panel users no config knows, as the last reconciliation found them"
     )
@@ -119,7 +121,9 @@ SUB_URL_HELP = (
 def _password_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--password", help="the admin's password (visible in `ps`)")
-    group.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    group.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
 
 
 @dataclass
@@ -234,7 +238,8 @@ async def _check_panel(env: _Env, instance: Instance) -> None:
         raise CommandError(f"{instance.base_url} refused the credentials: {exc.reason}") from None
     except PanelUnavailable as exc:
         raise CommandError(
-            f"cannot reach the panel at {instance.base_url} ({exc.reason}); add --no-check to save it anyway"
+            f"cannot reach the panel at {instance.base_url} ({exc.reason});"
+            " add --no-check to save it anyway"
         ) from None
     except PanelRejected as exc:
         if exc.status == 403:

@@ -200,7 +200,8 @@ def verdict(status: Status) -> str:
         or status.schema != status.schema_expected
         # A missing or stale heartbeat is down whatever supervisord would have said.
         or any(
-            not w.ok and (w.supervisor_state != "unknown" or not w.heartbeat_fresh) for w in status.workers
+            not w.ok and (w.supervisor_state != "unknown" or not w.heartbeat_fresh)
+            for w in status.workers
         )
     )
     if down:

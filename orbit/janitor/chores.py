@@ -112,7 +112,9 @@ async def renew_subscriptions(deps: PanelDeps, translator: Translator, plans: Pl
     return renewed
 
 
-async def finish_broadcasts(deps: PanelDeps, *, settle_seconds: float = BROADCAST_SETTLE_SECONDS) -> int:
+async def finish_broadcasts(
+    deps: PanelDeps, *, settle_seconds: float = BROADCAST_SETTLE_SECONDS
+) -> int:
     """Resume fan-outs cut short by a restart (resuming is idempotent per recipient)."""
     resumed = 0
     for broadcast_id in await queries.unfinished_broadcasts(deps.pool, settle_seconds):

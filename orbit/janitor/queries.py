@@ -92,7 +92,9 @@ async def drifted_configs(
     return [r["id"] for r in await conn.fetch(DRIFTED_CONFIGS, limit, settle_seconds)]
 
 
-async def unfinished_broadcasts(conn: asyncpg.Connection | asyncpg.Pool, settle_seconds: float) -> list[int]:
+async def unfinished_broadcasts(
+    conn: asyncpg.Connection | asyncpg.Pool, settle_seconds: float
+) -> list[int]:
     return [r["id"] for r in await conn.fetch(UNFINISHED_BROADCASTS, settle_seconds)]
 
 

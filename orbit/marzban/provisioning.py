@@ -332,7 +332,9 @@ async def _place_and_point(
             raise ConfigNotFound(config.id)
         await configs_q.delete_removal(conn, instance.id, config.panel_username)
         if config.instance_id != instance.id:
-            await configs_q.insert_removal(conn, config.instance_id, config.panel_username, config.id)
+            await configs_q.insert_removal(
+                conn, config.instance_id, config.panel_username, config.id
+            )
     return record, instance
 
 
@@ -362,7 +364,9 @@ async def provision_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
     return record
 
 
-async def _client_for(deps: PanelDeps, conn: asyncpg.Connection, config: ConfigRecord) -> MarzbanClient:
+async def _client_for(
+    deps: PanelDeps, conn: asyncpg.Connection, config: ConfigRecord
+) -> MarzbanClient:
     instance = await instances.get_instance(conn, config.instance_id)
     if instance is None:
         raise InstanceNotFound(config.instance_id)
@@ -517,7 +521,9 @@ async def sync_config(
         return (await configs_q.get_config(conn, config_id)) or config
 
 
-async def _reset_usage(client: MarzbanClient, conn: asyncpg.Connection, target: PanelTarget) -> PanelTarget:
+async def _reset_usage(
+    client: MarzbanClient, conn: asyncpg.Connection, target: PanelTarget
+) -> PanelTarget:
     """A renewal paid for a new period: zero the used traffic (a `limited` user stays
     limited when only `expire` moves). The reset also re-activates a disabled user;
     the alignment after it disables it again."""
@@ -531,7 +537,9 @@ async def _reset_usage(client: MarzbanClient, conn: asyncpg.Connection, target: 
     return msgspec.structs.replace(target, config=fresh)
 
 
-async def remove_listed(deps: PanelDeps, conn: asyncpg.Connection, instance_id: str, username: str) -> bool:
+async def remove_listed(
+    deps: PanelDeps, conn: asyncpg.Connection, instance_id: str, username: str
+) -> bool:
     """Delete a listed panel user if it is due; True when it is gone."""
     if not await configs_q.removal_is_due(conn, instance_id, username):
         return False

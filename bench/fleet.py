@@ -49,6 +49,20 @@ def differs(seq: int, every: int) -> str | None:
     return DIFFERENCES[(seq // every) % len(DIFFERENCES)]
 
 
+class FleetPanel(MarzbanEmulator):
+    """The emulator reviews every user's status before each request (O(users): ~0.2 s
+    at 67,000 users here); Marzban runs that review as a job every 10 s. Here it runs
+    at most once per second of the clock, so a page costs what it costs on a panel."""
+
+    _reviewed_at = -1
+
+    def review_users(self) -> None:
+        second = int(self._clock())
+        if second != self._reviewed_at:
+            self._reviewed_at = second
+            super().review_users()
+
+
 def _fill(panel: MarzbanEmulator, index: int, users: int, expire: int, every: int) -> None:
     for seq, name in enumerate(panel.add_users(users, prefix=f"p{index}"), start=1):
         change = differs(seq, every)
@@ -61,7 +75,7 @@ def _fill(panel: MarzbanEmulator, index: int, users: int, expire: int, every: in
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    panels = [MarzbanEmulator() for _ in args.port]
+    panels = [FleetPanel() for _ in args.port]
     standalone.freeze_survivors_of_full_collections()
 
     def ready() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from orbit import backup, clock
 from orbit.i18n import Translator, create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
-from orbit.janitor.schedule import Chore, Scheduler
+from orbit.janitor.schedule import Chore, ChoreFailed, Scheduler
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.marzban.reconcile import reconcile_panels
@@ -53,7 +53,10 @@ def chore_table(
         return (await reconcile_panels(deps)).changed
 
     async def nightly() -> int:
-        return await backup.nightly_backup(settings, ctx.redis, await clock.now(ctx.pool), send_backup)
+        try:
+            return await backup.nightly_backup(settings, ctx.redis, await clock.now(ctx.pool), send_backup)
+        except (backup.BackupError, OSError) as exc:  # pg_dump refused, the disk is full, ...
+            raise ChoreFailed(str(exc)) from None
 
     return (
         Chore("expired_payments", lambda: housekeeping.expire_pending_payments(ctx.pool), 30.0),

@@ -39,6 +39,10 @@ return 0
 """
 
 
+class ChoreFailed(Exception):
+    """A failure the chore explains in one line (no traceback): pg_dump refused, say."""
+
+
 @dataclass(frozen=True)
 class Chore:
     name: str
@@ -113,7 +117,9 @@ class Scheduler:
         except Exception as exc:
             duration = time.monotonic() - started
             down = dependency_down(exc)
-            if down is None:
+            if isinstance(exc, ChoreFailed):
+                log.error("chore %s failed after %.3fs: %s", chore.name, duration, exc)
+            elif down is None:
                 log.exception("chore %s failed after %.3fs", chore.name, duration)
             else:  # one line; repeats are held back by the outage filter (orbit/outages.py)
                 log.warning("chore %s failed: %s unavailable (%r)", chore.name, down, exc)

@@ -5,14 +5,16 @@ run, duration, count and error are what `orbit status` shows."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import asyncpg
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from orbit.cli import status as status_cli
-from orbit.janitor.schedule import Chore, ChoreStats, Scheduler, read_stats
+from orbit.janitor.schedule import Chore, ChoreFailed, ChoreStats, Scheduler, read_stats
 from tests.support.cli import orbit
 
 
@@ -101,3 +103,22 @@ def test_render_lists_chores_in_name_order() -> None:
     status = status_cli.Status(True, "up", "up", "up", "x", "x", [], stats)
     text = status_cli.render(status)
     assert text.index("a_chore") < text.index("b_chore")
+
+
+async def test_a_chore_failure_it_explains_is_one_line_without_a_traceback(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def refused() -> int:
+        raise ChoreFailed("pg_dump failed: could not connect")
+
+    async def broken() -> int:
+        raise KeyError("bug")
+
+    scheduler = Scheduler(redis, [], asyncio.Event())
+    with caplog.at_level(logging.INFO, logger="orbit.janitor.schedule"):
+        assert await scheduler.run_once(Chore("backed_up", refused, 300.0)) is False
+        assert await scheduler.run_once(Chore("purged_outbox", broken, 300.0)) is False
+    [explained, bug] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert explained.exc_info is None and "pg_dump failed: could not connect" in explained.getMessage()
+    assert bug.exc_info is not None  # a bug keeps its traceback
+    assert (await read_stats(redis))["backed_up"].error == "ChoreFailed: pg_dump failed: could not connect"

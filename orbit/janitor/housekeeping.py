@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from orbit import metrics
+
 OUTBOX_RETENTION_DAYS = 30
 CLOSED_PAYMENT_RETENTION_DAYS = 7
 REVIEWED_TON_RETENTION_DAYS = 90
@@ -18,6 +20,7 @@ WHERE id IN (
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
+RETURNING method
 """
 
 PURGE_OUTBOX = """
@@ -71,7 +74,10 @@ def _count(status: str) -> int:
 async def expire_pending_payments(pool: asyncpg.Pool, batch: int = 1000) -> int:
     """Pending payments past `expires_at` become `expired` (a late TON transfer is
     still credited by the watcher: the money arrived)."""
-    return _count(await pool.execute(EXPIRE_PAYMENTS, batch))
+    expired = await pool.fetch(EXPIRE_PAYMENTS, batch)
+    for row in expired:
+        metrics.count("payments_total", method=row["method"], status="expired")
+    return len(expired)
 
 
 async def purge_old_outbox(pool: asyncpg.Pool, batch: int = 5000) -> int:

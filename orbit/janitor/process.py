@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orbit import backup, clock
+from orbit import backup, clock, keys
 from orbit.i18n import Translator, create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.janitor.schedule import Chore, ChoreFailed, Scheduler
@@ -69,7 +69,7 @@ def chore_table(
         Chore("resumed_broadcasts", lambda: chores.finish_broadcasts(deps), MINUTE),
         # Its own claim keeps it to RECONCILE_INTERVAL_SECONDS; this only looks.
         Chore("reconciled", lambda: reconciliation.reconcile_due(reconcile_deps), MINUTE),
-        Chore("reconciled_panels", panels, float(settings.panel_reconcile_interval_seconds)),
+        Chore("reconciled_panels", panels, float(settings.panel_reconcile_interval_seconds), on_poke=False),
         Chore("backed_up", nightly, 5 * MINUTE),
     )
 
@@ -89,7 +89,14 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     reconcile_deps = ReconcileDeps(ctx.pool, ctx.redis, ctx.http, translator, ctx.settings, bot)
     deps = PanelDeps(ctx.pool, ctx.redis, ctx.http, ctx.settings, translator)
     table = chore_table(ctx, deps, reconcile_deps, translator, send_backup)
-    return Job(serve=Scheduler(ctx.redis, table, ctx.stopping).serve)
+    scheduler = Scheduler(ctx.redis, table, ctx.stopping, ctx.metrics)
+
+    async def poked() -> None:  # the sandbox moved the clock: time-driven chores run now
+        scheduler.poke()
+
+    return Job(tick=poked, serve=scheduler.serve)
 
 
-WORKER = Worker(name="janitor", setup=setup, interval=60.0)
+# The timer's tick only pokes (each chore keeps its own interval); pokes come from the
+# sandbox's clock control.
+WORKER = Worker(name="janitor", setup=setup, interval=3600.0, channels=(keys.JANITOR_POKE_CHANNEL,))

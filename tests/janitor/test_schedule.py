@@ -122,3 +122,34 @@ async def test_a_chore_failure_it_explains_is_one_line_without_a_traceback(
     assert explained.exc_info is None and "pg_dump failed: could not connect" in explained.getMessage()
     assert bug.exc_info is not None  # a bug keeps its traceback
     assert (await read_stats(redis))["backed_up"].error == "ChoreFailed: pg_dump failed: could not connect"
+
+
+async def test_a_poke_runs_the_time_driven_chores_at_once(redis: Redis) -> None:
+    runs = {"expired_payments": 0, "reconciled_panels": 0}
+    ran = asyncio.Event()
+
+    def chore(name: str, on_poke: bool) -> Chore:
+        async def run() -> int:
+            runs[name] += 1
+            ran.set()
+            return 0
+
+        return Chore(name, run, 3600.0, on_poke=on_poke)
+
+    stopping = asyncio.Event()
+    table = [chore("expired_payments", True), chore("reconciled_panels", False)]
+    scheduler = Scheduler(redis, table, stopping)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        while sum(runs.values()) < 2:  # both run at start
+            ran.clear()
+            await asyncio.wait_for(ran.wait(), timeout=20)
+        # Another janitor's claim (or this one's) does not hold a poked chore back.
+        assert await Scheduler(redis, [], asyncio.Event()).run_once(table[0]) is None
+        ran.clear()
+        scheduler.poke()
+        await asyncio.wait_for(ran.wait(), timeout=20)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(serving, timeout=20)
+    assert runs == {"expired_payments": 2, "reconciled_panels": 1}

@@ -24,6 +24,11 @@ TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 # Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
 RECONCILE_CLAIM = "reconcile:claim"
 
+# The janitor's chores (orbit/janitor/schedule.py): hash name -> last run, duration, count.
+JANITOR_CHORES = "janitor:chores"
+# Taken (SET NX PX) for the night's backup by the janitor that makes it (orbit/backup.py).
+BACKUP_CLAIM_PREFIX = "backup:night:"
+
 # The bot's one send budget (orbit/outbox/limiter.py): replies and the outbox, every bot process.
 OUTBOX_RATE = "{outbox}:rate"  # GCRA: when (µs, Redis clock) the next message may go out
 OUTBOX_WINDOW = "{outbox}:window"  # zset: sends in flight or answered within the last second
@@ -64,6 +69,16 @@ def outbox_chat(chat_id: int) -> str:
 
 def balancer_instance(instance_id: str) -> str:
     return f"{{balancer}}:instance:{instance_id}"
+
+
+def janitor_chore_claim(chore: str) -> str:
+    """Held (PX its interval) by the janitor running `chore` this interval."""
+    return f"janitor:chore:{chore}:claim"
+
+
+def backup_claim(day: str) -> str:
+    """Held by the janitor that makes the nightly backup of `day` (YYYY-MM-DD)."""
+    return f"{BACKUP_CLAIM_PREFIX}{day}"
 
 
 def marzban_token(instance_id: str) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "life_expiry_traffic"
+SCHEMA_HEAD = "recon_strangers_housekeeping"
 
 metadata = MetaData(
     naming_convention={
@@ -134,6 +134,12 @@ Index(
     postgresql_where=payments.c.status == "pending",
 )
 Index("ix_payments_user_id_created_at", payments.c.user_id, payments.c.created_at)
+# Housekeeping deletes failed and expired payments after a week (orbit/janitor/housekeeping.py).
+Index(
+    "ix_payments_closed_created_at",
+    payments.c.created_at,
+    postgresql_where=payments.c.status.in_(("failed", "expired")),
+)
 
 ton_transactions = Table(
     "ton_transactions",
@@ -149,6 +155,7 @@ ton_transactions = Table(
     _created_at(),
     Column("credited_kop", BigInteger),  # what this transfer put on a balance (matched only)
     Column("reason", Text),  # why a `rejected` transfer could not be processed
+    Column("reviewed_at", DateTime(timezone=True)),  # an admin dismissed it (orbit ton dismiss)
     CheckConstraint("status IN ('matched', 'unmatched', 'ignored', 'rejected')", name="status_known"),
 )
 Index(
@@ -322,6 +329,25 @@ panel_removals = Table(
     PrimaryKeyConstraint("instance_id", "panel_username"),
 )
 Index("ix_panel_removals_config_id", panel_removals.c.config_id)
+
+# Panel users no config row knows, found by the panel reconciliation
+# (orbit/marzban/reconcile.py) and listed by `orbit instances orphans ID`.
+panel_strangers = Table(
+    "panel_strangers",
+    metadata,
+    Column(
+        "instance_id",
+        Text,
+        ForeignKey("marzban_instances.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("panel_username", Text, nullable=False),
+    Column("status", Text, nullable=False),  # as the panel showed it
+    Column("note", Text),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("instance_id", "panel_username"),
+)
 
 promocodes = Table(
     "promocodes",

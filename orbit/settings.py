@@ -80,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s001_base_url: Url | None = None
     max_ips_per_config: PositiveInt = 2
     marzban_timeout_seconds: PositiveFloat = 10.0  # per request to a panel
+    # Full reconciliation with every panel (orbit/marzban/reconcile.py): how often, how many
+    # users per `GET /api/users` page, and whether panel users no config knows are deleted.
+    panel_reconcile_interval_seconds: PositiveInt = 3600
+    panel_reconcile_page_size: Annotated[int, msgspec.Meta(ge=10, le=1000)] = 200
+    panel_delete_strangers: bool = False
     # Fernet key(s), comma-separated, that encrypt panel passwords in Postgres
     # (orbit/marzban/passwords.py); the first encrypts, all decrypt.
     marzban_password_key: str | None = None
@@ -128,6 +133,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Days after a subscription's end before its configs' panel users are deleted
     # (the rows stay as history; a renewal then makes new ones): orbit/subscriptions/expiry.py.
     grace_days: NonNegativeInt = 3
+
+    # Backups (orbit/backup.py): `orbit backup` and the janitor's nightly one, made once
+    # across all hosts after BACKUP_HOUR_UTC; the newest BACKUP_KEEP files stay in BACKUP_DIR.
+    backup_dir: str = "backups"
+    backup_keep: PositiveInt = 7
+    backup_hour_utc: Annotated[int, msgspec.Meta(ge=0, le=23)] = 3
+    backup_chat_id: int | None = None  # also sent there (sendDocument) when under 50 MB
 
     # Runtime
     log_level: str = "INFO"

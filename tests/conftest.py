@@ -121,9 +121,10 @@ def settings(base_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def base_env(database_url: str, redis_url: str) -> dict[str, str]:
+def base_env(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for a real worker process of this run."""
     return {
+        "BACKUP_DIR": str(tmp_path_factory.mktemp("backups")),  # a janitor's nightly backup
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "PLANS_FILE": str(ROOT / "plans.json"),
@@ -145,8 +146,7 @@ async def pool(database_url: str, base_settings: Settings) -> AsyncIterator[asyn
 async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
     """The run's pool, on tables emptied for this test."""
     tables = await pool.fetch(
-        "SELECT tablename FROM pg_tables"
-        " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
     )
     names = ", ".join(f'"{t["tablename"]}"' for t in tables)
     await pool.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")

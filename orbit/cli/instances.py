@@ -9,6 +9,7 @@
     orbit instances exclude-node|include-node ID NODE_NAME
     orbit instances refresh                 ask the balancer for new scores now
     orbit instances encrypt-passwords
+    orbit instances orphans ID [--json]
 
 Passwords are stored encrypted with MARZBAN_PASSWORD_KEY (orbit/marzban/passwords.py);
 without the key, add and edit refuse to store a new one.
@@ -38,7 +39,7 @@ from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
 from orbit.configs import queries as configs_q
 from orbit.connections import check_redis, create_pool, create_redis
-from orbit.marzban import instances
+from orbit.marzban import instances, reconcile_queries
 from orbit.marzban.client import MarzbanClient
 from orbit.marzban.drain import drain_instance
 from orbit.marzban.errors import (
@@ -100,6 +101,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
     )
     actions.add_parser("refresh", help="ask the balancer to score every instance now")
+    orphans = actions.add_parser(
+        "orphans", help="panel users no config knows, as the last reconciliation found them"
+    )
+    orphans.add_argument("id")
+    orphans.add_argument("--json", action="store_true", help="machine-readable output")
     for action, text in (
         ("exclude-node", "ignore a node of the instance when scoring"),
         ("include-node", "score a previously excluded node again"),
@@ -524,7 +530,30 @@ async def _drain(args: argparse.Namespace, env: _Env) -> int:
     return 0
 
 
+async def _orphans(args: argparse.Namespace, env: _Env) -> int:
+    await _require(env, args.id)
+    found = await reconcile_queries.list_strangers(env.pool, args.id)
+    if args.json:
+        _out(msgspec.json.encode(found).decode())
+        return 0
+    if not found:
+        _out(f"no panel users on {args.id} that no config knows (as of the last reconciliation)")
+        return 0
+    _out(f"{'panel user':<32} {'status':<9} {'first seen':<17} {'last seen':<17} note")
+    for s in found:
+        _out(
+            f"{s.panel_username:<32} {s.status:<9} {s.first_seen_at:%Y-%m-%d %H:%M}  "
+            f"{s.last_seen_at:%Y-%m-%d %H:%M}  {s.note or '-'}"
+        )
+    _out(
+        f"{len(found)} on {args.id}; the panel reconciliation deletes them only with"
+        " PANEL_DELETE_STRANGERS=true"
+    )
+    return 0
+
+
 _HANDLERS = {
+    "orphans": _orphans,
     "list": _list,
     "add": _add,
     "edit": _edit,

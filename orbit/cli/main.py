@@ -11,6 +11,7 @@ from types import ModuleType
 from orbit.cli import (
     audit,
     audit_log,
+    backup,
     broadcast,
     instances,
     maintenance,
@@ -49,6 +50,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     stats,
     broadcast,
     maintenance,
+    backup,
 )
 
 

@@ -21,6 +21,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from orbit import keys
 from orbit.connections import create_redis
+from orbit.janitor.schedule import ChoreStats, read_stats
 from orbit.migrate import current_revision
 from orbit.runtime import Heartbeat
 from orbit.schema import SCHEMA_HEAD
@@ -46,6 +47,8 @@ class Status(msgspec.Struct):
     schema: str | None
     schema_expected: str
     workers: list[WorkerStatus]
+    # The janitor's chores: last run, duration, count, error (orbit/janitor/schedule.py).
+    chores: list[ChoreStats] = []
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,13 +106,22 @@ async def _heartbeats(redis: Redis) -> tuple[str, dict[str, Heartbeat]]:
     return "up", beats
 
 
+async def _chores(redis: Redis) -> list[ChoreStats]:
+    try:
+        stats = await read_stats(redis)
+    except Exception:  # Redis down is reported by _heartbeats already
+        return []
+    return [stats[name] for name in sorted(stats)]
+
+
 async def collect(settings: Settings, socket_path: str) -> Status:
     redis = create_redis(settings)
     try:
-        (postgres, schema), (redis_state, beats), (supervisor, states) = await asyncio.gather(
+        (postgres, schema), (redis_state, beats), (supervisor, states), chores = await asyncio.gather(
             _postgres(settings),
             _heartbeats(redis),
             asyncio.to_thread(_supervisor, socket_path),
+            _chores(redis),
         )
     finally:
         with contextlib.suppress(Exception):
@@ -140,7 +152,14 @@ async def collect(settings: Settings, socket_path: str) -> Status:
     )
     # A driver's error may quote the URL it was given: no password in what is printed.
     return Status(
-        ok, settings.scrub(postgres), settings.scrub(redis_state), supervisor, schema, SCHEMA_HEAD, workers
+        ok,
+        settings.scrub(postgres),
+        settings.scrub(redis_state),
+        supervisor,
+        schema,
+        SCHEMA_HEAD,
+        workers,
+        chores,
     )
 
 
@@ -160,6 +179,13 @@ def render(status: Status) -> str:
         age = "missing" if w.heartbeat_age is None else f"{w.heartbeat_age:.1f}s ago"
         mark = "" if w.ok else ("  <- UNKNOWN" if w.supervisor_state == "unknown" else "  <- DOWN")
         lines.append(f"{w.name:<12} {w.supervisor_state:<10} {age:<12} {w.pid or '-'}{mark}")
+    if status.chores:
+        lines += ["", f"{'chore':<22} {'every':>7} {'last run':>12} {'took':>8} {'count':>7}"]
+        now = time.time()
+        for c in status.chores:
+            ago = f"{max(0.0, now - c.last_run_at):.0f}s ago"
+            result = f"{c.count:>7}" if c.ok else f"{'-':>7}  <- FAILED: {c.error}"
+            lines.append(f"{c.name:<22} {c.interval:>6.0f}s {ago:>12} {c.duration:>7.2f}s {result}")
     lines.append("")
     lines.append(verdict(status))
     return "\n".join(lines)

@@ -2,12 +2,15 @@
 
     orbit ton unmatched [--limit N] [--json]
     orbit ton credit HASH --user USER_ID --rub AMOUNT
+    orbit ton dismiss HASH
     orbit ton reconcile [--hours N] [--json]
 
 A transfer with an unknown or missing comment is kept as `unmatched`. When
 support has found whose it is (the user sends the transaction link), `credit`
 puts AMOUNT RUB on that user's balance once per transfer and tells them. Bad
-input is refused in one line (exit code 2) and nothing is changed. `reconcile`
+input is refused in one line (exit code 2) and nothing is changed. `dismiss`
+takes a transfer support looked at and found nothing to credit off the list;
+housekeeping deletes it after 90 days. `reconcile`
 re-reads the wallet's last N hours (`TON_RECONCILE_LOOKBACK_HOURS`) behind the
 watcher's cursor and credits, once, anything it missed (docs/payments.md).
 """
@@ -25,6 +28,7 @@ from orbit.cli.errors import CommandError
 from orbit.connections import create_pool, create_redis
 from orbit.i18n import create_translator
 from orbit.money import format_rub
+from orbit.payments import queries
 from orbit.payments.service import PaymentError, parse_topup_amount
 from orbit.payments.ton import format_ton
 from orbit.payments.ton_reconcile import reconcile_ton
@@ -43,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     credit.add_argument("hash", help="the transaction hash, as `unmatched` shows it")
     credit.add_argument("--user", required=True, help="the Telegram id of the user to credit")
     credit.add_argument("--rub", required=True, help="RUB to credit, e.g. 300 or 149.50")
+    dismiss = actions.add_parser("dismiss", help="take a reviewed transfer off the unmatched list")
+    dismiss.add_argument("hash", help="the transaction hash, as `unmatched` shows it")
     reconcile = actions.add_parser(
         "reconcile", help="re-read the wallet behind the cursor, credit what was missed"
     )
@@ -67,6 +73,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
     pool = await create_pool(settings, max_size=1)
     try:
+        if args.action == "dismiss":
+            if await pool.fetchval(queries.DISMISS_TON_TRANSACTION, args.hash) is None:
+                raise CommandError(f"{args.hash} is not an unmatched transfer")
+            print(f"{args.hash} dismissed: off the list, deleted after 90 days")  # noqa: T201
+            return 0
         if args.action == "unmatched":
             transfers = await list_unmatched(pool, max(1, args.limit))
             if args.json:

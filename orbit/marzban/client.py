@@ -56,6 +56,7 @@ from orbit.marzban.models import (
     NodesUsage,
     NodeUsage,
     PanelUser,
+    RawUsersPage,
     SystemStats,
     Token,
     UsersPage,
@@ -174,6 +175,11 @@ class MarzbanClient:
         if search:
             params["search"] = search
         return await self._call("GET", "/api/users", UsersPage, params=params, safe=True)
+
+    async def list_users_raw(self, *, offset: int, limit: int) -> RawUsersPage:
+        """One page of users, each left undecoded (`msgspec.json.decode(raw, type=PanelUser)`)."""
+        params = {"offset": str(offset), "limit": str(limit)}
+        return await self._call("GET", "/api/users", RawUsersPage, params=params, safe=True)
 
     # --- panel -------------------------------------------------------------
 

@@ -50,6 +50,14 @@ class UsersPage(msgspec.Struct, frozen=True):
     total: int
 
 
+class RawUsersPage(msgspec.Struct, frozen=True):
+    """A page of `GET /api/users` whose users are decoded one by one, so one user
+    the panel mangled does not hide the rest of the page (reconciliation)."""
+
+    users: list[msgspec.Raw]
+    total: int = 0
+
+
 class Node(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     name: str

@@ -188,8 +188,8 @@ def _desired(target: PanelTarget, settings: Settings) -> _Desired:
     )
 
 
-async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> PanelUser:
-    """Make an existing panel user match the row (expiry, data limit, enabled)."""
+def panel_changes(user: PanelUser, want: _Desired) -> dict[str, Any]:
+    """The fields of `PUT /api/user` that make `user` match the row; empty when it does."""
     changes: dict[str, Any] = {}
     if (user.expire or 0) != want.expire:
         changes["expire"] = want.expire
@@ -201,23 +201,44 @@ async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> Pane
         changes["status"] = "active"
     elif not want.enabled and user.status != "disabled":
         changes["status"] = "disabled"
+    return changes
+
+
+async def _align(client: MarzbanClient, user: PanelUser, want: _Desired) -> PanelUser:
+    """Make an existing panel user match the row (expiry, data limit, enabled)."""
+    changes = panel_changes(user, want)
     if not changes:
         return user
     return await client.modify_user(user.username, changes)
 
 
+async def protocol_tags(client: MarzbanClient) -> dict[str, list[str]]:
+    """The panel's VLESS and VMess inbound tags: what every config's user is given."""
+    inbounds = await client.get_inbounds()
+    return {p: [i.tag for i in inbounds[p]] for p in PROTOCOLS if inbounds.get(p)}
+
+
 async def _ensure_user(
-    client: MarzbanClient, username: str, want: _Desired
+    client: MarzbanClient,
+    username: str,
+    want: _Desired,
+    *,
+    missing: bool = False,
+    tags: dict[str, list[str]] | None = None,
 ) -> tuple[PanelUser, bool]:
     """The panel user `username` on this panel, created if missing, matching `want`;
     and whether it was created now (its subscription tokens are new then: the panel
-    signs them per user, so links issued before a re-create answer 404)."""
-    try:
-        return await _align(client, await client.get_user(username), want), False
-    except PanelUserNotFound:
-        pass
-    inbounds = await client.get_inbounds()
-    tags = {p: [i.tag for i in inbounds[p]] for p in PROTOCOLS if inbounds.get(p)}
+    signs them per user, so links issued before a re-create answer 404).
+
+    `missing` (the caller just listed the panel without it) skips the first read and
+    `tags` the inbounds read: a re-create is then one call (a 409 adopts the user)."""
+    if not missing:
+        try:
+            return await _align(client, await client.get_user(username), want), False
+        except PanelUserNotFound:
+            pass
+    if tags is None:
+        tags = await protocol_tags(client)
     if not tags:
         raise PanelRejected(client.instance_id, 400, "the panel has no VLESS or VMess inbound")
     new = NewUser(
@@ -229,10 +250,12 @@ async def _ensure_user(
         data_limit_reset_strategy=want.reset_strategy,
         note=want.note,
     )
+    created = True
     try:
         user = await client.create_user(new)
-    except PanelUserExists:
+    except PanelUserExists:  # there after all (made meanwhile): its links are the old ones
         user = await client.get_user(username)
+        created = False
     except PanelUnavailable as exc:
         if not exc.outcome_unknown:
             raise
@@ -242,7 +265,7 @@ async def _ensure_user(
         except (PanelUserNotFound, PanelUnavailable):
             raise exc from None
         log.info("panel %s: adopted %s after its create timed out", client.instance_id, username)
-    return await _align(client, user, want), True
+    return await _align(client, user, want), created
 
 
 async def place_user(
@@ -446,12 +469,19 @@ async def read_usage(deps: PanelDeps, config_id: int) -> Usage:
     )
 
 
-async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
+async def sync_config(
+    deps: PanelDeps,
+    config_id: int,
+    *,
+    missing: bool = False,
+    tags: dict[str, list[str]] | None = None,
+) -> ConfigRecord:
     """Repair drift: make the panel match the row and clear `needs_sync`.
 
     A pending config is provisioned; a deleted one has its panel user removed;
     a live one gets its user on its instance (re-created if the panel lost it)
-    with the owner's expiry, its data limit and its enabled state.
+    with the owner's expiry, its data limit and its enabled state. `missing` and
+    `tags`: see `_ensure_user` (the panel reconciliation knows both).
     """
     async with config_lock(deps.pool, config_id) as conn:
         target = await configs_q.get_for_panel(conn, config_id)
@@ -474,7 +504,11 @@ async def sync_config(deps: PanelDeps, config_id: int) -> ConfigRecord:
             if config.usage_reset_due:
                 target = await _reset_usage(client, conn, target)
             user, created = await _ensure_user(
-                client, config.panel_username, _desired(target, deps.settings)
+                client,
+                config.panel_username,
+                _desired(target, deps.settings),
+                missing=missing and not config.usage_reset_due,
+                tags=tags,
             )
         except MarzbanError as exc:
             await configs_q.mark_needs_sync(conn, config_id, f"sync: {exc}")

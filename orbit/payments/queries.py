@@ -172,7 +172,16 @@ RETURNING hash
 
 UNMATCHED_TON_TRANSACTIONS = """
 SELECT hash, lt, source, amount_nanoton, comment, utime, status, reason
-FROM ton_transactions WHERE status IN ('unmatched', 'rejected') ORDER BY lt DESC LIMIT $1
+FROM ton_transactions WHERE status IN ('unmatched', 'rejected') AND reviewed_at IS NULL
+ORDER BY lt DESC LIMIT $1
+"""
+
+# An admin looked at an unmatched transfer and found nothing to credit (`orbit ton
+# dismiss`): off the list, and deleted by housekeeping after 90 days.
+DISMISS_TON_TRANSACTION = """
+UPDATE ton_transactions SET reviewed_at = coalesce(reviewed_at, orbit_now())
+WHERE hash = $1 AND status IN ('unmatched', 'rejected')
+RETURNING hash
 """
 
 LOCK_TON_TRANSACTION = """

@@ -9,7 +9,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbit import keys
+from orbit import clock, keys
 from orbit.money import rub_to_kopecks
 from orbit.payments import service
 from orbit.payments.queries import PaymentRow
@@ -37,6 +37,14 @@ def preset_amounts(settings: Settings) -> list[int]:
     low, high = service.topup_limits(settings)
     amounts = {low} | {rub_to_kopecks(r) for r in PRESETS_RUB if low <= rub_to_kopecks(r) <= high}
     return sorted(amounts)[:5]
+
+
+async def shown_status(pool: asyncpg.Pool, payment: PaymentRow) -> str:
+    """The payment's status as its screen shows it: a pending payment whose window has
+    passed (on the one clock) is expired, before the janitor has marked it so."""
+    if payment.status == "pending" and payment.expires_at <= await clock.now(pool):
+        return "expired"
+    return payment.status
 
 
 async def poke_ton_watcher(pool: asyncpg.Pool, redis: Redis, user_id: int, payment_id: int) -> PaymentRow:

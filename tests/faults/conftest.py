@@ -57,8 +57,11 @@ def private_settings(private_database_url: str, private_redis: PrivateRedis) -> 
 
 
 @pytest.fixture
-def private_env(private_database_url: str, private_redis: PrivateRedis) -> dict[str, str]:
+def private_env(
+    private_database_url: str, private_redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     return {
+        "BACKUP_DIR": str(tmp_path_factory.mktemp("backups")),  # a janitor's nightly backup
         "DATABASE_URL": private_database_url,
         "REDIS_URL": private_redis.url,
         "PLANS_FILE": str(ROOT / "plans.json"),

@@ -5,10 +5,12 @@ CryptoBot invoice). The confirmation reaches the user through the outbox."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 import asyncpg
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -36,6 +38,8 @@ from orbit.payments import cryptobot, service, stars, ton, topup
 from orbit.payments.queries import PaymentRow
 from orbit.settings import Settings
 from orbit.users.queries import UserRow
+
+log = logging.getLogger(__name__)
 
 router = Router(name="balance")
 router.message.middleware(RequireRegistered())  # buttons: on the dispatcher, for all
@@ -302,8 +306,34 @@ async def ton_paid(
         callback_answer.text = i18n.get(exc.message_key)
         callback_answer.show_alert = True
         return
+    if await topup.shown_status(pool, payment) == "expired":
+        # A transfer that still arrives is credited (late rate): the screen says so.
+        text = i18n.get("topup-ton-expired", amount=format_rub(payment.amount_kop))
+        await _show_expired(callback, i18n, text)
+        callback_answer.text = i18n.get("topup-expired-alert")
+        callback_answer.show_alert = True
+        return
     callback_answer.text = i18n.get(_status_key(payment, "ton-checking"))
     callback_answer.show_alert = True
+
+
+def expired_markup(i18n: I18nContext) -> InlineKeyboardMarkup:
+    return _keyboard([_button(i18n.get("btn-topup-start"), TopupStartCb())], [views.main_menu_button(i18n)])
+
+
+async def _show_expired(callback: CallbackQuery, i18n: I18nContext, text: str) -> None:
+    """The invoice's own message becomes "expired", without its pay buttons."""
+    message = callback.message
+    if not isinstance(message, Message):
+        return
+    try:
+        if message.photo:
+            await message.edit_caption(caption=text, reply_markup=expired_markup(i18n))
+        else:
+            await message.edit_text(text, reply_markup=expired_markup(i18n))
+    except TelegramBadRequest as exc:  # too old to edit, or already shown: the alert says it
+        if not screens.is_not_modified(exc):
+            log.info("expired invoice screen not edited: %s", exc.message)
 
 
 def _status_key(payment: PaymentRow, pending_key: str) -> str:
@@ -397,5 +427,11 @@ async def check_cryptobot(
         callback_answer.text = i18n.get(exc.message_key)
         callback_answer.show_alert = True
         return
-    callback_answer.text = i18n.get(f"cryptobot-check-{result.status}")
+    status = result.status
+    if status == "pending" and await topup.shown_status(pool, result.payment) == "expired":
+        status = "expired"  # our window has passed, whatever Crypto Pay's says
+    if status == "expired":
+        text = i18n.get("topup-cryptobot-expired", amount=format_rub(result.payment.amount_kop))
+        await _show_expired(callback, i18n, text)
+    callback_answer.text = i18n.get(f"cryptobot-check-{status}")
     callback_answer.show_alert = True

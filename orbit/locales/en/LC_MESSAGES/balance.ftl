@@ -67,3 +67,13 @@ refund-done = ↩️ Payment { $id } refunded: −{ $amount } ₽ from user { $u
 refund-already = Payment { $id } was already refunded (−{ $amount } ₽ from user { $user }).
 refund-spent = Payment { $id } cannot be refunded: the user has spent the money (balance { $balance } ₽, needed { $needed } ₽).
 refund-telegram-failed = Telegram refused the refund, nothing changed: { $error }
+
+topup-expired-alert = ⌛ This invoice has expired.
+topup-ton-expired =
+    ⌛ <b>This TON invoice for { $amount } ₽ has expired.</b>
+
+    If you have already sent the transfer, it is still credited when it arrives (at the lower of the invoice's rate and the rate then). Otherwise start a new top-up.
+topup-cryptobot-expired =
+    ⌛ <b>This CryptoBot invoice for { $amount } ₽ has expired.</b>
+
+    Start a new top-up to pay.

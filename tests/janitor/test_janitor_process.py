@@ -21,6 +21,7 @@ from tests.support.processes import spawn, wait_for_heartbeat
 CHORES = {
     "expired_payments", "deleted_payments", "deleted_ton_transfers", "purged_outbox", "renewed",
     "reminded", "repaired_configs", "resumed_broadcasts", "reconciled", "reconciled_panels", "backed_up",
+    "expired_configs", "retired_configs", "read_usage",
 }  # fmt: skip
 
 

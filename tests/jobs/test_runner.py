@@ -15,11 +15,12 @@ from aiogram import Bot
 from redis.asyncio import Redis
 
 from orbit.admin.broadcasts import Audience, make_broadcast
-from orbit.bot.process import create_bot
+from orbit.bot.process import create_bot, install_send_budget
 from orbit.i18n import create_translator
 from orbit.janitor import jobs as runner
 from orbit.jobs import queries as jobs
 from orbit.marzban.provisioning import PanelDeps
+from orbit.metrics import Metrics
 from orbit.outbox.limiter import SendLimiter
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.telegram_control import TelegramControl
@@ -76,7 +77,14 @@ async def test_a_broadcast_job_fans_out_and_edits_its_progress_in_place(
     async with aiohttp.ClientSession() as http:
         control = TelegramControl(url, http)
         await control.send_text(ADMIN, "/admin")  # opens the admin's chat
-        shown = await bot.send_message(ADMIN, "queued")
+        # The bot's own message goes through its send budget, as in the bot process: the
+        # chat's second it took is what the job's first edit waits out (else a 429).
+        admin_bot = create_bot(settings)
+        install_send_budget(admin_bot, redis, settings, Metrics("bot"))
+        try:
+            shown = await admin_bot.send_message(ADMIN, "queued")
+        finally:
+            await admin_bot.session.close()
         async with db.acquire() as conn, conn.transaction():
             broadcast_id, _ = await make_broadcast(
                 conn, "Hi", audience=Audience(), reply_markup=None, created_by=ADMIN, action_key="k"

@@ -8,10 +8,16 @@ from typing import Any
 import asyncpg
 import msgspec
 
+# A row with a key already used is not written (None): that action was done before.
 INSERT = """
-INSERT INTO admin_audit (actor, action, target_user_id, target, before, after)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO admin_audit (actor, action, target_user_id, target, before, after, action_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (action_key) DO NOTHING
 RETURNING id
+"""
+BY_KEY = """
+SELECT id, at, actor, action, target_user_id, target, before, after
+FROM admin_audit WHERE action_key = $1
 """
 
 # Latest first. A NULL filter matches everything; `$3` is a LIKE prefix for an
@@ -46,8 +52,14 @@ async def insert(
     target: str | None,
     before: Any,
     after: Any,
-) -> int:
-    return await conn.fetchval(INSERT, actor, action, target_user_id, target, before, after)
+    action_key: str | None,
+) -> int | None:
+    return await conn.fetchval(INSERT, actor, action, target_user_id, target, before, after, action_key)
+
+
+async def by_key(conn: asyncpg.Connection | asyncpg.Pool, action_key: str) -> Entry | None:
+    record = await conn.fetchrow(BY_KEY, action_key)
+    return None if record is None else Entry(**dict(record))
 
 
 async def latest(

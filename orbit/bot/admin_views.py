@@ -27,7 +27,7 @@ ERROR_SHOWN = 60  # characters of an instance's last error
 
 
 class AdminCb(ButtonData, prefix="adm"):
-    """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc."""
+    """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc, audit."""
 
     screen: str
 
@@ -109,6 +109,7 @@ def home(i18n: I18nContext) -> Screen:
                 _button(i18n.get("btn-admin-instances"), AdminCb(screen="inst")),
                 _button(i18n.get("btn-admin-broadcast"), AdminCb(screen="bc")),
             ],
+            [_button(i18n.get("btn-admin-audit"), AdminCb(screen="audit"))],
         ),
     )
 

@@ -61,7 +61,7 @@ def referral_lines(i18n: I18nContext, referrals: Referrals) -> list[str]:
         ),
         i18n.get("admin-card-invited", count=referrals.invited_total, bonus=format_rub(referrals.bonus_kop)),
     ]
-    return lines + [_link(i18n, link) for link in referrals.invited]
+    return lines + ["• " + _link(i18n, link) for link in referrals.invited]
 
 
 def _short(value: object) -> str:

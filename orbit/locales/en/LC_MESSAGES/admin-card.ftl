@@ -7,7 +7,7 @@ admin-audit-line = • { $at } · { $actor } · <b>{ $action }</b> { $target }: 
 
 admin-card-invited-by = 🤝 Invited by: { $who }
 admin-card-invited = 👥 Invited { $count } users · bonuses earned: { $bonus } ₽
-admin-card-referral = • { $id } { $username } joined { $joined }, { $bonus }
+admin-card-referral = { $id } { $username } joined { $joined }, { $bonus }
 admin-card-bonus-paid = bonus paid
 admin-card-bonus-not-yet = no bonus yet
 admin-card-audit = 📜 Admin actions:

@@ -7,7 +7,7 @@ admin-audit-line = • { $at } · { $actor } · <b>{ $action }</b> { $target }: 
 
 admin-card-invited-by = 🤝 Пригласил: { $who }
 admin-card-invited = 👥 Пригласил пользователей: { $count } · бонусов получено: { $bonus } ₽
-admin-card-referral = • { $id } { $username } пришёл { $joined }, { $bonus }
+admin-card-referral = { $id } { $username } пришёл { $joined }, { $bonus }
 admin-card-bonus-paid = бонус выплачен
 admin-card-bonus-not-yet = бонуса ещё нет
 admin-card-audit = 📜 Действия админов:

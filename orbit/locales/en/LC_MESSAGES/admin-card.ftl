@@ -13,7 +13,7 @@ admin-card-bonus-not-yet = no bonus yet
 admin-card-audit = 📜 Admin actions:
 admin-card-audit-title = 📜 <b>Admin actions on user { $id }</b>
 
-btn-admin-days = 📅 Days ±
+btn-admin-days = 📅 Grant days
 btn-admin-configs = 🔑 Configs
 btn-admin-user-audit = 📜 Admin actions
 btn-admin-refund = ↩️ Refund #{ $id }

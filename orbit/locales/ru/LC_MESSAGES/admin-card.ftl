@@ -13,7 +13,7 @@ admin-card-bonus-not-yet = бонуса ещё нет
 admin-card-audit = 📜 Действия админов:
 admin-card-audit-title = 📜 <b>Действия админов с пользователем { $id }</b>
 
-btn-admin-days = 📅 Дни ±
+btn-admin-days = 📅 Выдать дни
 btn-admin-configs = 🔑 Конфиги
 btn-admin-user-audit = 📜 Действия админов
 btn-admin-refund = ↩️ Возврат #{ $id }

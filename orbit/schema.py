@@ -71,6 +71,8 @@ users = Table(
     CheckConstraint("language IN ('ru', 'en')", name="language_known"),
 )
 Index("ix_users_subscription_until", users.c.subscription_until)
+# The outbox claim skips users who blocked the bot (a few): found without reading them all.
+Index("ix_users_blocked", users.c.id, postgresql_where=users.c.blocked_at.isnot(None))
 # Admins look users up by @username, case-insensitively (orbit users show @name).
 Index("ix_users_username_lower", func.lower(users.c.username))
 
@@ -257,7 +259,14 @@ configs = Table(
     CheckConstraint("data_limit_bytes >= 0", name="data_limit_non_negative"),
     UniqueConstraint("panel_username", name="uq_configs_panel_username"),
 )
-Index("ix_configs_user_id", configs.c.user_id, postgresql_where=configs.c.deleted_at.is_(None))
+# A user's configs, deleted ones too (the create path counts those made today).
+Index("ix_configs_user_id_created_at", configs.c.user_id, configs.c.created_at)
+# What drift repair looks for (orbit/janitor/queries.py DRIFTED_CONFIGS).
+Index(
+    "ix_configs_drifted",
+    configs.c.updated_at,
+    postgresql_where=text("(needs_sync OR status = 'pending') AND deleted_at IS NULL"),
+)
 Index(
     "ix_configs_instance_id",
     configs.c.instance_id,

@@ -112,7 +112,10 @@ async def test_users_show_adjust_ban(
     lines = out.splitlines()
     assert lines[0].startswith("user 5 @ann (Ann), language en, joined ")
     assert lines[1:4] == ["balance       99 RUB", "subscription  none", "flags         BANNED"]
-    assert f"  {me}: fix" in lines[-2] and "-0.50 adjustment -> 99," in lines[-2]
+    assert f"  {me}: fix" in lines[-6] and "-0.50 adjustment -> 99," in lines[-6]
+    # Then the admin actions on this user, latest first.
+    assert lines[-4] == "admin actions (last 3):"
+    assert f" {me} user.ban  user 5" in lines[-3] and f" {me} balance.adjust  user 5  ledger:2" in lines[-2]
     card = msgspec.json.decode(await command(settings, capsys, "users", "show", "5", "--json"))
     assert card["profile"]["balance_kop"] == 9_900 and len(card["ledger"]) == 2
 

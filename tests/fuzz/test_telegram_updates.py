@@ -137,11 +137,13 @@ class Flow:
 
 def flows(config_id: int) -> dict[State, Flow]:
     from orbit.bot.routers.admin import AdminFlow
+    from orbit.bot.routers.admin_card import CardFlow
     from orbit.bot.routers.balance import EnterAmount
     from orbit.bot.routers.configs import RenameConfig
     from orbit.bot.routers.promo import EnterPromo
 
     adjust = (("press", f"admu:adjust:{USER}"),)
+    days = (("press", f"admc:days:{USER}:0"),)
     return {
         EnterPromo.code: Flow(USER, (("press", "m:promo"),)),
         EnterAmount.amount: Flow(USER, (("press", "tu:0"),)),
@@ -153,6 +155,9 @@ def flows(config_id: int) -> dict[State, Flow]:
         AdminFlow.promo_new: Flow(ADMIN, (("press", "adm:promo_new"),)),
         AdminFlow.broadcast_text: Flow(ADMIN, (("press", "adm:bc"),)),
         AdminFlow.broadcast_confirm: Flow(ADMIN, (("press", "adm:bc"), ("send", "news"))),
+        CardFlow.days_amount: Flow(ADMIN, days),
+        CardFlow.days_reason: Flow(ADMIN, (*days, ("send", "5"))),
+        CardFlow.days_confirm: Flow(ADMIN, (*days, ("send", "5"), ("send", "fuzz"))),
     }
 
 

@@ -408,7 +408,7 @@ admin_audit = Table(
     CheckConstraint("char_length(actor) BETWEEN 1 AND 100", name="actor_length"),
     CheckConstraint("char_length(action) BETWEEN 1 AND 64", name="action_length"),
 )
-Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # latest first
+Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # by time (ranges)
 Index("ix_admin_audit_target_user_id_id", admin_audit.c.target_user_id, admin_audit.c.id)
 Index("ix_admin_audit_actor_id", admin_audit.c.actor, admin_audit.c.id)
 

@@ -201,3 +201,39 @@ async def test_a_non_admin_pressing_the_cards_buttons_gets_nothing(
     assert await db.fetch("SELECT id, subscription_until, balance_kop FROM users ORDER BY id") == before
     assert await db.fetchval("SELECT count(*) FROM admin_audit") == 0
     assert harness.handler_errors() == []
+
+
+BANNED = (
+    "Sorry, your access to this bot has been restricted."
+    " If you think this is a mistake, write to @orbit_support."
+)
+
+
+async def test_a_banned_user_is_told_once_then_silence(harness: BotHarness, db: asyncpg.Pool) -> None:
+    await harness.send(ANN, "/start", first_name="Ann")
+    await harness.send(ADMIN, "/start", first_name="Admin")
+    await harness.press(ADMIN, AdminUserCb(action="ban", user_id=ANN).pack())
+    before = len(await harness.control.messages(ANN))
+    await harness.send(ANN, "/menu")
+    assert await shown(harness, ANN) == BANNED
+    # Her flood is not answered message by message: nothing more is sent, presses are
+    # answered (the spinner stops) without a word.
+    for typed in ("/menu", "hello", "/start", "/balance"):
+        await harness.send(ANN, typed)
+    pressed = await harness.press(ANN, "m:main")
+    assert pressed.answered and (pressed.text, pressed.show_alert) == (None, False)
+    assert len(await harness.control.messages(ANN)) == before + 1
+    # Unbanned and banned again: told once more, this time by the press's alert.
+    await harness.press(ADMIN, AdminUserCb(action="unban", user_id=ANN).pack())
+    await harness.press(ADMIN, AdminUserCb(action="ban", user_id=ANN).pack())
+    pressed = await harness.press(ANN, "m:main")
+    assert (pressed.text, pressed.show_alert) == (BANNED, True)
+    await harness.send(ANN, "/menu")
+    assert len(await harness.control.messages(ANN)) == before + 1
+    trail = await db.fetch("SELECT actor, action, target_user_id FROM admin_audit ORDER BY id")
+    assert [tuple(r) for r in trail] == [
+        (str(ADMIN), "user.ban", ANN),
+        (str(ADMIN), "user.unban", ANN),
+        (str(ADMIN), "user.ban", ANN),
+    ]
+    assert harness.handler_errors() == []

@@ -507,7 +507,8 @@ async def _remove(args: argparse.Namespace, env: _Env) -> int:
                 f" disable it instead (orbit instances disable {args.id})"
             ) from None
     with suppress(RedisError, OSError):
-        await env.redis.delete(keys.balancer_instance(args.id), keys.marzban_token(args.id))
+        for key in (keys.balancer_instance(args.id), keys.marzban_token(args.id)):  # two slots
+            await env.redis.delete(key)
     await poke_balancer(env.redis)
     _out(f"instance {args.id} removed")
     return 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from orbit import keys
 from orbit.i18n import create_translator
 from orbit.janitor import chores, housekeeping, reconciliation
 from orbit.marzban.passwords import check_passwords
@@ -43,17 +45,24 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         for name, chore in work.items():
             if ctx.stopping.is_set():
                 break
+            started = time.monotonic()
             try:
                 done[name] = await chore()
             except Exception as exc:
+                ctx.metrics.inc("janitor_chore_failures_total", chore=name)
                 if dependency_down(exc):
                     # Postgres or Redis is away: the other chores would fail the same way.
                     # The runtime logs one line and retries the unit within seconds.
                     raise
                 log.exception("chore %s failed", name)  # one broken chore must not starve the others
+            else:
+                ctx.metrics.inc("janitor_chore_items_total", done[name], chore=name)
+            finally:
+                ctx.metrics.inc("janitor_chore_runs_total", chore=name)
+                ctx.metrics.observe("janitor_chore_duration_seconds", time.monotonic() - started, chore=name)
         log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
 
     return Job(tick=tick)
 
 
-WORKER = Worker(name="janitor", setup=setup, interval=60.0)
+WORKER = Worker(name="janitor", setup=setup, interval=60.0, channels=(keys.JANITOR_POKE_CHANNEL,))

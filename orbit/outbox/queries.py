@@ -143,3 +143,27 @@ async def next_due(conn: asyncpg.Connection | asyncpg.Pool) -> float | None:
 async def notification_due(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
     """A row that is not a broadcast is due: it asks the budget at notification priority."""
     return bool(await conn.fetchval(NOTIFICATION_DUE))
+
+
+# For the scrape-time gauges (orbit_outbox_depth, orbit_outbox_oldest_due_age_seconds):
+# one pass over the partial index of pending rows. The host's clock, like the sender's
+# pacing (next_attempt_at is set with now()).
+DEPTH = """
+SELECT count(*) AS pending,
+       count(*) FILTER (WHERE next_attempt_at <= now()) AS due,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now())),
+                0)::float8 AS oldest_due_age
+FROM outbox WHERE status = 'pending'
+"""
+
+
+class Depth(msgspec.Struct, frozen=True):
+    pending: int
+    due: int
+    oldest_due_age: float  # seconds; 0 when nothing is due
+
+
+async def depth(conn: asyncpg.Connection | asyncpg.Pool) -> Depth:
+    record = await conn.fetchrow(DEPTH)
+    assert record is not None
+    return Depth(**dict(record))

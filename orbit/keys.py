@@ -30,6 +30,13 @@ OUTBOX_WINDOW = "{outbox}:window"  # zset: sends in flight or answered within th
 OUTBOX_PAUSE = "{outbox}:pause"  # set for a 429's retry_after: no sender sends while it lives
 # Lives between two notifications taken from the budget while replies queue (limiter.NOTIFY_SHARE).
 SEND_NOTIFY_SHARE = "{outbox}:notify_share"
+# Maintenance mode (orbit/maintenance.py): JSON while on, absent while off.
+MAINTENANCE = "maintenance:state"
+
+
+def maintenance_told(period: int, user_id: int) -> str:
+    """Set (NX, with a TTL) when `user_id` got the maintenance message of `period`."""
+    return f"maintenance:told:{period}:{user_id}"
 
 
 def heartbeat(worker: str) -> str:

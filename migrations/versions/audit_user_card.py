@@ -1,7 +1,7 @@
 """user card: a banned user is told once; admin actions carry an idempotency key
 
 Revision ID: audit_user_card
-Revises: scale_indexes
+Revises: bcast_jobs
 
 `users.ban_notice_sent` is claimed (false -> true) by the bot before it tells a
 banned user about the ban, so a flood from them gets one answer, not one each;
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "audit_user_card"
-down_revision = "scale_indexes"
+down_revision = "bcast_jobs"
 branch_labels = None
 depends_on = None
 

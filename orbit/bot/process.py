@@ -36,6 +36,7 @@ from orbit.bot.middlewares import private_only
 from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
+from orbit.bot.middlewares.maintenance import MaintenanceGate
 from orbit.bot.middlewares.private_only import PrivateChatsOnly
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
@@ -122,6 +123,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
     dp.update.outer_middleware(RefuseBanned(ctx.settings, ctx.pool))  # needs the row and i18n
+    dp.update.outer_middleware(MaintenanceGate(ctx.settings, ctx.redis))  # needs i18n
     dp.callback_query.middleware(AnswerUnlessFailed())
     # Every button needs a user who pressed /start, but help (flagged) and the admin
     # screens (their router's filter lets admins alone in).

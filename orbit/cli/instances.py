@@ -7,6 +7,7 @@
                         [--password | --password-stdin] [--priority] [--no-check]
     orbit instances enable|disable|remove|drain ID
     orbit instances exclude-node|include-node ID NODE_NAME
+    orbit instances refresh                 ask the balancer for new scores now
     orbit instances encrypt-passwords
 
 Passwords are stored encrypted with MARZBAN_PASSWORD_KEY (orbit/marzban/passwords.py);
@@ -31,6 +32,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbit import audit, keys
+from orbit.admin import panels
+from orbit.admin.errors import AdminError
 from orbit.admin.panels import set_instance_active
 from orbit.audit import cli_actor
 from orbit.balancer.scoring import PRIORITY_LIMIT
@@ -99,6 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser(
         "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
     )
+    actions.add_parser("refresh", help="ask the balancer to score every instance now")
     for action, text in (
         ("exclude-node", "ignore a node of the instance when scoring"),
         ("include-node", "score a previously excluded node again"),
@@ -264,6 +268,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
     counts = await instances.live_config_counts(env.pool)
     removals = await configs_q.removal_counts(env.pool)
     health = await read_health(env.redis, [i.id for i in registry])
+    scores = await panels.read_scores(env.redis)
     if args.json:
         rows = [
             {
@@ -276,6 +281,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
                 "configs": counts.get(i.id, 0),
                 "removals_left": removals.get(i.id, 0),
                 "health": None if health[i.id] is None else msgspec.to_builtins(health[i.id]),
+                "scores": msgspec.to_builtins(scores.get(i.id, [])),
             }
             for i in registry
         ]
@@ -297,6 +303,8 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
             f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {pending:<16}"
             f" {excluded:<20} {i.base_url}"
         )
+        if scores.get(i.id):
+            _out("    scores (lowest wins): " + ", ".join(f"{n.node} {n.score:.3f}" for n in scores[i.id]))
     return 0
 
 
@@ -436,50 +444,33 @@ async def _disable(args: argparse.Namespace, env: _Env) -> int:
 
 async def _exclude_node(args: argparse.Namespace, env: _Env) -> int:
     await _require(env, args.id)
-    node = args.node.strip()
-    if not node:
-        raise CommandError("the node name is empty")
-    async with env.pool.acquire() as conn, conn.transaction():
-        before = await instances.get_instance(conn, args.id)
-        updated = await instances.exclude_node(conn, args.id, node)
-        assert before is not None and updated is not None
-        if updated.excluded_node_names != before.excluded_node_names:
-            await audit.record(
-                conn,
-                cli_actor(),
-                "instance.exclude_node",
-                target=f"instance:{args.id}",
-                before={"excluded_node_names": before.excluded_node_names},
-                after={"excluded_node_names": updated.excluded_node_names},
-            )
-    await poke_balancer(env.redis)
+    try:
+        updated = await panels.exclude_node(env.pool, env.redis, args.id, args.node, actor=audit.cli_actor())
+    except AdminError:
+        raise CommandError("the node name is empty") from None
     _out(f"instance {args.id}: excluded nodes {', '.join(updated.excluded_node_names)}")
     return 0
 
 
 async def _include_node(args: argparse.Namespace, env: _Env) -> int:
     current = await _require(env, args.id)
-    if args.node not in current.excluded_node_names:
+    try:
+        updated = await panels.include_node(env.pool, env.redis, args.id, args.node, actor=audit.cli_actor())
+    except AdminError:
         raise CommandError(
             f"node {args.node!r} is not excluded on {args.id}"
             f" (excluded: {', '.join(current.excluded_node_names) or 'none'})"
-        )
-    async with env.pool.acquire() as conn, conn.transaction():
-        updated = await instances.include_node(conn, args.id, args.node)
-        assert updated is not None
-        await audit.record(
-            conn,
-            cli_actor(),
-            "instance.include_node",
-            target=f"instance:{args.id}",
-            before={"excluded_node_names": current.excluded_node_names},
-            after={"excluded_node_names": updated.excluded_node_names},
-        )
-    await poke_balancer(env.redis)
+        ) from None
     _out(
         f"instance {args.id}: node {args.node!r} included again;"
         f" excluded nodes: {', '.join(updated.excluded_node_names) or 'none'}"
     )
+    return 0
+
+
+async def _refresh(args: argparse.Namespace, env: _Env) -> int:
+    await panels.refresh_balancer(env.pool, env.redis, actor=audit.cli_actor())
+    _out("the balancer scores every instance now (`orbit instances list` in a few seconds)")
     return 0
 
 
@@ -565,6 +556,7 @@ _HANDLERS = {
     "disable": _disable,
     "exclude-node": _exclude_node,
     "include-node": _include_node,
+    "refresh": _refresh,
     "remove": _remove,
     "drain": _drain,
     "encrypt-passwords": _encrypt_passwords,

@@ -9,10 +9,11 @@ from contextlib import AsyncExitStack
 
 from orbit import keys
 from orbit.i18n import create_translator
-from orbit.janitor import chores, housekeeping, reconciliation
+from orbit.janitor import chores, housekeeping, jobs, reconciliation
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
+from orbit.outbox.limiter import SendLimiter
 from orbit.payments.reconcile import ReconcileDeps
 from orbit.runtime import Context, Job, Worker
 
@@ -62,7 +63,11 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
                 ctx.metrics.observe("janitor_chore_duration_seconds", time.monotonic() - started, chore=name)
         log.info("chores: %s", " ".join(f"{k}={v}" for k, v in done.items()))
 
-    return Job(tick=tick)
+    # Long admin actions (drains, broadcasts) queued by the bot: their own loop, so a
+    # broadcast followed for minutes never delays the chores (orbit/janitor/jobs.py).
+    limiter = SendLimiter(ctx.redis, ctx.settings.outbox_rate_per_second)  # the bot's budget
+    job_deps = jobs.JobDeps(ctx.pool, ctx.redis, ctx.settings, translator, deps, bot, ctx.stopping, limiter)
+    return Job(tick=tick, serve=lambda: jobs.serve(job_deps))
 
 
 WORKER = Worker(name="janitor", setup=setup, interval=60.0, channels=(keys.JANITOR_POKE_CHANNEL,))

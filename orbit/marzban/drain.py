@@ -139,15 +139,16 @@ async def drain_instance(
     instance_id: str,
     translator: Translator,
     *,
-    actor: str,
+    actor: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> DrainReport:
     """Move every live config of `instance_id` elsewhere; see the module docstring.
 
     Raises `InstanceNotFound`, or `DrainRefused` when no other instance is
     healthy. Per-config failures are collected in the report; run it again to
-    retry them. The start is audited (orbit.audit, by `actor`) in the transaction
-    that disables the instance; each move is its own transaction after that.
+    retry them. With an `actor` (the CLI) the start is audited (orbit.audit) in the
+    transaction that disables the instance; a drain job's row was written when it was
+    queued (orbit/bot/routers/admin.py). Each move is its own transaction.
     """
     started = time.monotonic()
     source = await instances.get_instance(deps.pool, instance_id)
@@ -165,17 +166,18 @@ async def drain_instance(
             raise InstanceNotFound(instance_id)
         if was_active:
             await instances.set_active(conn, instance_id, False)
-        configs = await instances.count_live_configs(conn, instance_id)
-        await audit.record(
-            conn,
-            actor,
-            "instance.drain",
-            target=f"instance:{instance_id}",
-            before={"is_active": was_active, "configs": configs},
-            after={"is_active": False},
-        )
+        if actor is not None:
+            configs = await instances.count_live_configs(conn, instance_id)
+            await audit.record(
+                conn,
+                actor,
+                "instance.drain",
+                target=f"instance:{instance_id}",
+                before={"is_active": was_active, "configs": configs},
+                after={"is_active": False},
+            )
     if was_active:
-        log.info("drain: instance %s disabled for new configs by %s", instance_id, actor)
+        log.info("drain: instance %s disabled for new configs by %s", instance_id, actor or "a job")
     await poke_balancer(deps.redis)
     avoid = {instance_id} | {i.id for i in others if i not in healthy}
     healthy_ids = {i.id for i in healthy}

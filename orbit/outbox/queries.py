@@ -26,7 +26,8 @@ class OutboxRow(msgspec.Struct, frozen=True):
 
 # One statement: the row is claimed (and its attempt counted) in the same
 # transaction that found it, so two senders never hold the same row. Rows of
-# users who blocked the bot are left for SKIP_BLOCKED. Notifications before
+# users who blocked the bot are left for SKIP_BLOCKED, rows of a cancelled broadcast
+# (one written by a fan-out racing the cancel) are never sent. Notifications before
 # broadcasts ($1: whether a broadcast row may be taken at all).
 CLAIM = """
 UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = now()
@@ -35,6 +36,8 @@ WHERE id = (
     WHERE o.status = 'pending' AND o.next_attempt_at <= now()
       AND ($1 OR o.broadcast_id IS NULL)
       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = o.chat_id AND u.blocked_at IS NOT NULL)
+      AND (o.broadcast_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM broadcasts b WHERE b.id = o.broadcast_id AND b.cancelled_at IS NOT NULL))
     ORDER BY o.broadcast_id IS NOT NULL, o.next_attempt_at, o.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "recon_strangers_housekeeping"
+SCHEMA_HEAD = "audit_user_card"
 
 metadata = MetaData(
     naming_convention={
@@ -65,6 +65,8 @@ users = Table(
     Column("is_banned", Boolean, nullable=False, server_default=text("false")),
     _created_at(),
     Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    # A banned user was told so (migration audit_user_card): later updates get silence.
+    Column("ban_notice_sent", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint("balance_kop >= 0", name="balance_non_negative"),
     CheckConstraint("language IN ('ru', 'en')", name="language_known"),
 )
@@ -462,10 +464,13 @@ admin_audit = Table(
     Column("target", Text),  # what else it acted on: a promo code, an instance id
     Column("before", JSONB),
     Column("after", JSONB),
+    # An action with no key of its own (granting days) is done once per key (audit_user_card).
+    Column("action_key", Text),
+    UniqueConstraint("action_key", name="uq_admin_audit_action_key"),
     CheckConstraint("char_length(actor) BETWEEN 1 AND 100", name="actor_length"),
     CheckConstraint("char_length(action) BETWEEN 1 AND 64", name="action_length"),
 )
-Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # latest first
+Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # by time (ranges)
 Index("ix_admin_audit_target_user_id_id", admin_audit.c.target_user_id, admin_audit.c.id)
 Index("ix_admin_audit_actor_id", admin_audit.c.actor, admin_audit.c.id)
 

@@ -107,6 +107,23 @@ class InvalidPromoLine(AdminError):
         super().__init__(reason, reason=reason)
 
 
+class InvalidDays(AdminError):
+    message_key = "admin-days-invalid"
+
+    def __init__(self, raw: str, limit: int) -> None:
+        super().__init__(
+            f"days must be a whole number like 30 or -7, not zero, at most {limit} either way, got {raw!r}",
+            limit=limit,
+        )
+
+
+class NoSubscriptionToShorten(AdminError):
+    message_key = "admin-days-nothing-to-remove"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} has no running subscription: no days to remove", id=str(user_id))
+
+
 class InvalidAudience(AdminError):
     message_key = "admin-broadcast-audience-invalid"
 

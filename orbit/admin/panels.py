@@ -140,15 +140,25 @@ async def refresh_balancer(pool: asyncpg.Pool, redis: Redis, *, actor: str) -> N
 
 
 async def set_instance_active(
-    pool: asyncpg.Pool, redis: Redis, instance_id: str, active: bool
+    pool: asyncpg.Pool, redis: Redis, instance_id: str, active: bool, *, actor: str
 ) -> InstanceLine:
     """Let new configs go to the instance, or stop them (existing configs stay)."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        was = await instances.is_active_for_update(conn, instance_id)
         updated = await instances.set_active(conn, instance_id, active)
-        if updated is None:
+        if was is None or updated is None:
             raise InstanceNotFound(instance_id)
+        if was != active:
+            await audit.record(
+                conn,
+                actor,
+                "instance.enable" if active else "instance.disable",
+                target=f"instance:{instance_id}",
+                before={"is_active": was},
+                after={"is_active": active},
+            )
         configs = await instances.count_live_configs(conn, instance_id)
-    log.info("instance %s %s", instance_id, "enabled" if active else "disabled")
+    log.info("instance %s %s by %s", instance_id, "enabled" if active else "disabled", actor)
     await poke_balancer(redis)
     health = await _health(redis, [instance_id])
     return InstanceLine(instance=updated, configs=configs, health=health[instance_id])

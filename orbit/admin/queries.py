@@ -115,7 +115,8 @@ FROM ledger WHERE user_id = $1 ORDER BY id DESC LIMIT $2
 """
 
 SET_BANNED = """
-UPDATE users u SET is_banned = $2
+UPDATE users u SET is_banned = $2,
+    ban_notice_sent = CASE WHEN old.was = $2 THEN u.ban_notice_sent ELSE false END
 FROM (SELECT id, is_banned AS was FROM users WHERE id = $1 FOR UPDATE) old
 WHERE u.id = old.id
 RETURNING old.was

@@ -8,6 +8,7 @@ refuses a debit below zero; the refusal says how much there is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from decimal import Decimal, InvalidOperation
@@ -15,8 +16,9 @@ from decimal import Decimal, InvalidOperation
 import asyncpg
 import msgspec
 
-from orbit import ledger
-from orbit.admin import queries
+from orbit import audit, ledger
+from orbit.admin import card_queries, queries
+from orbit.admin.card_queries import Referrals
 from orbit.admin.errors import (
     AmountTooLarge,
     CannotBanAdmin,
@@ -30,7 +32,8 @@ from orbit.admin.errors import (
 from orbit.admin.queries import LedgerLine, Profile
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord
-from orbit.marzban.provisioning import PanelDeps
+from orbit.marzban.errors import MarzbanError
+from orbit.marzban.provisioning import PanelDeps, Usage, read_usage
 from orbit.money import KOPECKS_PER_RUB, format_rub
 from orbit.payments.queries import PaymentRow
 from orbit.subscriptions import latest_plan_id, sync_config_expiry
@@ -42,6 +45,9 @@ MAX_ADJUST_KOP = 100_000_000  # 1,000,000 RUB either way: anything larger is a t
 REASON_MAX_LENGTH = 200
 PAYMENTS_SHOWN = 5
 LEDGER_SHOWN = 10
+USAGE_WAIT_SECONDS = 5.0  # a panel that is down must not hold the card longer
+REFERRALS_SHOWN = 10
+AUDIT_SHOWN = 5
 MAX_USER_ID = 2**63 - 1
 
 _AMOUNT_RE = re.compile(r"^[+-]?[0-9]{1,12}(?:[.,][0-9]{1,2})?$")
@@ -55,6 +61,8 @@ class UserCard(msgspec.Struct, frozen=True, kw_only=True):
     configs: list[ConfigRecord]  # live ones
     payments: list[PaymentRow]  # newest first
     ledger: list[LedgerLine]  # newest first
+    referrals: Referrals
+    audit: list[audit.Entry]  # admin actions on this user, newest first
 
 
 class Adjustment(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,7 +136,26 @@ async def user_card(pool: asyncpg.Pool, ref: int | str) -> UserCard:
             configs=await configs_q.list_of_user(conn, user_id),
             payments=await queries.recent_payments(conn, user_id, PAYMENTS_SHOWN),
             ledger=await queries.ledger_tail(conn, user_id, LEDGER_SHOWN),
+            referrals=await card_queries.referrals(conn, user_id, REFERRALS_SHOWN),
+            audit=await audit.latest(conn, user_id=user_id, limit=AUDIT_SHOWN),
         )
+
+
+async def config_usage(deps: PanelDeps, configs: list[ConfigRecord]) -> dict[int, Usage | None]:
+    """Each config's traffic and last use as its panel says, asked concurrently; None
+    for a config whose panel did not answer within USAGE_WAIT_SECONDS (the card is
+    still worth showing without it)."""
+
+    async def one(config: ConfigRecord) -> Usage | None:
+        try:
+            async with asyncio.timeout(USAGE_WAIT_SECONDS):
+                return await read_usage(deps, config.id)
+        except (MarzbanError, TimeoutError) as exc:
+            log.info("config %d: usage unreadable for the card: %s", config.id, exc)
+            return None
+
+    results = await asyncio.gather(*(one(c) for c in configs))
+    return {c.id: usage for c, usage in zip(configs, results, strict=True)}
 
 
 async def adjust_balance(
@@ -137,20 +164,22 @@ async def adjust_balance(
     amount_kop: int,
     *,
     reason: str,
-    admin: str,
+    actor: str,
     action_key: str,
 ) -> Adjustment:
     """Credit (> 0) or debit (< 0) a balance by hand, once per `action_key`.
 
-    `admin` names who did it (a Telegram id, "cli"); it goes into the ledger note
-    with the reason. Refuses a zero or absurd amount, a missing reason, an
-    unknown user and a debit larger than the balance; nothing changes then.
+    `actor` names who did it (orbit.audit: a Telegram id, `cli:<os user>`); it goes
+    into the ledger note with the reason, and the audit row is written with the
+    entry. Refuses a zero or absurd amount, a missing reason, an unknown user and
+    a debit larger than the balance; nothing changes then.
     """
     if amount_kop == 0:
         raise ZeroAmount()
     if abs(amount_kop) > MAX_ADJUST_KOP:
         raise AmountTooLarge(format_rub(MAX_ADJUST_KOP))
-    note = f"{admin}: {check_reason(reason)}"
+    reason = check_reason(reason)
+    note = f"{'admin ' + actor if actor.isdigit() else actor}: {reason}"  # "admin 42: ...", "cli:ann: ..."
     async with pool.acquire() as conn, conn.transaction():
         try:
             entry = await ledger.apply(
@@ -160,10 +189,24 @@ async def adjust_balance(
             raise UserNotFound(user_id) from None
         except ledger.InsufficientFunds as exc:
             raise WouldGoNegative(user_id, format_rub(exc.balance_kop), format_rub(exc.needed_kop)) from None
+        if not entry.replayed:  # a replay changed nothing: no second row
+            await audit.record(
+                conn,
+                actor,
+                "balance.adjust",
+                target_user_id=user_id,
+                target=f"ledger:{entry.id}",
+                before={"balance_kop": entry.balance_after_kop - entry.amount_kop},
+                after={
+                    "balance_kop": entry.balance_after_kop,
+                    "amount_kop": entry.amount_kop,
+                    "reason": reason,
+                },
+            )
     if not entry.replayed:
         log.info(
             "balance of user %d adjusted by %d kop by %s (entry %d): %s",
-            user_id, amount_kop, admin, entry.id, reason,
+            user_id, amount_kop, actor, entry.id, reason,
         )  # fmt: skip
     return Adjustment(
         entry_id=entry.id,
@@ -175,7 +218,7 @@ async def adjust_balance(
 
 
 async def set_banned(
-    deps: PanelDeps, user_id: int, banned: bool, *, admin_ids: tuple[int, ...] = ()
+    deps: PanelDeps, user_id: int, banned: bool, *, actor: str, admin_ids: tuple[int, ...] = ()
 ) -> bool:
     """Ban or unban a user; returns whether anything changed. Admins cannot be banned.
 
@@ -190,10 +233,18 @@ async def set_banned(
         was = await queries.set_banned(conn, user_id, banned)
         if was is not None and was != banned:
             await queries.flag_user_configs(conn, user_id)
+            await audit.record(
+                conn,
+                actor,
+                "user.ban" if banned else "user.unban",
+                target_user_id=user_id,
+                before={"banned": was},
+                after={"banned": banned},
+            )
     if was is None:
         raise UserNotFound(user_id)
     if was == banned:
         return False
-    log.info("user %d %s", user_id, "banned" if banned else "unbanned")
+    log.info("user %d %s by %s", user_id, "banned" if banned else "unbanned", actor)
     await sync_config_expiry(deps, user_id)  # each config's full reconcile, enabled state included
     return True

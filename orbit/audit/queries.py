@@ -8,23 +8,25 @@ from typing import Any
 import asyncpg
 import msgspec
 
+# A row with a key already used is not written (None): that action was done before.
 INSERT = """
-INSERT INTO admin_audit (actor, action, target_user_id, target, before, after)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO admin_audit (actor, action, target_user_id, target, before, after, action_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (action_key) DO NOTHING
 RETURNING id
 """
-
-# Latest first. A NULL filter matches everything; `$3` is a LIKE prefix for an
-# actor family (`cli:` = every command-line user). Each filter has its own index.
-LATEST = """
+BY_KEY = """
 SELECT id, at, actor, action, target_user_id, target, before, after
-FROM admin_audit
-WHERE ($1::bigint IS NULL OR target_user_id = $1)
-  AND ($2::text IS NULL OR actor = $2)
-  AND ($3::text IS NULL OR actor LIKE $3 || '%')
-ORDER BY at DESC, id DESC
-LIMIT $4
+FROM admin_audit WHERE action_key = $1
 """
+
+# Latest first (ids grow with time). Each filter is added only when given, so every
+# combination is its own statement and each is served by its index: the primary
+# key, (target_user_id, id), (actor, id). `cli:` as a prefix: every command-line user.
+LATEST_SELECT = "SELECT id, at, actor, action, target_user_id, target, before, after FROM admin_audit"
+BY_USER = "target_user_id = $%d"
+BY_ACTOR = "actor = $%d"
+BY_ACTOR_PREFIX = "actor LIKE $%d || '%%'"
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -46,8 +48,14 @@ async def insert(
     target: str | None,
     before: Any,
     after: Any,
-) -> int:
-    return await conn.fetchval(INSERT, actor, action, target_user_id, target, before, after)
+    action_key: str | None,
+) -> int | None:
+    return await conn.fetchval(INSERT, actor, action, target_user_id, target, before, after, action_key)
+
+
+async def by_key(conn: asyncpg.Connection | asyncpg.Pool, action_key: str) -> Entry | None:
+    record = await conn.fetchrow(BY_KEY, action_key)
+    return None if record is None else Entry(**dict(record))
 
 
 async def latest(
@@ -58,5 +66,13 @@ async def latest(
     actor_prefix: str | None,
     limit: int,
 ) -> list[Entry]:
-    rows = await conn.fetch(LATEST, user_id, actor, actor_prefix, limit)
+    conditions: list[str] = []
+    args: list[object] = []
+    for fragment, value in ((BY_USER, user_id), (BY_ACTOR, actor), (BY_ACTOR_PREFIX, actor_prefix)):
+        if value is not None:
+            args.append(value)
+            conditions.append(fragment % len(args))
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    args.append(limit)
+    rows = await conn.fetch(f"{LATEST_SELECT}{where} ORDER BY id DESC LIMIT ${len(args)}", *args)
     return [Entry(**dict(r)) for r in rows]

@@ -24,6 +24,8 @@ ACTOR_MAX_LENGTH = 100
 TARGET_MAX_LENGTH = 200
 MAX_LIMIT = 1000
 JSON_TEXT_MAX_LENGTH = 4096
+SECRET_KEYS = frozenset({"password", "token"})
+SECRET_SHOWN = "(secret)"
 
 
 class NotInTransaction(RuntimeError):
@@ -46,10 +48,11 @@ def cli_actor() -> str:
 
 def _clean(value: Any) -> Any:
     # Outside text inside before/after (a reason, a name) may hold NUL, which jsonb refuses.
+    # Secrets (a panel's password, sealed or not) never enter the trail.
     if isinstance(value, str):
         return clean_text(value, JSON_TEXT_MAX_LENGTH, keep_newlines=True)
     if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
+        return {_clean(k): SECRET_SHOWN if k in SECRET_KEYS else _clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
@@ -69,8 +72,13 @@ async def record(
     target: str | None = None,
     before: Any = None,
     after: Any = None,
-) -> int:
-    """Append one audit row in `conn`'s open transaction; returns its id."""
+    action_key: str | None = None,
+) -> int | None:
+    """Append one audit row in `conn`'s open transaction; returns its id.
+
+    With `action_key` (unique), a key used before writes nothing and returns
+    None: the caller then does nothing either (record first, then change).
+    """
     if not conn.is_in_transaction():
         raise NotInTransaction(action)
     return await queries.insert(
@@ -81,7 +89,13 @@ async def record(
         None if target is None else clean_text(target, TARGET_MAX_LENGTH),
         _json(before),
         _json(after),
+        action_key,
     )
+
+
+async def by_key(conn: asyncpg.Connection | asyncpg.Pool, action_key: str) -> Entry | None:
+    """The entry an action with this key wrote (to answer a replay with its result)."""
+    return await queries.by_key(conn, action_key)
 
 
 async def latest(

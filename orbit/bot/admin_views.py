@@ -30,7 +30,7 @@ NODE_LABEL = 24  # characters of a node's name on a button
 
 
 class AdminCb(ButtonData, prefix="adm"):
-    """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc."""
+    """A screen of the panel: home, stats, health, user, promos, promo_new, inst, bc, audit."""
 
     screen: str
 
@@ -128,6 +128,7 @@ def home(i18n: I18nContext) -> Screen:
                 _button(i18n.get("btn-admin-instances"), AdminCb(screen="inst")),
                 _button(i18n.get("btn-admin-broadcast"), AdminCb(screen="bc")),
             ],
+            [_button(i18n.get("btn-admin-audit"), AdminCb(screen="audit"))],
             [_button(i18n.get("btn-admin-maintenance"), AdminCb(screen="maint"))],
         ),
     )

@@ -44,7 +44,7 @@ from orbit.bot.middlewares.update_metrics import UpdateMetrics
 from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.payment_polling import PaymentSafeDispatcher
 from orbit.bot.responses import pin_response_types
-from orbit.bot.routers import admin
+from orbit.bot.routers import admin, admin_card
 from orbit.bot.send_budget import SendBudget
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
@@ -122,12 +122,12 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     UserI18nMiddleware(
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
-    dp.update.outer_middleware(RefuseBanned(ctx.settings))  # needs the row and i18n
+    dp.update.outer_middleware(RefuseBanned(ctx.settings, ctx.pool))  # needs the row and i18n
     dp.update.outer_middleware(MaintenanceGate(ctx.settings, ctx.redis))  # needs i18n
     dp.callback_query.middleware(AnswerUnlessFailed())
     # Every button needs a user who pressed /start, but help (flagged) and the admin
     # screens (their router's filter lets admins alone in).
-    dp.callback_query.middleware(RequireRegistered(open_routers=[admin.router]))
+    dp.callback_query.middleware(RequireRegistered(open_routers=[admin.router, admin_card.router]))
     routers.install(dp)
     limiter = RateLimiter(ctx.redis, scale=ctx.settings.rate_limit_scale)
     dp["rate_limiter"] = limiter  # the fallback's hint takes its own tokens

@@ -35,6 +35,8 @@ from redis.exceptions import RedisError
 from orbit import audit, keys
 from orbit.admin import panels
 from orbit.admin.errors import AdminError
+from orbit.admin.panels import set_instance_active
+from orbit.audit import cli_actor
 from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
 from orbit.configs import queries as configs_q
@@ -44,6 +46,7 @@ from orbit.marzban.client import MarzbanClient
 from orbit.marzban.drain import drain_instance
 from orbit.marzban.errors import (
     DrainRefused,
+    InstanceNotFound,
     PanelAuthFailed,
     PanelRejected,
     PanelUnavailable,
@@ -346,8 +349,11 @@ async def _add(args: argparse.Namespace, env: _Env) -> int:
         await _forget_token(env, instance.id)
         await _check_panel(env, instance)
     sealed = msgspec.structs.replace(instance, password=passwords.seal(instance.password))
-    async with env.pool.acquire() as conn:
+    async with env.pool.acquire() as conn, conn.transaction():
         created = await instances.insert_instance(conn, sealed)
+        if created:
+            target = f"instance:{instance.id}"
+            await audit.record(conn, cli_actor(), "instance.add", target=target, after=instance)
     if not created:
         raise CommandError(f"instance {instance.id!r} already exists (use `orbit instances edit`)")
     _warn_about_links(instance)
@@ -398,6 +404,14 @@ async def _edit(args: argparse.Namespace, env: _Env) -> int:
         moved = 0
         if updated.link_base != current.link_base:  # stored links follow the new base
             moved = await configs_q.rebase_links(conn, current.id, current.link_base, updated.link_base)
+        await audit.record(
+            conn,
+            cli_actor(),
+            "instance.edit",
+            target=f"instance:{current.id}",
+            before=current,
+            after={**msgspec.to_builtins(updated), "password_changed": password is not None},
+        )
     if moved:
         _out(f"{moved} stored subscription links now start with {updated.link_base}")
     if sub_url is not None or url is not None:
@@ -411,10 +425,11 @@ async def _edit(args: argparse.Namespace, env: _Env) -> int:
 
 async def _set_active(args: argparse.Namespace, env: _Env, active: bool) -> int:
     await _require(env, args.id)
-    async with env.pool.acquire() as conn:
-        await instances.set_active(conn, args.id, active)
-        configs = await instances.count_live_configs(conn, args.id)
-    await poke_balancer(env.redis)
+    try:  # the panel's own function (pokes the balancer, audits a change)
+        line = await set_instance_active(env.pool, env.redis, args.id, active, actor=cli_actor())
+    except InstanceNotFound:
+        raise CommandError(f"unknown instance {args.id!r}") from None
+    configs = line.configs
     if active:
         _out(f"instance {args.id} enabled: new configs may go to it")
     else:
@@ -478,7 +493,10 @@ async def _remove(args: argparse.Namespace, env: _Env) -> int:
             )
         try:
             async with conn.transaction():
+                before = await instances.get_instance(conn, args.id)
                 await instances.delete_instance(conn, args.id)
+                target = f"instance:{args.id}"
+                await audit.record(conn, cli_actor(), "instance.remove", target=target, before=before)
         except asyncpg.ForeignKeyViolationError:
             history = await conn.fetchval("SELECT count(*) FROM configs WHERE instance_id = $1", args.id)
             raise CommandError(
@@ -498,6 +516,10 @@ async def _encrypt_passwords(args: argparse.Namespace, env: _Env) -> int:
     try:
         async with env.pool.acquire() as conn, conn.transaction():
             changed = await encrypt_stored(conn, passwords)
+            if changed:
+                await audit.record(
+                    conn, cli_actor(), "instance.encrypt_passwords", after={"passwords_encrypted": changed}
+                )
     except PasswordKeyError as exc:
         raise CommandError(str(exc)) from None
     _out(f"{changed} panel passwords encrypted with the first key of {KEY_VARIABLE}")
@@ -509,7 +531,9 @@ async def _drain(args: argparse.Namespace, env: _Env) -> int:
     from orbit.i18n import create_translator  # slow to import: only drain needs it
 
     try:
-        report = await drain_instance(env.deps, args.id, create_translator(), progress=_out)
+        report = await drain_instance(
+            env.deps, args.id, create_translator(), actor=cli_actor(), progress=_out
+        )
     except DrainRefused as exc:
         raise CommandError(f"drain of {args.id} refused: {exc}") from None
     _out(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from orbit import ledger
+from orbit.audit import cli_actor
 from orbit.cli.errors import CommandError
 from orbit.connections import check_redis, create_pool, create_redis
 from orbit.migrate import require_schema
@@ -55,7 +56,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await check_redis(redis, settings)
         try:
             refund = await stars.refund_stars(
-                pool, redis, create_translator(), bot, int(raw), note="orbit payments refund"
+                pool,
+                redis,
+                create_translator(),
+                bot,
+                int(raw),
+                note="orbit payments refund",
+                actor=cli_actor(),
             )
         except ledger.InsufficientFunds as exc:
             _out(

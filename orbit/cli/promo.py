@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 import asyncpg
 import msgspec
 
+from orbit.audit import cli_actor
 from orbit.cli.errors import CommandError
 from orbit.connections import create_pool
 from orbit.migrate import require_schema
@@ -135,13 +136,15 @@ async def _add(args: argparse.Namespace, settings: Settings) -> None:
     max_uses = parse_max_uses(args.max_uses)
     expires_at = parse_expiry(args.expires)
     async with _connect(settings) as pool:
-        promo = await create_promo(pool, args.code, kind, value, max_uses=max_uses, expires_at=expires_at)
+        promo = await create_promo(
+            pool, args.code, kind, value, actor=cli_actor(), max_uses=max_uses, expires_at=expires_at
+        )
     _out(f"added: {describe(promo)}")
 
 
 async def _disable(args: argparse.Namespace, settings: Settings) -> None:
     async with _connect(settings) as pool:
-        promo = await disable_promo(pool, args.code)
+        promo = await disable_promo(pool, args.code, actor=cli_actor())
     _out(f"disabled: {describe(promo)}")
 
 

@@ -2,6 +2,7 @@
 
     orbit users show <id|@username> [--json]
     orbit users adjust <id> <±RUB> --reason TEXT [--key KEY]
+    orbit users grant-days <id> <±DAYS> --reason TEXT [--key KEY]   (negative removes)
     orbit users ban <id>      (also disables the user's configs on their panels)
     orbit users unban <id>    (and enables them again)
 
@@ -23,11 +24,24 @@ import aiohttp
 import asyncpg
 import msgspec
 
+from orbit.admin.card_queries import ReferralLink
+from orbit.admin.days import grant_days, parse_days
 from orbit.admin.errors import AdminError
-from orbit.admin.users import UserCard, adjust_balance, parse_amount, parse_user_ref, set_banned, user_card
+from orbit.admin.users import (
+    UserCard,
+    adjust_balance,
+    check_reason,
+    config_usage,
+    parse_amount,
+    parse_user_ref,
+    set_banned,
+    user_card,
+)
+from orbit.audit import cli_actor
+from orbit.cli.audit_log import render as audit_line
 from orbit.cli.errors import CommandError
 from orbit.connections import check_redis, create_pool, create_redis
-from orbit.marzban.provisioning import PanelDeps
+from orbit.marzban.provisioning import PanelDeps, Usage
 from orbit.migrate import require_schema
 from orbit.money import format_rub
 from orbit.settings import Settings
@@ -48,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     adjust.add_argument("amount", help="RUB: 100 adds, -50 takes, 99.50 has kopecks")
     adjust.add_argument("--reason", required=True, help="why (kept in the ledger entry's note)")
     adjust.add_argument("--key", help="idempotency key: the same key adjusts once (default: a new one)")
+
+    grant = actions.add_parser("grant-days", help="add (or, negative, remove) subscription days")
+    grant.add_argument("user", help="the user's Telegram id")
+    grant.add_argument("days", help="30 adds 30 days, -7 takes 7 away")
+    grant.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    grant.add_argument("--key", help="idempotency key: the same key grants once (default: a new one)")
 
     for action, text in (("ban", "refuse the user everything in the bot"), ("unban", "lift a ban")):
         actions.add_parser(action, help=text).add_argument("user", help="the user's Telegram id")
@@ -83,7 +103,20 @@ async def _connect(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def render(card: UserCard) -> list[str]:
+def _usage(usage: Usage | None) -> str:
+    if usage is None:
+        return "usage unknown (panel did not answer)"
+    used = f"{usage.used_traffic / 2**30:.2f} GiB used"
+    return f"{used}, last online {_when(usage.online_at) if usage.online_at else 'never'}"
+
+
+def _link(link: ReferralLink) -> str:
+    name = f" @{link.username}" if link.username else ""
+    bonus = f", bonus paid {_when(link.bonus_paid_at)}" if link.bonus_paid_at else ", no bonus yet"
+    return f"{link.id}{name} (joined {_when(link.created_at)}{bonus})"
+
+
+def render(card: UserCard, usage: dict[int, Usage | None] | None = None) -> list[str]:
     p = card.profile
     name = f"@{p.username}" if p.username else "(no username)"
     lines = [
@@ -105,10 +138,16 @@ def render(card: UserCard) -> list[str]:
     if flags:
         lines.append(f"flags         {', '.join(flags)}")
     lines.append(f"configs ({len(card.configs)}):")
+    usage = usage or {}
     lines += [
         f"  #{c.id} {c.name!r} on {c.instance_id}, {c.status}, {c.subscription_url or 'no link yet'}"
+        + ("" if c.id not in usage else f"; {_usage(usage[c.id])}")
         for c in card.configs
     ]
+    r = card.referrals
+    lines.append(f"invited by    {_link(r.invited_by) if r.invited_by else '-'}")
+    lines.append(f"invited       {r.invited_total} users, bonuses earned {format_rub(r.bonus_kop)} RUB")
+    lines += [f"  {_link(link)}" for link in r.invited]
     lines.append(f"payments (last {len(card.payments)}):")
     lines += [
         f"  #{pay.id} {pay.method} {format_rub(pay.amount_kop)} RUB {pay.status}, {_when(pay.created_at)}"
@@ -120,17 +159,21 @@ def render(card: UserCard) -> list[str]:
         f" {_when(e.created_at)}{'  ' + e.note[:NOTE_SHOWN] if e.note else ''}"
         for e in card.ledger
     ]
+    lines.append(f"admin actions (last {len(card.audit)}):")
+    lines += [f"  {audit_line(e)}" for e in card.audit]
     return lines
 
 
 async def _show(args: argparse.Namespace, settings: Settings) -> int:
     ref = parse_user_ref(args.user)
-    async with _connect(settings) as pool:
-        card = await user_card(pool, ref)
+    async with _panel_deps(settings) as deps:
+        card = await user_card(deps.pool, ref)
+        usage = await config_usage(deps, card.configs)
     if args.json:
-        _out(msgspec.json.encode(card).decode())
+        # The card with each config's usage as its panel said (null: it did not answer).
+        _out(msgspec.json.encode({**msgspec.to_builtins(card), "usage": usage}).decode())
     else:
-        for line in render(card):
+        for line in render(card, usage):
             _out(line)
     return 0
 
@@ -143,7 +186,9 @@ async def _adjust(args: argparse.Namespace, settings: Settings) -> int:
     if not key.strip():
         raise CommandError("--key is empty")
     async with _connect(settings) as pool:
-        done = await adjust_balance(pool, user_id, amount, reason=args.reason, admin="cli", action_key=key)
+        done = await adjust_balance(
+            pool, user_id, amount, reason=args.reason, actor=cli_actor(), action_key=key
+        )
     if done.replayed:
         _out(
             f"already applied with key {key!r} (ledger entry {done.entry_id}): nothing changed;"
@@ -174,13 +219,30 @@ async def _ban(args: argparse.Namespace, settings: Settings) -> int:
     user_id = _user_id(args.user)
     banned = args.action == "ban"
     async with _panel_deps(settings) as deps:
-        changed = await set_banned(deps, user_id, banned, admin_ids=settings.admin_ids)
+        changed = await set_banned(deps, user_id, banned, actor=cli_actor(), admin_ids=settings.admin_ids)
     word = "banned" if banned else "unbanned"
     _out(f"user {user_id} {word}" if changed else f"user {user_id} was already {word}")
     return 0
 
 
-_ACTIONS = {"show": _show, "adjust": _adjust, "ban": _ban, "unban": _ban}
+async def _grant_days(args: argparse.Namespace, settings: Settings) -> int:
+    user_id = _user_id(args.user)
+    days = parse_days(args.days)
+    check_reason(args.reason)
+    key = args.key if args.key is not None else f"cli:{uuid.uuid4().hex}"
+    if not key.strip():
+        raise CommandError("--key is empty")
+    async with _panel_deps(settings) as deps:
+        done = await grant_days(deps, user_id, days, reason=args.reason, actor=cli_actor(), action_key=key)
+    if done.replayed:
+        _out(f"already applied with key {key!r}: nothing changed; subscription until {_when(done.after)}")
+    else:
+        verb = "granted" if days > 0 else "removed"
+        _out(f"user {user_id}: {abs(days)} days {verb}, subscription until {_when(done.after)}")
+    return 0
+
+
+_ACTIONS = {"show": _show, "adjust": _adjust, "grant-days": _grant_days, "ban": _ban, "unban": _ban}
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from redis.exceptions import RedisError
 
-from orbit import keys, outbox
+from orbit import audit, keys, outbox
 from orbit.balancer.scoring import adjust_for_priority, node_load
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord
@@ -139,13 +139,16 @@ async def drain_instance(
     instance_id: str,
     translator: Translator,
     *,
+    actor: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> DrainReport:
     """Move every live config of `instance_id` elsewhere; see the module docstring.
 
     Raises `InstanceNotFound`, or `DrainRefused` when no other instance is
     healthy. Per-config failures are collected in the report; run it again to
-    retry them.
+    retry them. With an `actor` (the CLI) the start is audited (orbit.audit) in the
+    transaction that disables the instance; a drain job's row was written when it was
+    queued (orbit/bot/routers/admin.py). Each move is its own transaction.
     """
     started = time.monotonic()
     source = await instances.get_instance(deps.pool, instance_id)
@@ -157,9 +160,24 @@ async def drain_instance(
         raise DrainRefused(
             f"no other instance is healthy ({len(others)} other active): nothing to move to"
         )
-    if source.is_active:
-        await instances.set_active(deps.pool, instance_id, False)
-        log.info("drain: instance %s disabled for new configs", instance_id)
+    async with deps.pool.acquire() as conn, conn.transaction():
+        was_active = await instances.is_active_for_update(conn, instance_id)
+        if was_active is None:
+            raise InstanceNotFound(instance_id)
+        if was_active:
+            await instances.set_active(conn, instance_id, False)
+        if actor is not None:
+            configs = await instances.count_live_configs(conn, instance_id)
+            await audit.record(
+                conn,
+                actor,
+                "instance.drain",
+                target=f"instance:{instance_id}",
+                before={"is_active": was_active, "configs": configs},
+                after={"is_active": False},
+            )
+    if was_active:
+        log.info("drain: instance %s disabled for new configs by %s", instance_id, actor or "a job")
     await poke_balancer(deps.redis)
     avoid = {instance_id} | {i.id for i in others if i not in healthy}
     healthy_ids = {i.id for i in healthy}

@@ -71,6 +71,7 @@ WHERE id = $1
 RETURNING {_COLUMNS}
 """
 DELETE = "DELETE FROM marzban_instances WHERE id = $1 RETURNING id"
+IS_ACTIVE_FOR_UPDATE = "SELECT is_active FROM marzban_instances WHERE id = $1 FOR UPDATE"
 COUNT_LIVE_CONFIGS = """
 SELECT count(*) FROM configs WHERE instance_id = $1 AND deleted_at IS NULL
 """
@@ -216,6 +217,11 @@ async def set_active(
 ) -> Instance | None:
     row = await conn.fetchrow(SET_ACTIVE, instance_id, active)
     return None if row is None else _from_row(row)
+
+
+async def is_active_for_update(conn: asyncpg.Connection, instance_id: str) -> bool | None:
+    """The instance's on/off state under its row lock (None: no such instance)."""
+    return await conn.fetchval(IS_ACTIVE_FOR_UPDATE, instance_id)
 
 
 async def exclude_node(

@@ -24,7 +24,7 @@ from aiogram.exceptions import (
 )
 from redis.asyncio import Redis
 
-from orbit import ledger, outbox
+from orbit import audit, ledger, outbox
 from orbit.i18n import Translator
 from orbit.money import format_rub
 from orbit.payments import issues, queries, service
@@ -195,6 +195,7 @@ async def refund_stars(
     payment_id: int,
     note: str | None = None,
     *,
+    actor: str,
     timeout: float = REFUND_TIMEOUT_SECONDS,
 ) -> StarsRefund:
     """Reverse a Stars top-up and return the Stars to the payer.
@@ -209,7 +210,8 @@ async def refund_stars(
     finds the refund in `getStarTransactions` and reverses the credit then.
     Raises `service.PaymentNotFound`, `NotAStarsPayment`,
     `service.PaymentNotConfirmable` (never paid), `ledger.InsufficientFunds`,
-    `TelegramAPIError` (Telegram refused: nothing changed).
+    `TelegramAPIError` (Telegram refused: nothing changed). The admin who asked
+    (`actor`, orbit.audit) is recorded with the debit, in its transaction.
     """
     confirmed = True
     async with pool.acquire() as conn, conn.transaction():
@@ -219,6 +221,20 @@ async def refund_stars(
         if payment.method != METHOD:
             raise NotAStarsPayment(payment_id)
         entry = await service.reverse_payment(conn, translator, payment_id, note=note)
+        if not entry.replayed:
+            await audit.record(
+                conn,
+                actor,
+                "payment.refund",
+                target_user_id=payment.user_id,
+                target=f"payment:{payment_id}",
+                before={"status": payment.status, "balance_kop": entry.balance_after_kop - entry.amount_kop},
+                after={
+                    "status": "refunded",
+                    "balance_kop": entry.balance_after_kop,
+                    "stars": payment.currency_amount,
+                },
+            )
         # Asked again for an unconfirmed refund: CHARGE_ALREADY_REFUNDED or success settles it.
         unsettled = entry.replayed and payment.details.get("refund_state") == "unconfirmed"
         if not entry.replayed or unsettled:

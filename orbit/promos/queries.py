@@ -28,9 +28,11 @@ VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING {_COLUMNS}
 """
 SELECT_ONE = f"SELECT {_COLUMNS} FROM promocodes WHERE code = $1"
+# An admin's change reads the row it is about to change under its lock (the audit's "before").
+SELECT_FOR_UPDATE = f"SELECT {_COLUMNS} FROM promocodes WHERE code = $1 FOR UPDATE"
 LIST = f"""
 SELECT {_COLUMNS} FROM promocodes
-WHERE $1 OR (is_active AND (expires_at IS NULL OR expires_at > now())
+WHERE $1 OR (is_active AND (expires_at IS NULL OR expires_at > orbit_now())
              AND (max_uses IS NULL OR uses < max_uses))
 ORDER BY created_at DESC, code
 """
@@ -38,7 +40,7 @@ DISABLE = f"UPDATE promocodes SET is_active = false WHERE code = $1 RETURNING {_
 
 # The code and whether this user has activated it already, in one round trip.
 FOR_USER = f"""
-SELECT {_COLUMNS}, now() AS now,
+SELECT {_COLUMNS}, orbit_now() AS now,
        EXISTS (SELECT 1 FROM promocode_activations a WHERE a.code = p.code AND a.user_id = $2) AS used
 FROM promocodes p WHERE p.code = $1
 """
@@ -54,7 +56,7 @@ RETURNING code
 # WHERE on the updated row and gets nothing.
 CLAIM_USE = """
 UPDATE promocodes SET uses = uses + 1
-WHERE code = $1 AND is_active AND (expires_at IS NULL OR expires_at > now())
+WHERE code = $1 AND is_active AND (expires_at IS NULL OR expires_at > orbit_now())
   AND (max_uses IS NULL OR uses < max_uses)
 RETURNING kind, value
 """
@@ -80,6 +82,11 @@ async def insert(
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, code: str) -> PromoRow | None:
     record = await conn.fetchrow(SELECT_ONE, code)
+    return None if record is None else _row(record)
+
+
+async def get_for_update(conn: asyncpg.Connection, code: str) -> PromoRow | None:
+    record = await conn.fetchrow(SELECT_FOR_UPDATE, code)
     return None if record is None else _row(record)
 
 

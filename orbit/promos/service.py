@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from orbit import ledger
+from orbit import audit, ledger
 from orbit.marzban.provisioning import PanelDeps
 from orbit.promos import queries
 from orbit.promos.queries import PromoRow
@@ -137,17 +137,19 @@ async def redeem(deps: PanelDeps, user_id: int, raw_code: str) -> Redemption:
 
 
 async def create_promo(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: asyncpg.Pool,
     raw_code: str,
     kind: str,
     value: int,
     *,
+    actor: str,
     max_uses: int | None = None,
     expires_at: datetime | None = None,
     created_by: int | None = None,
 ) -> PromoRow:
     """A new code: `value` is kopecks for `balance`, days for `days`. Bad input raises
-    `PromoInputError` with a sentence saying what is wrong."""
+    `PromoInputError` with a sentence saying what is wrong. `actor` (orbit.audit) is
+    recorded with the code in one transaction."""
     code = normalize_code(raw_code)
     if code is None:
         raise PromoInputError(
@@ -170,7 +172,9 @@ async def create_promo(
         if expires_at <= datetime.now(UTC):
             raise PromoInputError("the expiry is in the past")
     try:
-        promo = await queries.insert(pool, code, kind, value, max_uses, expires_at, created_by)
+        async with pool.acquire() as conn, conn.transaction():
+            promo = await queries.insert(conn, code, kind, value, max_uses, expires_at, created_by)
+            await audit.record(conn, actor, "promo.create", target=f"promo:{code}", after=promo)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == _PK:
             raise PromoInputError(f"promo code {code} already exists") from None
@@ -185,11 +189,25 @@ async def list_promos(
     return await queries.list_codes(pool, include_unusable)
 
 
-async def disable_promo(pool: asyncpg.Pool | asyncpg.Connection, raw_code: str) -> PromoRow:
-    """Stop a code from being redeemed (activations so far stay)."""
+async def disable_promo(pool: asyncpg.Pool, raw_code: str, *, actor: str) -> PromoRow:
+    """Stop a code from being redeemed (activations so far stay); audited when it was on."""
     code = normalize_code(raw_code)
-    promo = None if code is None else await queries.disable(pool, code)
-    if promo is None:
+    if code is None:
         raise PromoInputError(f"no promo code {raw_code!r}")
-    log.info("promo %s disabled", promo.code)
+    async with pool.acquire() as conn, conn.transaction():
+        before = await queries.get_for_update(conn, code)
+        if before is None:
+            raise PromoInputError(f"no promo code {raw_code!r}")
+        promo = await queries.disable(conn, code)
+        assert promo is not None
+        if before.is_active:
+            await audit.record(
+                conn,
+                actor,
+                "promo.disable",
+                target=f"promo:{code}",
+                before={"is_active": True},
+                after={"is_active": False},
+            )
+    log.info("promo %s disabled by %s", promo.code, actor)
     return promo

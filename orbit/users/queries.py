@@ -19,10 +19,12 @@ class UserRow(msgspec.Struct, frozen=True):
     auto_renew: bool
     blocked_at: datetime | None
     is_banned: bool
+    ban_notice_sent: bool = False  # a banned user was told once: silence since
 
 
 USER_COLUMNS = (
-    "id, language, balance_kop, subscription_until, trial_used_at, auto_renew, blocked_at, is_banned"
+    "id, language, balance_kop, subscription_until, trial_used_at, auto_renew, blocked_at, is_banned,"
+    " ban_notice_sent"
 )
 
 GET_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
@@ -35,6 +37,13 @@ UNBLOCK = "UPDATE users SET blocked_at = NULL WHERE id = $1 AND blocked_at IS NO
 MARK_BLOCKED = "UPDATE users SET blocked_at = now() WHERE id = $1 AND blocked_at IS NULL"
 
 SET_LANGUAGE = "UPDATE users SET language = $2 WHERE id = $1"
+
+# The one notice a banned user gets: whoever flips the flag sends it.
+CLAIM_BAN_NOTICE = """
+UPDATE users SET ban_notice_sent = true
+WHERE id = $1 AND is_banned AND NOT ban_notice_sent
+RETURNING id
+"""
 
 
 def _row(record: asyncpg.Record | None) -> UserRow | None:
@@ -59,6 +68,11 @@ async def unblock(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> None
 
 async def mark_blocked(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> None:
     await conn.execute(MARK_BLOCKED, user_id)
+
+
+async def claim_ban_notice(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> bool:
+    """True for the one caller that should tell this banned user about the ban."""
+    return await conn.fetchval(CLAIM_BAN_NOTICE, user_id) is not None
 
 
 async def set_language(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, language: str) -> None:

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from orbit.audit import cli_actor
 from orbit.cli.errors import CommandError
 from orbit.cli.main import build_parser
 from orbit.settings import Settings
@@ -97,7 +98,8 @@ async def test_users_show_adjust_ban(
     assert out.endswith("balance now 99 RUB\n")
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 5") == 9_900
     notes = [r["note"] for r in await db.fetch("SELECT note FROM ledger ORDER BY id")]
-    assert notes == ["cli: support", "cli: fix"]
+    me = cli_actor()  # cli:<the os user running the tests>
+    assert notes == [f"{me}: support", f"{me}: fix"]
 
     assert await command(settings, capsys, "users", "ban", "5") == "user 5 banned\n"
     assert await command(settings, capsys, "users", "ban", "5") == "user 5 was already banned\n"
@@ -110,11 +112,27 @@ async def test_users_show_adjust_ban(
     lines = out.splitlines()
     assert lines[0].startswith("user 5 @ann (Ann), language en, joined ")
     assert lines[1:4] == ["balance       99 RUB", "subscription  none", "flags         BANNED"]
-    assert "  cli: fix" in lines[-2] and "-0.50 adjustment -> 99," in lines[-2]
+    assert f"  {me}: fix" in lines[-6] and "-0.50 adjustment -> 99," in lines[-6]
+    # Then the admin actions on this user, latest first.
+    assert lines[-4] == "admin actions (last 3):"
+    assert f" {me} user.ban  user 5" in lines[-3] and f" {me} balance.adjust  user 5  ledger:2" in lines[-2]
     card = msgspec.json.decode(await command(settings, capsys, "users", "show", "5", "--json"))
     assert card["profile"]["balance_kop"] == 9_900 and len(card["ledger"]) == 2
 
     assert await command(settings, capsys, "users", "unban", "5") == "user 5 unbanned\n"
+    # One audit row per change, in order; the replayed key and the repeated ban wrote none.
+    trail = await db.fetch("SELECT actor, action, target_user_id, before, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["target_user_id"]) for r in trail] == [
+        (me, "balance.adjust", 5),
+        (me, "balance.adjust", 5),
+        (me, "user.ban", 5),
+        (me, "user.unban", 5),
+    ]
+    assert (trail[0]["before"], trail[0]["after"]) == (
+        {"balance_kop": 0},
+        {"balance_kop": 9_950, "amount_kop": 9_950, "reason": "support"},
+    )
+    assert (trail[2]["before"], trail[2]["after"]) == ({"banned": False}, {"banned": True})
 
 
 async def test_stats(db: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:

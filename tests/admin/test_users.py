@@ -75,16 +75,16 @@ def test_parse_user_ref() -> None:
 
 async def test_adjustment_is_idempotent_and_noted(db: asyncpg.Pool) -> None:
     await db.execute("INSERT INTO users (id) VALUES (1)")
-    first = await adjust_balance(db, 1, 15_000, reason="  refund for\nticket 7 ", admin="42", action_key="a1")
+    first = await adjust_balance(db, 1, 15_000, reason="  refund for\nticket 7 ", actor="42", action_key="a1")
     assert (first.amount_kop, first.balance_after_kop, first.replayed) == (15_000, 15_000, False)
-    again = await adjust_balance(db, 1, 15_000, reason="refund for ticket 7", admin="42", action_key="a1")
+    again = await adjust_balance(db, 1, 15_000, reason="refund for ticket 7", actor="42", action_key="a1")
     assert again.replayed and again.entry_id == first.entry_id
     assert await balance(db, 1) == 15_000
-    debit = await adjust_balance(db, 1, -5_000, reason="typo", admin="cli", action_key="a2")
+    debit = await adjust_balance(db, 1, -5_000, reason="typo", actor="cli:root", action_key="a2")
     assert debit.balance_after_kop == 10_000
     assert await entries(db) == [
-        (1, 15_000, "adjustment", "adjustment:a1", "42: refund for ticket 7"),
-        (1, -5_000, "adjustment", "adjustment:a2", "cli: typo"),
+        (1, 15_000, "adjustment", "adjustment:a1", "admin 42: refund for ticket 7"),
+        (1, -5_000, "adjustment", "adjustment:a2", "cli:root: typo"),
     ]
 
 
@@ -95,24 +95,24 @@ async def test_adjustment_refusals_change_nothing(db: asyncpg.Pool) -> None:
     before = await entries(db)
 
     with pytest.raises(errors.WouldGoNegative) as refused:
-        await adjust_balance(db, 1, -3_001, reason="x", admin="42", action_key="n1")
+        await adjust_balance(db, 1, -3_001, reason="x", actor="42", action_key="n1")
     assert str(refused.value) == "refused: user 1 has 30 RUB, cannot take 30.01 RUB"
     assert refused.value.params == {"balance": "30", "needed": "30.01"}
     with pytest.raises(errors.UserNotFound):
-        await adjust_balance(db, 2, 100, reason="x", admin="42", action_key="n2")
+        await adjust_balance(db, 2, 100, reason="x", actor="42", action_key="n2")
     with pytest.raises(errors.EmptyReason):
-        await adjust_balance(db, 1, 100, reason=" \n ", admin="42", action_key="n3")
+        await adjust_balance(db, 1, 100, reason=" \n ", actor="42", action_key="n3")
     with pytest.raises(errors.ZeroAmount):
-        await adjust_balance(db, 1, 0, reason="x", admin="42", action_key="n4")
+        await adjust_balance(db, 1, 0, reason="x", actor="42", action_key="n4")
     with pytest.raises(errors.AmountTooLarge):
-        await adjust_balance(db, 1, 100_000_001, reason="x", admin="42", action_key="n5")
+        await adjust_balance(db, 1, 100_000_001, reason="x", actor="42", action_key="n5")
     with pytest.raises(errors.EmptyReason):
         check_reason("x" * 201)
 
     assert await entries(db) == before
     assert await balance(db, 1) == 3_000
     # The refused key was not used up: the same action succeeds once the money is there.
-    ok = await adjust_balance(db, 1, -3_000, reason="x", admin="42", action_key="n1")
+    ok = await adjust_balance(db, 1, -3_000, reason="x", actor="42", action_key="n1")
     assert ok.balance_after_kop == 0 and not ok.replayed
 
 
@@ -127,7 +127,7 @@ async def test_user_card(db: asyncpg.Pool) -> None:
     )
     await db.execute("INSERT INTO users (id, username) VALUES (8, 'bob')")
     for n in range(12):
-        await adjust_balance(db, 7, 100 + n, reason=f"r{n}", admin="42", action_key=f"k{n}")
+        await adjust_balance(db, 7, 100 + n, reason=f"r{n}", actor="42", action_key=f"k{n}")
     for n in range(7):
         await db.execute(
             "INSERT INTO payments (user_id, method, amount_kop, currency, currency_amount, expires_at)"
@@ -146,7 +146,7 @@ async def test_user_card(db: asyncpg.Pool) -> None:
     assert (card.profile.id, card.profile.username, card.profile.balance_kop) == (7, "Ann_Smith", 1266)
     assert [c.name for c in card.configs] == ["Phone"]
     assert [p.amount_kop for p in card.payments] == [1006, 1005, 1004, 1003, 1002]
-    assert [e.note for e in card.ledger][:2] == ["42: r11", "42: r10"] and len(card.ledger) == 10
+    assert [e.note for e in card.ledger][:2] == ["admin 42: r11", "admin 42: r10"] and len(card.ledger) == 10
 
     for missing in (9, "nobody"):
         with pytest.raises(errors.UserNotFound):
@@ -160,12 +160,12 @@ async def test_ban_and_unban(db: asyncpg.Pool, redis: Redis, settings: Settings)
 
 async def _ban_and_unban(db: asyncpg.Pool, deps: PanelDeps) -> None:
     await db.execute("INSERT INTO users (id) VALUES (1), (2)")
-    assert await set_banned(deps, 1, True, admin_ids=(2,)) is True
-    assert await set_banned(deps, 1, True, admin_ids=(2,)) is False
+    assert await set_banned(deps, 1, True, actor="9", admin_ids=(2,)) is True
+    assert await set_banned(deps, 1, True, actor="9", admin_ids=(2,)) is False
     assert await db.fetchval("SELECT is_banned FROM users WHERE id = 1") is True
     with pytest.raises(errors.CannotBanAdmin):
-        await set_banned(deps, 2, True, admin_ids=(2,))
+        await set_banned(deps, 2, True, actor="9", admin_ids=(2,))
     with pytest.raises(errors.UserNotFound):
-        await set_banned(deps, 3, True)
-    assert await set_banned(deps, 1, False) is True
+        await set_banned(deps, 3, True, actor="9")
+    assert await set_banned(deps, 1, False, actor="9") is True
     assert await db.fetchval("SELECT count(*) FROM users WHERE is_banned") == 0

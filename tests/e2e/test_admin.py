@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from orbit.bot.admin_card_views import AdminCardCb, AdminDaysCb
 from orbit.bot.admin_views import (
     AdminAdjustCb,
     AdminBcCb,
@@ -44,6 +45,11 @@ async def state(db: asyncpg.Pool) -> dict[str, object]:
         "promos": [tuple(r) for r in await db.fetch("SELECT code, is_active FROM promocodes ORDER BY code")],
         "broadcasts": await db.fetchval("SELECT count(*) FROM broadcasts"),
         "outbox": await db.fetchval("SELECT count(*) FROM outbox"),
+        "subscriptions": [
+            tuple(r) for r in await db.fetch("SELECT id, subscription_until FROM users ORDER BY id")
+        ],
+        "payments": [tuple(r) for r in await db.fetch("SELECT id, status FROM payments ORDER BY id")],
+        "audit": await db.fetchval("SELECT count(*) FROM admin_audit"),
     }
 
 
@@ -82,11 +88,26 @@ async def test_non_admins_get_nothing_and_forged_presses_change_nothing(
         AdminInstCb(action="off", instance_id="p1"),
         AdminInstCb(action="drain_yes", instance_id="p1"),
         AdminPromoCb(code="GIFT"),
+        AdminCb(screen="audit"),
+        AdminCardCb(action="days", user_id=victim.id),
+        AdminCardCb(action="configs", user_id=victim.id),
+        AdminCardCb(action="audit", user_id=victim.id),
+        AdminCardCb(action="refund", user_id=victim.id, payment_id=1),
+        AdminCardCb(action="refund_yes", user_id=victim.id, payment_id=1),
+        AdminDaysCb(token="guess"),
+        AdminUserCb(action="unban", user_id=victim.id),
+        AdminInstCb(action="on", instance_id="p1"),
     ]
     for data in forged:
         answer = await mallory.press(data=data.pack(), forge=True)
         assert (answer.text, answer.show_alert) == (STALE, True), data
+    # Every admin command and every text an admin flow takes: the unknown-command hint
+    # at most, never a screen of the panel.
+    for typed in ("/refund 1", "/cancel", "+100", "30", "SPRING balance 100", "5002"):
+        await mallory.send_silently(typed)
+    await mallory.send("/help")
     assert await state(db) == before
+    assert await db.fetchval("SELECT count(*) FROM admin_audit") == 0
     assert all("Admin panel" not in text(m) for m in await mallory.messages())
 
 
@@ -169,16 +190,37 @@ async def test_admin_adjusts_a_balance_and_bans(bot: object, make_user: MakeUser
     assert text(await admin.last()) == "❌ Refused: the balance is 150 ₽, 200 ₽ cannot be taken."
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 5201") == 15_000
 
-    # A ban: Ann is refused politely, whatever she sends or presses; an unban lets her back.
+    # A ban: Ann is told once, politely, then silence whatever she sends or presses
+    # (her flood is not answered message by message); an unban lets her back.
     await admin.press("👤 Open user 5201")
     answer = await admin.press("🚫 Ban")
     assert answer.text == "🚫 User 5201 is banned."
     assert "🚫 Banned" in text(await admin.last())
     assert text(await ann.send("/menu")) == BANNED
+    for typed in ("/menu", "hello", "/start"):
+        await ann.send_silently(typed)
     pressed = await ann.press(data="m:main", forge=True)
-    assert (pressed.text, pressed.show_alert) == (BANNED, True)
+    assert (pressed.text, pressed.show_alert) == (None, False)  # answered, nothing said
     await admin.press("✅ Unban")
     assert "Balance: 150 ₽" in text(await ann.send("/menu"))
+    assert [text(m) for m in await ann.messages()].count(BANNED) == 1
+    # Banned again: told once more (the flag is reset by every ban and unban).
+    await admin.press("🚫 Ban")  # the card is still shown
+    pressed = await ann.press(data="m:main", forge=True)
+    assert (pressed.text, pressed.show_alert) == (BANNED, True)
+    await ann.send_silently("/menu")
+    await admin.press("✅ Unban")
+    assert "Balance: 150 ₽" in text(await ann.send("/menu"))
+    assert [text(m) for m in await ann.messages()].count(BANNED) == 1
+    # Each action is one audit row naming the admin, in order.
+    trail = await db.fetch("SELECT actor, action, target_user_id FROM admin_audit ORDER BY id")
+    assert [tuple(r) for r in trail] == [
+        (str(ADMIN_ID), "balance.adjust", 5201),
+        (str(ADMIN_ID), "user.ban", 5201),
+        (str(ADMIN_ID), "user.unban", 5201),
+        (str(ADMIN_ID), "user.ban", 5201),
+        (str(ADMIN_ID), "user.unban", 5201),
+    ]
 
 
 async def test_admin_broadcast_queues_one_row_per_reachable_user(
@@ -294,3 +336,20 @@ async def test_admin_manages_promo_codes_and_instances(
     shown = await admin.wait_until(lambda ms: text(ms[-1]).startswith("🚚 Drain of p2:"), timeout=60)
     assert text(shown[-1]) == "🚚 Drain of p2: 0 moved, 0 deleted, 0 already elsewhere, 0 failed."
     assert await db.fetchval("SELECT is_active FROM marzban_instances WHERE id = 'p2'") is False
+    # Each change is one audit row naming the admin; the audit screen lists them, latest first.
+    trail = await db.fetch("SELECT actor, action, target, before, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in trail] == [
+        (str(ADMIN_ID), "promo.create", "promo:SPRING"),
+        (str(ADMIN_ID), "promo.disable", "promo:SPRING"),
+        (str(ADMIN_ID), "instance.disable", "instance:p3"),
+        (str(ADMIN_ID), "instance.enable", "instance:p3"),
+        (str(ADMIN_ID), "instance.drain", "p2"),  # the drain job queued (its row names the job)
+    ]
+    assert trail[0]["after"]["value"] == 9_950 and set(trail[4]["after"]) == {"job"}
+    await admin.press("🖥 Instances")
+    await admin.press("« Admin panel")
+    await admin.press("📜 Audit log")
+    lines = text(await admin.last()).splitlines()
+    assert lines[0] == "📜 Admin actions (latest 5)"
+    assert f"· {ADMIN_ID} · instance.drain p2: — → " in lines[1]
+    assert "promo.create promo:SPRING" in lines[5]

@@ -38,7 +38,7 @@ async def enter(user: TelegramUser, code: str) -> ShownMessage:
 
 
 async def test_balance_code_once_per_user(bot: object, make_user: MakeUser, db: asyncpg.Pool) -> None:
-    await create_promo(db, "WELCOME", "balance", 15_000)
+    await create_promo(db, "WELCOME", "balance", 15_000, actor="9")
     ann = make_user(4001, first_name="Ann")
     await ann.send("/start")
 
@@ -68,9 +68,9 @@ async def test_last_use_race_and_bad_codes_change_nothing(
 ) -> None:
     past = datetime.now(UTC) - timedelta(hours=1)
     await queries.insert(db, "OLD", "balance", 1000, None, past, None)
-    await create_promo(db, "OFF", "days", 10)
-    await disable_promo(db, "OFF")
-    await create_promo(db, "ONCE", "balance", 5000, max_uses=1)
+    await create_promo(db, "OFF", "days", 10, actor="9")
+    await disable_promo(db, "OFF", actor="9")
+    await create_promo(db, "ONCE", "balance", 5000, max_uses=1, actor="9")
 
     # Two users send the code with one use left at the same moment: one gets it.
     racers = [make_user(4010 + i, first_name=f"R{i}") for i in range(2)]
@@ -103,7 +103,7 @@ async def test_last_use_race_and_bad_codes_change_nothing(
 async def test_days_code_extends_the_subscription_and_the_panel(
     bot: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
 ) -> None:
-    await create_promo(db, "MONTH", "days", 30)
+    await create_promo(db, "MONTH", "days", 30, actor="9")
     cat = make_user(4004, first_name="Cat", language_code="ru")
     await subscribed(db, cat, days=10)
     await cat.press("🔑 Мои конфиги")

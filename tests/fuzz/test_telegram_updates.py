@@ -138,12 +138,14 @@ class Flow:
 
 def flows(config_id: int) -> dict[State, Flow]:
     from orbit.bot.routers.admin import AdminFlow
+    from orbit.bot.routers.admin_card import CardFlow
     from orbit.bot.routers.balance import EnterAmount
     from orbit.bot.routers.configs import RenameConfig
     from orbit.bot.routers.promo import EnterPromo
 
     adjust = (("press", f"admu:adjust:{USER}"),)
     broadcast = (("press", "adm:bc"), ("press", "admbc:aud:all:0"))
+    days = (("press", f"admc:days:{USER}:0"),)
     return {
         EnterPromo.code: Flow(USER, (("press", "m:promo"),)),
         EnterAmount.amount: Flow(USER, (("press", "tu:0"),)),
@@ -161,6 +163,9 @@ def flows(config_id: int) -> dict[State, Flow]:
         ),
         AdminFlow.maintenance_message: Flow(ADMIN, (("press", "adm:maint"), ("press", "admmt:on"))),
         AdminFlow.node_exclude: Flow(ADMIN, (("press", "adm:inst"), ("press", "admn:exclude:p1:0"))),
+        CardFlow.days_amount: Flow(ADMIN, days),
+        CardFlow.days_reason: Flow(ADMIN, (*days, ("send", "5"))),
+        CardFlow.days_confirm: Flow(ADMIN, (*days, ("send", "5"), ("send", "fuzz"))),
     }
 
 

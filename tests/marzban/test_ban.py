@@ -51,9 +51,9 @@ async def test_a_config_the_user_disabled_stays_disabled_after_an_unban(
 ) -> None:
     configs = await _live_configs(db, deps)
     await provisioning.set_enabled(deps, configs[1].id, False)
-    assert await set_banned(deps, USER, True) is True
+    assert await set_banned(deps, USER, True, actor="9") is True
     assert _statuses(registered, configs) == ["disabled", "disabled"]
-    assert await set_banned(deps, USER, False) is True
+    assert await set_banned(deps, USER, False, actor="9") is True
     assert _statuses(registered, configs) == ["active", "disabled"]
 
 
@@ -62,7 +62,7 @@ async def test_a_panel_down_during_the_ban_is_repaired_by_the_janitor(
 ) -> None:
     configs = await _live_configs(db, deps)
     await registered.a.down()
-    assert await set_banned(deps, USER, True) is True  # the ban itself never fails on a panel
+    assert await set_banned(deps, USER, True, actor="9") is True  # the ban itself never fails on a panel
     assert await db.fetchval("SELECT count(*) FROM configs WHERE needs_sync") == 2
     await registered.a.up()
     assert await chores.repair_drift(deps, settle_seconds=0) == 2
@@ -73,7 +73,7 @@ async def test_a_banned_users_pending_config_is_created_disabled(
     db: asyncpg.Pool, deps: PanelDeps, registered: Panels
 ) -> None:
     await add_user(db, USER)
-    assert await set_banned(deps, USER, True) is True
+    assert await set_banned(deps, USER, True, actor="9") is True
     config = await provisioning.provision_config(deps, (await pending_config(db, USER, "a")).id)
     assert _statuses(registered, [config]) == ["disabled"]
 
@@ -84,5 +84,5 @@ async def test_nothing_changes_for_a_repeated_ban_or_unban(
 ) -> None:
     await _live_configs(db, deps)
     await db.execute("UPDATE users SET is_banned = $2 WHERE id = $1", USER, banned)
-    assert await set_banned(deps, USER, banned) is False
+    assert await set_banned(deps, USER, banned, actor="9") is False
     assert await db.fetchval("SELECT count(*) FROM configs WHERE needs_sync") == 0

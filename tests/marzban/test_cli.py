@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import keys
+from orbit.audit import cli_actor
 from orbit.cli.errors import CommandError
 from orbit.cli.main import build_parser
 from orbit.marzban import instances
@@ -66,6 +67,23 @@ async def test_add_list_edit_enable_disable_nodes_remove(
     assert await orbit(marzban_settings, "remove", "de1") == 0
     assert await instances.get_instance(db, "de1") is None
     assert await redis.exists(keys.balancer_instance("de1")) == 0
+    # One audit row per action (orbit.admin.panels records a repeated exclude too), no password in any.
+    trail = await db.fetch("SELECT actor, action, target, before, after FROM admin_audit ORDER BY id")
+    assert [r["action"] for r in trail] == [
+        "instance.add",
+        "instance.edit",
+        "instance.disable",
+        "instance.exclude_node",
+        "instance.exclude_node",
+        "instance.include_node",
+        "instance.enable",
+        "instance.remove",
+    ]
+    assert {r["actor"] for r in trail} == {cli_actor()}
+    assert {r["target"] for r in trail} <= {"instance:de1", "de1"}
+    assert (trail[1]["before"]["priority"], trail[1]["after"]["priority"]) == (3, -2)
+    sides = [side for r in trail for side in (r["before"], r["after"]) if side]
+    assert [side["password"] for side in sides if "password" in side] == ["(secret)"] * 4
 
 
 async def test_bad_input_is_refused_clearly_and_changes_nothing(

@@ -63,7 +63,7 @@ async def test_drain_moves_every_config_and_tells_each_user(
     await provision_config(deps, gone.id)
     await delete_panel_user(deps, gone.id)
 
-    report = await drain_instance(deps, "a", create_translator())
+    report = await drain_instance(deps, "a", create_translator(), actor="9")
 
     assert report.complete and report.moved == 6 and report.old_users_left == 0
     source = await instances.get_instance(deps.pool, "a")
@@ -91,7 +91,7 @@ async def test_drain_moves_every_config_and_tells_each_user(
         assert row["subscription_url"] in message["text"] and row["name"] in message["text"]
     assert "переехал" in messages[2]["text"] and "moved" in messages[0]["text"]
     # Again: nothing left to move, nothing sent twice.
-    again = await drain_instance(deps, "a", create_translator())
+    again = await drain_instance(deps, "a", create_translator(), actor="9")
     assert again.moved == 0 and again.complete
     assert await deps.pool.fetchval("SELECT count(*) FROM outbox") == 5
 
@@ -106,7 +106,7 @@ async def test_a_large_drain_is_spread_over_the_targets_before_the_balancer_refr
         await provision_config(deps, config.id)
     await refresh_scores(deps)  # b and c: empty, equal scores; b serves on core + node, c on core
     # No balancer runs here: the scores stay as they are during the whole drain.
-    report = await drain_instance(deps, "a", create_translator())
+    report = await drain_instance(deps, "a", create_translator(), actor="9")
     assert report.complete and report.moved == count
     # Spread by serving nodes: one more user weighs half as much on b as on c.
     assert await _configs_on(deps, "b") == 2 * count // 3
@@ -123,12 +123,12 @@ async def test_drain_is_refused_when_no_other_instance_is_healthy(
     await registered.b.down()
     registered.c.fail(503)
     with pytest.raises(DrainRefused, match="no other instance is healthy"):
-        await drain_instance(deps, "a", create_translator())
+        await drain_instance(deps, "a", create_translator(), actor="9")
     source = await instances.get_instance(deps.pool, "a")
     assert source is not None and source.is_active
     assert await _configs_on(deps, "a") == 1
     with pytest.raises(InstanceNotFound):
-        await drain_instance(deps, "nope", create_translator())
+        await drain_instance(deps, "nope", create_translator(), actor="9")
 
 
 async def _start_cli(env: dict[str, str], log: Path, *args: str) -> asyncio.subprocess.Process:
@@ -186,7 +186,7 @@ async def test_drain_resumes_after_kill_9_and_leaves_nothing_on_the_instance(
     )
     assert len(half_made) == 1, log.read_text()
 
-    report = await drain_instance(deps, "a", create_translator())
+    report = await drain_instance(deps, "a", create_translator(), actor="9")
     assert report.complete and report.moved == left, log.read_text()
 
     assert await _configs_on(deps, "a") == 0

@@ -225,7 +225,7 @@ async def test_removals_on_a_drained_panel_are_retried_until_done(
     await refresh_scores(deps)
     # The panel fails the first old user's DELETE (a 500) for as long as the drain runs.
     registered.a.fail(500, method="DELETE", path=f"/api/user/{names[0]}")
-    report = await drain_instance(deps, "a", create_translator())
+    report = await drain_instance(deps, "a", create_translator(), actor="9")
     assert report.complete and report.moved == 3
     assert report.old_users_left == 1 and len(registered.a.usernames) == 1
     args = build_parser().parse_args(["instances", "list"])
@@ -303,7 +303,7 @@ async def test_a_drain_carries_the_used_traffic_across(deps: PanelDeps, register
     await provision_config(deps, config.id)
     registered.a.set_user(config.panel_username, used_traffic=LIMIT - GIB)
     await refresh_scores(deps)
-    report = await drain_instance(deps, "a", create_translator())
+    report = await drain_instance(deps, "a", create_translator(), actor="9")
     assert report.complete and report.moved == 1 and report.usage_not_carried == {}
     (holder,) = registered.holders(config.panel_username)
     user = registered.by_id[holder].user(config.panel_username)

@@ -196,7 +196,7 @@ async def test_a_refund_whose_answer_is_lost_keeps_the_debit_until_reconciled(
         db, redis, translator, stars_settings, 1, "XTR", invoice.stars, invoice.payload, charge_id
     )
     await telegram.hold_answers("refundStarPayment", 3.0)
-    refund = await stars.refund_stars(db, redis, translator, bot, invoice.payment.id, timeout=1)
+    refund = await stars.refund_stars(db, redis, translator, bot, invoice.payment.id, timeout=1, actor="9")
 
     assert [c.refunded for c in await telegram.charges()] == [True]  # the Stars went back
     assert not refund.confirmed
@@ -206,7 +206,7 @@ async def test_a_refund_whose_answer_is_lost_keeps_the_debit_until_reconciled(
     await _audit_holds(db)
 
     # Asking again (the admin's /refund once more) meets CHARGE_ALREADY_REFUNDED: settled.
-    again = await stars.refund_stars(db, redis, translator, bot, invoice.payment.id)
+    again = await stars.refund_stars(db, redis, translator, bot, invoice.payment.id, actor="9")
     assert again.confirmed and again.entry.replayed and await balance(db, 1) == 0
     await db.execute(  # back to unconfirmed, for reconciliation to settle it instead
         "UPDATE payments SET details = details || '{\"refund_state\": \"unconfirmed\"}'"
@@ -238,7 +238,9 @@ async def test_an_unconfirmed_refund_telegram_never_made_is_asked_again(
     )  # fmt: skip
     unreachable = create_bot(msgspec.structs.replace(stars_settings, telegram_api_url="http://127.0.0.1:9"))
     try:
-        refund = await stars.refund_stars(db, redis, translator, unreachable, invoice.payment.id, timeout=1)
+        refund = await stars.refund_stars(
+            db, redis, translator, unreachable, invoice.payment.id, timeout=1, actor="9"
+        )
     finally:
         await unreachable.session.close()
     assert not refund.confirmed and await balance(db, 1) == 0

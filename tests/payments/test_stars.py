@@ -126,7 +126,7 @@ async def test_refund_is_refused_when_the_money_was_spent(
 
     # Refused before Telegram is asked: no Bot is needed to prove it.
     with pytest.raises(ledger.InsufficientFunds) as caught:
-        await stars.refund_stars(db, redis, translator, None, invoice.payment.id)  # type: ignore[arg-type]
+        await stars.refund_stars(db, redis, translator, None, invoice.payment.id, actor="9")  # type: ignore[arg-type]
     assert caught.value.missing_kop == 10_000
     assert await balance(db, 1) == 5_000
     assert await db.fetchval("SELECT status FROM payments WHERE id = $1", invoice.payment.id) == "confirmed"
@@ -136,9 +136,9 @@ async def test_refund_is_refused_when_the_money_was_spent(
             other = await service.create_payment(
                 conn, 1, "cryptobot", 30_000, "RUB", 30_000, datetime.now(UTC) + timedelta(minutes=5)
             )
-        await stars.refund_stars(db, redis, translator, None, other.id)  # type: ignore[arg-type]
+        await stars.refund_stars(db, redis, translator, None, other.id, actor="9")  # type: ignore[arg-type]
     with pytest.raises(service.PaymentNotFound):
-        await stars.refund_stars(db, redis, translator, None, 424242)  # type: ignore[arg-type]
+        await stars.refund_stars(db, redis, translator, None, 424242, actor="9")  # type: ignore[arg-type]
 
 
 async def test_amount_limits_apply(db: asyncpg.Pool, make_user: MakeUser, settings: Settings) -> None:

@@ -6,6 +6,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from orbit.audit import cli_actor
 from orbit.cli.errors import CommandError
 from orbit.cli.main import build_parser
 from orbit.settings import Settings
@@ -46,6 +47,15 @@ async def test_add_list_disable(
     assert "WEEK" in out and "disabled" in out
     listed = msgspec.json.decode(await command(settings, capsys, "list", "--all", "--json"))
     assert sorted(p["code"] for p in listed) == ["SPRING", "WEEK"]
+    # Disabling again changes nothing; each change is one audit row by this operator.
+    assert (await command(settings, capsys, "disable", "WEEK")).startswith("disabled: WEEK")
+    trail = await db.fetch("SELECT actor, action, target, after FROM admin_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in trail] == [
+        (cli_actor(), "promo.create", "promo:SPRING"),
+        (cli_actor(), "promo.create", "promo:WEEK"),
+        (cli_actor(), "promo.disable", "promo:WEEK"),
+    ]
+    assert trail[0]["after"]["value"] == 9950 and trail[2]["after"] == {"is_active": False}
 
 
 async def test_bad_input_is_refused_in_one_line_and_changes_nothing(

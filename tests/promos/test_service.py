@@ -41,7 +41,7 @@ async def _state(db: asyncpg.Pool) -> dict[str, object]:
 
 async def test_balance_code_credits_once_through_the_ledger(deps: PanelDeps) -> None:
     await add_user(deps.pool, 1, balance_kop=500)
-    await create_promo(deps.pool, "welcome", "balance", 15_050)
+    await create_promo(deps.pool, "welcome", "balance", 15_050, actor="9")
 
     done = await redeem(deps, 1, "  Welcome ")  # case-insensitive, spaces ignored
     assert (done.code, done.kind, done.value, done.balance_kop) == ("WELCOME", "balance", 15_050, 15_550)
@@ -64,7 +64,7 @@ async def test_days_code_extends_the_subscription_and_the_panels(
     until = await add_user(deps.pool, 1, days=10)
     assert until is not None
     config = (await configs.create_config(deps, plans, 1)).config
-    await create_promo(deps.pool, "MONTH", "days", 30)
+    await create_promo(deps.pool, "MONTH", "days", 30, actor="9")
 
     done = await redeem(deps, 1, "month")
     assert done.until == until + timedelta(days=30)
@@ -76,7 +76,7 @@ async def test_days_code_extends_the_subscription_and_the_panels(
 
 async def test_days_code_without_a_subscription_starts_today(deps: PanelDeps) -> None:
     await add_user(deps.pool, 1, days=None)
-    await create_promo(deps.pool, "TRYME", "days", 3)
+    await create_promo(deps.pool, "TRYME", "days", 3, actor="9")
     started = datetime.now(UTC)
     done = await redeem(deps, 1, "tryme")
     assert done.until is not None
@@ -88,9 +88,9 @@ async def test_unusable_codes_are_refused_and_change_nothing(deps: PanelDeps) ->
     await add_user(deps.pool, 2)
     past = datetime.now(UTC) - timedelta(minutes=1)
     await queries.insert(deps.pool, "OLD", "balance", 1000, None, past, None)  # create_promo refuses this
-    await create_promo(deps.pool, "OFF", "balance", 1000)
-    await disable_promo(deps.pool, "off")
-    await create_promo(deps.pool, "ONCE", "days", 5, max_uses=1)
+    await create_promo(deps.pool, "OFF", "balance", 1000, actor="9")
+    await disable_promo(deps.pool, "off", actor="9")
+    await create_promo(deps.pool, "ONCE", "days", 5, max_uses=1, actor="9")
     await redeem(deps, 2, "ONCE")  # user 2 took the only use
 
     before = await _state(deps.pool)
@@ -113,7 +113,7 @@ async def test_two_users_racing_for_the_last_use_one_gets_it(deps: PanelDeps) ->
     users = range(1, 11)
     for user_id in users:
         await add_user(deps.pool, user_id)
-    await create_promo(deps.pool, "LAST", "balance", 5000, max_uses=3)
+    await create_promo(deps.pool, "LAST", "balance", 5000, max_uses=3, actor="9")
     await redeem(deps, 1, "LAST")
     await redeem(deps, 2, "LAST")  # one use left
 
@@ -129,7 +129,7 @@ async def test_two_users_racing_for_the_last_use_one_gets_it(deps: PanelDeps) ->
 
 async def test_one_user_sending_a_code_many_times_at_once_gets_it_once(deps: PanelDeps) -> None:
     await add_user(deps.pool, 1)
-    await create_promo(deps.pool, "MANY", "days", 7)
+    await create_promo(deps.pool, "MANY", "days", 7, actor="9")
     results = await asyncio.gather(*(redeem(deps, 1, "many") for _ in range(8)), return_exceptions=True)
     assert len([r for r in results if not isinstance(r, BaseException)]) == 1, results
     assert all(isinstance(r, PromoAlreadyUsed) for r in results if isinstance(r, BaseException))
@@ -137,7 +137,7 @@ async def test_one_user_sending_a_code_many_times_at_once_gets_it_once(deps: Pan
 
 
 async def test_create_refuses_bad_input(deps: PanelDeps) -> None:
-    await create_promo(deps.pool, "TAKEN", "balance", 100)
+    await create_promo(deps.pool, "TAKEN", "balance", 100, actor="9")
     future = datetime.now(UTC) + timedelta(days=1)
     bad = [
         ("x", "balance", 100, {}, "bad code"),
@@ -153,15 +153,15 @@ async def test_create_refuses_bad_input(deps: PanelDeps) -> None:
     ]
     for code, kind, value, extra, message in bad:
         with pytest.raises(PromoInputError, match=message):
-            await create_promo(deps.pool, code, kind, value, **extra)  # type: ignore[arg-type]
+            await create_promo(deps.pool, code, kind, value, **extra, actor="9")  # type: ignore[arg-type]
     assert [p.code for p in await list_promos(deps.pool, include_unusable=True)] == ["TAKEN"]
     with pytest.raises(PromoInputError, match="no promo code"):
-        await disable_promo(deps.pool, "MISSING")
+        await disable_promo(deps.pool, "MISSING", actor="9")
 
 
 async def test_list_hides_unusable_codes_unless_asked(deps: PanelDeps) -> None:
-    await create_promo(deps.pool, "LIVE", "balance", 100)
-    await create_promo(deps.pool, "DEAD", "balance", 100)
-    await disable_promo(deps.pool, "DEAD")
+    await create_promo(deps.pool, "LIVE", "balance", 100, actor="9")
+    await create_promo(deps.pool, "DEAD", "balance", 100, actor="9")
+    await disable_promo(deps.pool, "DEAD", actor="9")
     assert [p.code for p in await list_promos(deps.pool)] == ["LIVE"]
     assert sorted(p.code for p in await list_promos(deps.pool, include_unusable=True)) == ["DEAD", "LIVE"]

@@ -6,6 +6,7 @@ from aiogram import Router
 
 from orbit.bot.routers import (
     admin,
+    admin_card,
     balance,
     configs,
     fallback,
@@ -36,6 +37,7 @@ def get_routers() -> list[Router]:
         promo.router,
         balance.router,
         stars.router,
+        admin_card.router,  # the user card's actions and the audit trail (admins only)
         admin.router,
         fallback.router,
     ]

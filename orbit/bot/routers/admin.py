@@ -56,6 +56,8 @@ from orbit.admin.users import (
     set_banned,
     user_card,
 )
+from orbit.audit import bot_actor
+from orbit.bot import admin_card_views as card_views
 from orbit.bot import admin_views as views
 from orbit.bot import filters, screens
 from orbit.bot.admin_views import (
@@ -123,6 +125,11 @@ def _admin_id(event: Message | CallbackQuery) -> int:
     return event.from_user.id
 
 
+def _actor(event: Message | CallbackQuery) -> str:
+    """Who the audit trail names for this admin's action."""
+    return bot_actor(_admin_id(event))
+
+
 async def _show(event: Message | CallbackQuery, screen: Screen) -> None:
     await screens.show(event, screen.text, screen.markup)
 
@@ -188,7 +195,7 @@ async def find_user(message: Message, pool: asyncpg.Pool, i18n: I18nContext, sta
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return
     await state.clear()
-    await _show(message, views.user_screen(i18n, card))
+    await _show(message, card_views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action == "show"))
@@ -204,7 +211,7 @@ async def show_user(
     except AdminError as exc:
         _alert(callback_answer, _refusal(i18n, exc))
         return
-    await _show(callback, views.user_screen(i18n, card))
+    await _show(callback, card_views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action.in_({"ban", "unban"})))
@@ -220,14 +227,14 @@ async def ban(
     banned = callback_data.action == "ban"
     user_id = callback_data.user_id
     try:
-        await set_banned(panel_deps, user_id, banned, admin_ids=settings.admin_ids)
+        await set_banned(panel_deps, user_id, banned, actor=_actor(callback), admin_ids=settings.admin_ids)
         card = await user_card(pool, user_id)
     except AdminError as exc:
         _alert(callback_answer, _refusal(i18n, exc))
         return
     notice = i18n.get("admin-banned-done" if banned else "admin-unbanned-done", id=str(user_id))
     callback_answer.text = notice
-    await _show(callback, views.user_screen(i18n, card))
+    await _show(callback, card_views.user_screen(i18n, card))
 
 
 @router.callback_query(AdminUserCb.filter(F.action == "adjust"))
@@ -301,7 +308,7 @@ async def confirm_adjustment(
             user_id,
             int(data["amount_kop"]),
             reason=str(data["reason"]),
-            admin=f"admin {admin_id}",
+            actor=bot_actor(admin_id),
             action_key=f"bot:{admin_id}:{callback_data.token}",
         )
     except AdminError as exc:
@@ -338,7 +345,7 @@ async def disable_code(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        promo = await disable_promo(pool, callback_data.code)
+        promo = await disable_promo(pool, callback_data.code, actor=_actor(callback))
     except PromoInputError as exc:
         _alert(callback_answer, str(exc))
         return
@@ -358,7 +365,13 @@ async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, st
     try:
         spec = parse_promo_line(message.text or "")
         promo = await create_promo(
-            pool, spec.code, spec.kind, spec.value, max_uses=spec.max_uses, created_by=_admin_id(message)
+            pool,
+            spec.code,
+            spec.kind,
+            spec.value,
+            actor=_actor(message),
+            max_uses=spec.max_uses,
+            created_by=_admin_id(message),
         )
     except AdminError as exc:
         await _ask_again(message, i18n, _refusal(i18n, exc))
@@ -390,7 +403,9 @@ async def toggle_instance(
 ) -> None:
     active = callback_data.action == "on"
     try:
-        line = await set_instance_active(pool, redis, callback_data.instance_id, active)
+        line = await set_instance_active(
+            pool, redis, callback_data.instance_id, active, actor=_actor(callback)
+        )
     except InstanceNotFound:
         _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return

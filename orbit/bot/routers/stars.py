@@ -17,6 +17,7 @@ from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
 from orbit import ledger
+from orbit.audit import bot_actor
 from orbit.bot import filters
 from orbit.i18n import Translator
 from orbit.money import format_rub
@@ -113,7 +114,13 @@ async def refund(
     payment_id = int(argument)
     try:
         refund = await stars.refund_stars(
-            pool, redis, translator, bot, payment_id, note=f"/refund by {message.chat.id}"
+            pool,
+            redis,
+            translator,
+            bot,
+            payment_id,
+            note=f"/refund by {message.chat.id}",
+            actor=bot_actor(message.chat.id),
         )
     except ledger.InsufficientFunds as exc:
         await message.answer(

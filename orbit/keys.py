@@ -12,6 +12,9 @@ BALANCER_REFRESHED_AT = "balancer:refreshed_at"  # unix time of the last full re
 TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 # Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
 RECONCILE_CLAIM = "reconcile:claim"
+# What the last setWebhook set (a hash, secret included), so N bot processes starting
+# together or a rolling restart call it once (orbit/bot/webhook.py).
+WEBHOOK_FINGERPRINT = "bot:webhook:fingerprint"
 
 # The bot's one send budget (orbit/outbox/limiter.py): replies and the outbox, every bot process.
 OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out

@@ -1,4 +1,5 @@
-"""The bot's HTTP server: `/healthz`, `/metrics` (and webhooks added by other areas).
+"""The bot's HTTP server: `/healthz`, `/metrics`, the Crypto Pay webhook and, in webhook
+mode, Telegram's (orbit/bot/webhook.py).
 
 What one listener serves is chosen in `orbit.bot.process.start_http`: the health and
 metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.md, access);
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import hdrs, web
@@ -28,6 +30,7 @@ SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
 HEALTH_TIMEOUT_SECONDS = 3.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +107,10 @@ def create_app(
     limits: HttpLimits | None = None,
     ops: bool = True,
     webhooks: bool = True,
+    telegram: tuple[str, Handler] | None = None,
 ) -> web.Application:
     """`ops`: serve `/healthz` and `/metrics`; `webhooks`: the Crypto Pay webhook (with
-    `settings` and `translator`)."""
+    `settings` and `translator`); `telegram`: Telegram's webhook, (path, handler)."""
     limits = limits or HttpLimits()
     app = web.Application(
         client_max_size=limits.max_body_bytes, middlewares=[read_body_in_time(limits, metrics_)]
@@ -121,4 +125,7 @@ def create_app(
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator
         app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook, expect_handler=expect_continue_only)
+    if telegram is not None:
+        path, handler = telegram
+        app.router.add_post(path, handler, expect_handler=expect_continue_only)
     return app

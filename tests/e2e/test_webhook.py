@@ -4,14 +4,17 @@ several processes, setWebhook once, the secret header, back to polling."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from orbit.bot.webhook import SECRET_HEADER
 from tests.e2e.conftest import BOT_TOKEN, Panel, Telegram
+from tests.support.bots import bot_fleet
 from tests.support.telegram_user import TelegramUser
 
 MakeUser = Callable[..., TelegramUser]
@@ -50,15 +53,23 @@ def _start_update(update_id: int, user_id: int) -> dict[str, Any]:
 
 
 async def test_two_processes_share_one_port_and_the_webhook_is_set_once(
-    start_bot: Callable[..., Any],
+    bot_env: dict[str, str],
     webhook_env: dict[str, str],
+    redis: Redis,
+    log_dir: Path,
     panels: list[Panel],
     telegram: Telegram,
     make_user: MakeUser,
     http_session: aiohttp.ClientSession,
 ) -> None:
-    await start_bot(**webhook_env)
-    await start_bot(**webhook_env)  # same BOT_HTTP_PORT: SO_REUSEPORT, no "address in use"
+    # The same BOT_HTTP_PORT for both: SO_REUSEPORT, no "address in use".
+    async with bot_fleet(redis, log_dir, [{**bot_env, **webhook_env}] * 2):
+        await _one_webhook_two_processes(webhook_env, telegram, make_user, http_session)
+
+
+async def _one_webhook_two_processes(
+    webhook_env: dict[str, str], telegram: Telegram, make_user: MakeUser, http_session: aiohttp.ClientSession
+) -> None:
     [call] = await telegram.control.calls("setWebhook")
     assert call.params["url"] == webhook_env["WEBHOOK_URL"]
     assert call.params["secret_token"] == SECRET

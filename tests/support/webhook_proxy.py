@@ -31,6 +31,7 @@ class WebhookProxy:
     def __init__(self, upstreams: list[str]) -> None:
         self.upstreams = upstreams
         self.log: list[Forwarded] = []
+        self.in_flight: dict[int, int] = {}  # update id → the upstream handling it now
         self._turn = itertools.cycle(range(len(upstreams)))
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -44,7 +45,11 @@ class WebhookProxy:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        # A connection per request (nginx without `keepalive`): a pooled connection to a
+        # killed process would fail a request that never reached it.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True), timeout=aiohttp.ClientTimeout(total=60)
+        )
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 
@@ -62,6 +67,7 @@ class WebhookProxy:
         for _ in self.upstreams:
             index = next(self._turn)
             started = time.monotonic()
+            self.in_flight[update_id] = index
             try:
                 async with self._session.post(
                     self.upstreams[index] + request.path, data=body, headers=headers
@@ -72,6 +78,8 @@ class WebhookProxy:
             except (aiohttp.ClientError, TimeoutError):
                 self.log.append(Forwarded(update_id, index, started, time.monotonic(), 502))
                 return web.Response(status=502)
+            finally:
+                self.in_flight.pop(update_id, None)
             self.log.append(Forwarded(update_id, index, started, time.monotonic(), status))
             return web.Response(status=status, body=payload, content_type=resp.content_type)
         return web.Response(status=502)

@@ -78,6 +78,12 @@ async def _double_press(user: TelegramUser, button: str, telegram: Telegram) -> 
     return {first.update_id, second.update_id}
 
 
+async def _menu(user: TelegramUser) -> None:
+    """/menu, waiting for the menu itself (a late screen of a double press may come first)."""
+    await user.send_silently("/menu")
+    await user.wait_until(lambda shown: "🛒 Buy a plan" in shown[-1].button_texts, timeout=20)
+
+
 async def _texts(user: TelegramUser) -> list[str]:
     return [text(m) for m in await user.messages()]
 
@@ -103,7 +109,7 @@ async def test_one_users_presses_at_two_processes_at_once_act_once(
     pairs.append(await _double_press(ann, "➕ New config", telegram))
     await ann.wait_until(lambda shown: any("is ready" in text(m) for m in shown), timeout=20)
 
-    await ann.send("/menu")
+    await _menu(ann)
     await ann.press("🛒 Buy a plan")
     await ann.press("1 month — 150 ₽")
     pairs.append(await _double_press(ann, "✅ Pay 150 ₽", telegram))

@@ -33,6 +33,7 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from bench import report
 from orbit.balancer.refresh import probe, refresh
 from orbit.marzban.client import MarzbanClient
 from orbit.marzban.instances import Instance
@@ -227,14 +228,7 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
 
 
 def write_section(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text, SECTION)
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -52,6 +52,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench import report
 from bench.bench_outbox import ADMIN_DSN, _dsn_for, _free_port
 from orbit.migrate import upgrade
 from orbit.sandbox.telegram_control import ChatEvent, ShownMessage, TelegramControl
@@ -573,15 +574,7 @@ def render(r: Result, command: str) -> str:
 
 
 def write_section(text: str) -> None:
-    title = text.split("\n", 1)[0]
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(title + "\n")
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(title))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text)
 
 
 async def main_async(args: argparse.Namespace) -> int:

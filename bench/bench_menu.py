@@ -318,7 +318,7 @@ async def _run(
     """Feeds the updates as aiogram's polling does with `tasks_concurrency_limit`: a task
     per update, created once one of `in_flight` slots is free, dropped when done.
 
-    (Until session 9 every update's task was made up front and gathered: each finished
+    (Until 2026-11-24 every update's task was made up front and gathered: each finished
     task, with the context variables its update had set, stayed alive to the end of the
     run, objects the bot never holds that every GC pass then scanned; aiogram-i18n sets
     one per update, bare aiogram none.)
@@ -575,7 +575,7 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
         "worker thread on every check, a bare `F...` filter too (ours are all `async def`, a",
         "test checks); the pool's reset query doubled the Postgres",
         "round trips; keyboards were rebuilt on every press (now once per locale). Until",
-        "session 8 the two stacks did not get the same presses (bare always settings, full",
+        "2026-11-23 the two stacks did not get the same presses (bare always settings, full",
         "always help) and the updates made for a run were left for the GC to scan.",
         "",
     ])

@@ -37,6 +37,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from bench import report
 from orbit.migrate import upgrade
 from orbit.sandbox.telegram_control import TelegramControl
 from orbit.settings import Settings
@@ -271,14 +272,7 @@ def render(r: Result) -> str:
 
 
 def write_section(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text, SECTION)
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bench import report
 from orbit.connections import create_pool
 from orbit.i18n import create_translator
 from orbit.migrate import upgrade
@@ -358,14 +359,7 @@ def render(args: argparse.Namespace, results: list[tuple[str, float, float]]) ->
 
 
 def write(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text, SECTION)
 
 
 def main() -> None:

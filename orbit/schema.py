@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "0005_clock"
+SCHEMA_HEAD = "scale_indexes"
 
 metadata = MetaData(
     naming_convention={
@@ -69,6 +69,8 @@ users = Table(
     CheckConstraint("language IN ('ru', 'en')", name="language_known"),
 )
 Index("ix_users_subscription_until", users.c.subscription_until)
+# The outbox claim skips users who blocked the bot (a few): found without reading them all.
+Index("ix_users_blocked", users.c.id, postgresql_where=users.c.blocked_at.isnot(None))
 # Admins look users up by @username, case-insensitively (orbit users show @name).
 Index("ix_users_username_lower", func.lower(users.c.username))
 
@@ -255,7 +257,14 @@ configs = Table(
     CheckConstraint("data_limit_bytes >= 0", name="data_limit_non_negative"),
     UniqueConstraint("panel_username", name="uq_configs_panel_username"),
 )
-Index("ix_configs_user_id", configs.c.user_id, postgresql_where=configs.c.deleted_at.is_(None))
+# A user's configs, deleted ones too (the create path counts those made today).
+Index("ix_configs_user_id_created_at", configs.c.user_id, configs.c.created_at)
+# What drift repair looks for (orbit/janitor/queries.py DRIFTED_CONFIGS).
+Index(
+    "ix_configs_drifted",
+    configs.c.updated_at,
+    postgresql_where=text("(needs_sync OR status = 'pending') AND deleted_at IS NULL"),
+)
 Index(
     "ix_configs_instance_id",
     configs.c.instance_id,
@@ -377,6 +386,27 @@ Index(
     postgresql_where=outbox.c.broadcast_id.isnot(None),
 )
 
+# Who did what to whom, from the bot or the CLI (migration audit_audit_trail): one row
+# per admin action, written in the action's own transaction (orbit/audit/); append-only.
+# No foreign key on target_user_id: the trail names whoever it names, for ever.
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=text("orbit_now()")),
+    Column("actor", Text, nullable=False),  # an admin's Telegram id, or cli:<os user>
+    Column("action", Text, nullable=False),  # e.g. balance.adjust, user.ban (docs/admin.md)
+    Column("target_user_id", BigInteger),
+    Column("target", Text),  # what else it acted on: a promo code, an instance id
+    Column("before", JSONB),
+    Column("after", JSONB),
+    CheckConstraint("char_length(actor) BETWEEN 1 AND 100", name="actor_length"),
+    CheckConstraint("char_length(action) BETWEEN 1 AND 64", name="action_length"),
+)
+Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # latest first
+Index("ix_admin_audit_target_user_id_id", admin_audit.c.target_user_id, admin_audit.c.id)
+Index("ix_admin_audit_actor_id", admin_audit.c.actor, admin_audit.c.id)
+
 # One movable "now" (migration 0005_clock): `orbit_now()` = now() + this offset.
 # Tests and the sandbox's clock move it; production leaves it at 0.
 clock = Table(
@@ -400,4 +430,18 @@ END $$""",
 LEDGER_APPEND_ONLY_DROP_SQL = (
     "DROP TRIGGER IF EXISTS ledger_append_only ON ledger",
     "DROP FUNCTION IF EXISTS ledger_append_only()",
+)
+
+# The audit trail is append-only too (same shape as the ledger's trigger).
+AUDIT_APPEND_ONLY_SQL = (
+    """CREATE FUNCTION admin_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'admin_audit is append-only' USING ERRCODE = 'restrict_violation';
+END $$""",
+    """CREATE TRIGGER admin_audit_append_only BEFORE UPDATE OR DELETE ON admin_audit
+    FOR EACH ROW EXECUTE FUNCTION admin_audit_append_only()""",
+)
+AUDIT_APPEND_ONLY_DROP_SQL = (
+    "DROP TRIGGER IF EXISTS admin_audit_append_only ON admin_audit",
+    "DROP FUNCTION IF EXISTS admin_audit_append_only()",
 )

@@ -10,6 +10,7 @@ from types import ModuleType
 
 from orbit.cli import (
     audit,
+    audit_log,
     broadcast,
     instances,
     migrate,
@@ -39,6 +40,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     instances,
     promo,
     audit,
+    audit_log,
     payments,
     reconcile,
     ton,

@@ -1,0 +1,6 @@
+"""The admin audit trail (table `admin_audit`): `record()` inside the change's transaction."""
+
+from orbit.audit.queries import Entry
+from orbit.audit.trail import NotInTransaction, bot_actor, cli_actor, latest, record
+
+__all__ = ["Entry", "NotInTransaction", "bot_actor", "cli_actor", "latest", "record"]

@@ -87,13 +87,21 @@ async def _one_webhook_two_processes(
 
 
 async def test_a_wrong_or_missing_secret_is_401_and_nothing_is_handled(
-    start_bot: Callable[..., Any],
+    bot_env: dict[str, str],
     webhook_env: dict[str, str],
+    redis: Redis,
+    log_dir: Path,
     panels: list[Panel],
     db: asyncpg.Pool,
     http_session: aiohttp.ClientSession,
 ) -> None:
-    await start_bot(**webhook_env)
+    async with bot_fleet(redis, log_dir, [{**bot_env, **webhook_env}]):
+        await _refuses_without_the_secret(webhook_env, db, http_session)
+
+
+async def _refuses_without_the_secret(
+    webhook_env: dict[str, str], db: asyncpg.Pool, http_session: aiohttp.ClientSession
+) -> None:
     url = webhook_env["WEBHOOK_URL"]
     refused = [{}, {SECRET_HEADER: ""}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: SECRET + "x"},
                {SECRET_HEADER: SECRET[:-1]}, {SECRET_HEADER: SECRET.upper()}]  # fmt: skip
@@ -116,19 +124,23 @@ async def test_a_wrong_or_missing_secret_is_401_and_nothing_is_handled(
 
 
 async def test_back_to_polling_deletes_the_webhook_and_gets_what_was_pending(
-    start_bot: Callable[..., Any],
+    bot_env: dict[str, str],
     webhook_env: dict[str, str],
+    redis: Redis,
+    log_dir: Path,
     panels: list[Panel],
     telegram: Telegram,
     make_user: MakeUser,
     http_session: aiohttp.ClientSession,
 ) -> None:
-    hooked = await start_bot(**webhook_env)
-    assert await hooked.stop() == 0
+    async with bot_fleet(redis, log_dir, [{**bot_env, **webhook_env}]):
+        pass  # started, set the webhook, stopped with SIGTERM (exit 0)
     ann = make_user(7301, first_name="Ann")
     await ann.send_silently("/start")  # pending at Telegram: the webhook points nowhere now
-    await start_bot()  # polling, the default
-    await ann.wait_until(lambda shown: any((m.text or "").startswith("Welcome to Orbit VPN") for m in shown))
+    async with bot_fleet(redis, log_dir, [bot_env]):  # polling, the default
+        await ann.wait_until(
+            lambda shown: any((m.text or "").startswith("Welcome to Orbit VPN") for m in shown), timeout=30
+        )
     assert len(await telegram.control.calls("deleteWebhook")) == 1
     info = await _bot_api(http_session, telegram, "getWebhookInfo")
     assert info["url"] == ""

@@ -85,7 +85,13 @@ async def _menu(user: TelegramUser) -> None:
 
 
 async def _texts(user: TelegramUser) -> list[str]:
-    return [text(m) for m in await user.messages()]
+    """Every text the user was shown: each message as it is now and before each edit
+    (a double press's second screen may replace the first's)."""
+    shown = []
+    for message in await user.messages():
+        shown += [version.text or version.caption or "" for version in message.edits]
+        shown.append(text(message))
+    return shown
 
 
 async def test_one_users_presses_at_two_processes_at_once_act_once(

@@ -25,6 +25,7 @@ import platform
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,17 +83,12 @@ class Result:
 @asynccontextmanager
 async def _bots(count: int, env: dict[str, str], redis_url: str) -> AsyncIterator[None]:
     """`count` bot processes on one port; started, waited for, and stopped with SIGTERM."""
+    logs = [tempfile.TemporaryFile() for _ in range(count)]  # noqa: SIM115 (closed below)
+    command = (sys.executable, "-m", "orbit.bot")
+    merged = asyncio.subprocess.STDOUT
     procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "orbit.bot",
-            cwd=str(ROOT),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(count)
+        await asyncio.create_subprocess_exec(*command, cwd=str(ROOT), env=env, stdout=log, stderr=merged)
+        for log in logs
     ]
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
@@ -102,8 +98,10 @@ async def _bots(count: int, env: dict[str, str], redis_url: str) -> AsyncIterato
             raw = await redis.get(keys.heartbeat("bot"))
             if raw is not None:
                 waiting.discard(msgspec.json.decode(raw)["pid"])
-            if any(p.returncode is not None for p in procs):
-                raise RuntimeError("a bot process exited at start")
+            for proc, log in zip(procs, logs, strict=True):
+                if proc.returncode is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"a bot process exited at start:\n{log.read().decode()[-3000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"bot processes {waiting} did not start")
             await asyncio.sleep(0.05)
@@ -114,6 +112,8 @@ async def _bots(count: int, env: dict[str, str], redis_url: str) -> AsyncIterato
                 proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*(p.wait() for p in procs))
         await redis.aclose()
+        for log in logs:
+            log.close()
 
 
 async def _answers(http: aiohttp.ClientSession, url: str) -> dict[str, float]:

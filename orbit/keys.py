@@ -45,6 +45,11 @@ def balancer_instance(instance_id: str) -> str:
     return f"balancer:instance:{instance_id}"
 
 
+def webhook_update_done(update_id: int) -> str:
+    """Set (with a TTL) once a webhook update was handled: a redelivery is answered at once."""
+    return f"bot:update:{update_id}:done"
+
+
 def marzban_token(instance_id: str) -> str:
     return f"marzban:{instance_id}:token"
 

@@ -44,7 +44,7 @@ class Served:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[Served]:
+async def client(redis: Redis) -> AsyncIterator[Served]:
     """A dispatcher whose one handler fails as the text says; its error handler
     takes everything, as orbit/bot/errors.py does."""
     seen: list[str] = []
@@ -59,6 +59,7 @@ async def client() -> AsyncIterator[Served]:
             raise ValueError("a poison update")
         if message.text == "slow":
             await asyncio.sleep(0.5)
+            seen.append("slow:done")
 
     @dp.errors()
     async def on_error(event: ErrorEvent) -> bool:
@@ -67,7 +68,7 @@ async def client() -> AsyncIterator[Served]:
 
     webhook.install(dp)
     bot = Bot(TOKEN)
-    hook = webhook.TelegramWebhook(dp, bot, SECRET, Metrics())
+    hook = webhook.TelegramWebhook(dp, bot, SECRET, Metrics(), redis)
     app = web.Application()
     app.router.add_post("/hook", hook.handle)
     async with TestClient(TestServer(app)) as test_client:
@@ -90,6 +91,13 @@ async def test_answers_follow_the_outcome_of_the_update(client: Served) -> None:
     assert seen == ["hello", "postgres", "error:ConnectionDoesNotExistError", "bug", "error:ValueError"]
     resp = await test_client.post("/hook", json=_update(4, "hello"))
     assert resp.status == 401 and len(seen) == 5
+    # Sent again after a lost answer: a handled update is answered without a second run;
+    # the one answered 503 was not marked, so it runs again.
+    assert await _post(test_client, _update(1, "hello")) == 200
+    assert await _post(test_client, _update(3, "bug")) == 200
+    assert len(seen) == 5
+    assert await _post(test_client, _update(2, "postgres")) == 503
+    assert seen[5:] == ["postgres", "error:ConnectionDoesNotExistError"]
 
 
 async def test_a_stopping_process_finishes_what_it_holds_and_refuses_the_rest(client: Served) -> None:
@@ -98,9 +106,10 @@ async def test_a_stopping_process_finishes_what_it_holds_and_refuses_the_rest(cl
     while seen != ["slow"]:
         await asyncio.sleep(0.01)
     await hook.drain(timeout=5)  # returns only once the slow one was handled
-    assert slow.done() and await slow == 200
+    assert seen == ["slow", "slow:done"]
+    assert await slow == 200
     assert await _post(test_client, _update(2, "hello")) == 503
-    assert seen == ["slow"]
+    assert seen == ["slow", "slow:done"]
 
 
 @pytest.fixture

@@ -251,7 +251,7 @@ async def start_webhook(
     handled, so the returned `serve` just waits for the stop and drains what is in hand."""
     assert ctx.settings.webhook_secret is not None
     webhook.install(dp)
-    telegram = webhook.TelegramWebhook(dp, bot, ctx.settings.webhook_secret, metrics)
+    telegram = webhook.TelegramWebhook(dp, bot, ctx.settings.webhook_secret, metrics, ctx.redis)
     data = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **data)
     await start_http(ctx, stack, metrics, dp["translator"], telegram)

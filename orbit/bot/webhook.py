@@ -16,7 +16,10 @@ backoff, until it gives up):
   update, a `successful_payment` above all, is handled again once it is back;
 - any other handler error: 200, after the error handler told the user. A poison
   update (a bug, odd input) redelivered for ever would only repeat the same error
-  message to its user and hold a connection Telegram could use for others.
+  message to its user and hold a connection Telegram could use for others;
+- an update handled already (its id marked in Redis for 10 minutes after a 2xx-worthy
+  run): 200 at once. Telegram sends one again when an answer was lost (a timeout,
+  a process killed after the handler but before the answer).
 
 `setWebhook` is called by one process at a time (`register`, under a Redis lease)
 and only when what it would set differs from what the last one set.
@@ -25,6 +28,7 @@ and only when what it would set differs from what the last one set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -39,6 +43,7 @@ from aiogram.types import ErrorEvent, TelegramObject, Update
 from aiohttp import web
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from orbit import keys
 from orbit.bot.metrics import Metrics
@@ -50,7 +55,9 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE_NAME = "bot:webhook"
-LEASE_WAIT_SECONDS = 10.0  # a process that finds the lease taken waits this long for the holder
+LEASE_WAIT_SECONDS = 10.0
+# A handled update's id is kept this long: Telegram redelivers within minutes (backoff).
+DONE_TTL_SECONDS = 600  # a process that finds the lease taken waits this long for the holder
 _OUTCOME = "webhook_outcome"  # the key under which a handler run's outcome reaches the middleware
 
 
@@ -83,9 +90,10 @@ async def note_outages(
 class TelegramWebhook:
     """The aiohttp handler of Telegram's POSTs for one dispatcher and bot."""
 
-    def __init__(self, dp: Dispatcher, bot: Bot, secret: str, metrics: Metrics) -> None:
+    def __init__(self, dp: Dispatcher, bot: Bot, secret: str, metrics: Metrics, redis: Redis) -> None:
         self.dp = dp
         self.bot = bot
+        self.redis = redis
         self._secret = secret.encode()
         self.metrics = metrics
         self.accepting = True
@@ -112,24 +120,43 @@ class TelegramWebhook:
             update = Update.model_validate(raw, context={"bot": self.bot})
         except (msgspec.DecodeError, ValidationError):
             return self._answer(400, "bad_update")
-        outcome = Outcome()
+        if await self._seen(update.update_id):
+            return self._answer(200, "duplicate")
         self._in_flight += 1
         self._idle.clear()
+        try:
+            return await self._handle(update)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _handle(self, update: Update) -> web.Response:
+        outcome = Outcome()
         try:
             await self.dp.feed_update(self.bot, update, **{_OUTCOME: outcome})
         except Exception as exc:  # the error handler did not take it: same rule as below
             outcome.down = outcome.down or dependency_down(exc)
             if outcome.down is None:
                 log.exception("update %s escaped the error handler", update.update_id)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
         if outcome.down is not None:
             log.warning("update %s answered 503 (%s unavailable): Telegram delivers it again",
                         update.update_id, outcome.down)  # fmt: skip
             return self._answer(503, "unavailable")
+        await self._mark_done(update.update_id)
         return self._answer(200, "handled")
+
+    async def _seen(self, update_id: int) -> bool:
+        """Handled already (its answer was lost: a timeout, a kill between the handler
+        and the answer)? Without Redis: handle it again, the handlers are idempotent."""
+        try:
+            return bool(await self.redis.exists(keys.webhook_update_done(update_id)))
+        except (RedisError, OSError):
+            return False
+
+    async def _mark_done(self, update_id: int) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.set(keys.webhook_update_done(update_id), 1, ex=DONE_TTL_SECONDS)
 
     async def drain(self, timeout: float) -> None:
         """Refuse new updates (503: Telegram sends them again) and wait for those in hand."""

@@ -92,7 +92,7 @@ async def _bots(count: int, env: dict[str, str], redis_url: str) -> AsyncIterato
     ]
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a shared, saturated host starts processes slowly
         waiting = {p.pid for p in procs}
         while waiting:
             raw = await redis.get(keys.heartbeat("bot"))

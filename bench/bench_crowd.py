@@ -54,6 +54,7 @@ import asyncpg
 
 from bench import report
 from bench.bench_outbox import ADMIN_DSN, _dsn_for, _free_port
+from orbit import keys
 from orbit.migrate import upgrade
 from orbit.sandbox.telegram_control import ChatEvent, ShownMessage, TelegramControl
 
@@ -306,7 +307,7 @@ async def _heartbeat(redis_port: int, name: str, timeout: float = 60) -> None:
     client = Redis(port=redis_port)
     try:
         deadline = time.monotonic() + timeout
-        while not await client.exists(f"worker:{name}:heartbeat"):
+        while not await client.exists(keys.heartbeat(name)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start")
             await asyncio.sleep(0.2)

@@ -56,10 +56,10 @@ from bench.bench_menu import (
     _write,
 )
 from orbit.bot.callbacks import MenuCb
-from orbit.bot.metrics import Metrics
 from orbit.bot.process import build_dispatcher
 from orbit.bot.views import help_screen, main_menu, settings_screen
 from orbit.connections import create_pool
+from orbit.metrics import Metrics
 from orbit.plans import load_plans
 from orbit.ratelimit import Decision, RateLimiter
 from orbit.runtime import Context

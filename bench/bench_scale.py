@@ -16,7 +16,7 @@ Orbit's own functions:
   matching pending payments (stored, matched, credited, messages queued);
 - *reminders*: the janitor's `reminders_due` query (100 rows).
 
-    .venv/bin/python -m bench.bench_scale [--sizes 10000,100000,1000000] [--runs 300] [--write]
+    .venv/bin/python -m bench.bench_scale [--sizes 10000,100000,1000000] [--runs 300] [--rounds 5] [--write]
 
 Needs Postgres: ORBIT_TEST_ADMIN_DSN (default postgresql://orbit:orbit@127.0.0.1:5432/postgres).
 `--write` replaces this benchmark's section of BENCHMARKS.md.
@@ -34,6 +34,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,36 +153,63 @@ async def measure(pool: asyncpg.Pool, path: Path_, runs: int, seed: int) -> list
     return timings
 
 
-async def one_size(users: int, runs: int) -> tuple[float, dict[str, tuple[float, float]]]:
-    name = f"orbit_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
+@dataclass
+class Shop:
+    users: int
+    dsn: str
+    pool: asyncpg.Pool
+    paths: dict[str, Path_]
+    runs_of: dict[str, int]
+
+
+async def open_shop(admin: asyncpg.Connection, users: int, runs: int, rounds: int) -> Shop:
+    name = f"orbit_bench_{users}_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    await asyncio.to_thread(upgrade, dsn)
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn, command_timeout=None)  # a 1M fill takes minutes
     try:
-        await asyncio.to_thread(upgrade, dsn)
-        settings = Settings(database_url=dsn, ton_address=WALLET)
-        pool = await create_pool(settings, max_size=2)
-        try:
-            started = time.perf_counter()
-            async with pool.acquire() as conn:
-                await fill(conn, users)
-            filled = time.perf_counter() - started
-            print(f"{users:,} users filled in {filled:.0f}s")  # noqa: T201
-            # The TON page uses up pending payments: warm-up and runs share them.
-            runs_of = {f"TON page of {TON_PAGE}": min(runs, users // 60 // TON_PAGE * 5 // 6)}
-            results = {}
-            for label, path in hot_paths(users, settings).items():
-                count = runs_of.get(label, runs)
-                await measure(pool, path, max(1, count // 5), seed=1)  # warm the statement cache
-                timings = await measure(pool, path, count, seed=2)
-                results[label] = (statistics.median(timings), _p99(timings))
-                print(f"  {label}: median {results[label][0]:.2f} ms, p99 {results[label][1]:.2f} ms")  # noqa: T201
-        finally:
-            await pool.close()
+        await fill(conn, users)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+    print(f"{users:,} users filled in {time.perf_counter() - started:.0f}s")  # noqa: T201
+    settings = Settings(database_url=dsn, ton_address=WALLET)
+    pool = await create_pool(settings, max_size=2)
+    paths = hot_paths(users, settings)
+    per_round = max(1, runs // rounds)
+    # The TON page uses up pending payments: warm-up and every round share them.
+    ton_pages = users // 60 // TON_PAGE
+    runs_of = {label: per_round for label in paths}
+    runs_of[f"TON page of {TON_PAGE}"] = max(1, min(per_round, ton_pages // (rounds + 1)))
+    for label, path in paths.items():  # warm the statement cache and the buffers
+        await measure(pool, path, max(1, runs_of[label] // 5), seed=1)
+    return Shop(users, dsn, pool, paths, runs_of)
+
+
+async def run(sizes: list[int], runs: int, rounds: int) -> dict[int, dict[str, tuple[float, float]]]:
+    """Rounds interleave the sizes, so a change of the machine's load falls on all of them."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    shops: list[Shop] = []
+    try:
+        for users in sizes:
+            shops.append(await open_shop(admin, users, runs, rounds))
+        timings: dict[int, dict[str, list[float]]] = {shop.users: {} for shop in shops}
+        for round_ in range(rounds):
+            for shop in shops:
+                for label, path in shop.paths.items():
+                    got = await measure(shop.pool, path, shop.runs_of[label], seed=10 + round_)
+                    timings[shop.users].setdefault(label, []).extend(got)
+            print(f"round {round_ + 1}/{rounds} done")  # noqa: T201
+        return {
+            users: {label: (statistics.median(t), _p99(t)) for label, t in by_label.items()}
+            for users, by_label in timings.items()
+        }
+    finally:
+        for shop in shops:
+            await shop.pool.close()
+            await admin.execute(f'DROP DATABASE IF EXISTS "{shop.dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
         await admin.close()
-    return filled, results
 
 
 def _p99(timings: list[float]) -> float:
@@ -199,12 +227,13 @@ def render(
         "",
         "Each hot path through Orbit's own functions on a database filled for the size",
         "(`bench/fill.py`; 1M users is about 6M rows), median and p99 in milliseconds over",
-        f"{args.runs} runs on random users (the TON page: as many pages as pending payments allow).",
+        f"{args.runs} runs on random users in {args.rounds} rounds that interleave the sizes (the TON",
+        "page: as many pages as pending payments allow).",
         f"The last column is {last:,} against {first:,}: flat is about 1.0×.",
         "The same queries' plans are checked by `tests/test_hot_query_plans.py`, which fails",
         "on a sequential scan of a growing table.",
         "",
-        f"Command: `{COMMAND}` (sizes {','.join(map(str, sizes))}, {args.runs} runs).",
+        f"Command: `{COMMAND}` (sizes {','.join(map(str, sizes))}, {args.runs} runs, {args.rounds} rounds).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
         f" {datetime.now(UTC):%Y-%m-%d}; load average {os.getloadavg()[0]:.1f} at the end (shared"
         " with other work: absolute times move with the load).",
@@ -222,11 +251,12 @@ def render(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=300, help="runs of each path per size")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the sizes")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    by_size = {n: asyncio.run(one_size(n, args.runs))[1] for n in sizes}
+    by_size = asyncio.run(run(sizes, args.runs, args.rounds))
     text = render(args, sizes, by_size)
     print(text)  # noqa: T201
     if args.write:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 
-from orbit import redact
+from orbit import redact, redis_url
 from orbit.settings import Settings
 
 
@@ -93,14 +95,32 @@ async def create_pool(settings: Settings, *, max_size: int | None = None) -> asy
     return pool
 
 
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 5,
+    "socket_timeout": 10,
+    "health_check_interval": 30,
+}
+
+
 def create_redis(settings: Settings) -> Redis:
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=5,
-        socket_timeout=10,
-        health_check_interval=30,
-    )
+    """A client of REDIS_URL; for `redis+sentinel://` one of the master the sentinels name,
+    which finds the new master after a failover (orbit/redis_url.py)."""
+    if redis_url.is_sentinel(settings.redis_url):
+        target = redis_url.parse_sentinel(settings.redis_url)
+        sentinel = Sentinel(
+            list(target.sentinels),
+            sentinel_kwargs={"socket_connect_timeout": 5, "socket_timeout": 5},
+        )
+        return sentinel.master_for(
+            target.service,
+            redis_class=Redis,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **_CLIENT_OPTIONS,
+        )
+    return Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
 
 
 async def check_redis(redis: Redis, settings: Settings) -> None:

@@ -1,4 +1,13 @@
-"""Every Redis key and channel Orbit uses, in one place (see DESIGN.md)."""
+"""Every Redis key and channel Orbit uses, in one place (see DESIGN.md).
+
+Keys one script, MULTI or multi-key command touches together share a hash tag
+(`{...}`), so each such call names keys of one Redis Cluster slot: `{balancer}` (the
+scores and every instance's health, replaced in one MULTI/EXEC), `{outbox}` (the send
+budget's scripts), `{worker}` (the heartbeats `orbit status` reads with one MGET),
+`{<user id>}` (a user's rate-limit buckets and FSM keys, read by one script). Orbit
+runs on one Redis or a Sentinel-managed one; Cluster is not supported or tested
+(README), the tags only keep that door open.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,11 @@ from __future__ import annotations
 OUTBOX_CHANNEL = "orbit:outbox"
 TON_POKE_CHANNEL = "orbit:ton:poke"
 BALANCER_POKE_CHANNEL = "orbit:balancer:poke"
+# The janitor's chores now (the sandbox's clock moved: reminders and expiry are due).
+JANITOR_POKE_CHANNEL = "orbit:janitor:poke"
 
-BALANCER_SCORES = "balancer:scores"  # zset: "<instance>:<node>" -> load score, lowest wins
-BALANCER_REFRESHED_AT = "balancer:refreshed_at"  # unix time of the last full refresh
+BALANCER_SCORES = "{balancer}:scores"  # zset: "<instance>:<node>" -> load score, lowest wins
+BALANCER_REFRESHED_AT = "{balancer}:refreshed_at"  # unix time of the last full refresh
 TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 # Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
 RECONCILE_CLAIM = "reconcile:claim"
@@ -17,15 +28,23 @@ RECONCILE_CLAIM = "reconcile:claim"
 WEBHOOK_FINGERPRINT = "bot:webhook:fingerprint"
 
 # The bot's one send budget (orbit/outbox/limiter.py): replies and the outbox, every bot process.
-OUTBOX_RATE = "outbox:rate"  # GCRA: when (µs, Redis clock) the next message may go out
-OUTBOX_WINDOW = "outbox:window"  # zset: sends in flight or answered within the last second
-OUTBOX_PAUSE = "outbox:pause"  # set for a 429's retry_after: no sender sends while it lives
+OUTBOX_RATE = "{outbox}:rate"  # GCRA: when (µs, Redis clock) the next message may go out
+OUTBOX_WINDOW = "{outbox}:window"  # zset: sends in flight or answered within the last second
+OUTBOX_PAUSE = "{outbox}:pause"  # set for a 429's retry_after: no sender sends while it lives
 # Lives between two notifications taken from the budget while replies queue (limiter.NOTIFY_SHARE).
-SEND_NOTIFY_SHARE = "outbox:notify_share"
+SEND_NOTIFY_SHARE = "{outbox}:notify_share"
+# Maintenance mode (orbit/maintenance.py): JSON while on, absent while off.
+MAINTENANCE = "maintenance:state"
+
+
+def maintenance_told(period: int, user_id: int) -> str:
+    """Set (NX, with a TTL) when `user_id` got the maintenance message of `period`."""
+    return f"maintenance:told:{period}:{user_id}"
 
 
 def heartbeat(worker: str) -> str:
-    return f"worker:{worker}:heartbeat"
+    # One tag for all: `orbit status` reads every worker's with one MGET.
+    return f"{{worker}}:{worker}:heartbeat"
 
 
 def lease(worker: str) -> str:
@@ -33,16 +52,21 @@ def lease(worker: str) -> str:
 
 
 def rate_limit(user_id: int, action: str) -> str:
-    return f"rl:{user_id}:{action}"
+    return f"rl:{{{user_id}}}:{action}"
+
+
+def fsm_prefix(user_id: int) -> str:
+    """aiogram's FSM keys of a user start with this (orbit/bot/fsm_keys.py): the user's tag."""
+    return f"fsm:{{{user_id}}}"
 
 
 def outbox_chat(chat_id: int) -> str:
     """Lives (PX) for the per-chat interval after a message to `chat_id` went out."""
-    return f"outbox:chat:{chat_id}"
+    return f"{{outbox}}:chat:{chat_id}"
 
 
 def balancer_instance(instance_id: str) -> str:
-    return f"balancer:instance:{instance_id}"
+    return f"{{balancer}}:instance:{instance_id}"
 
 
 def webhook_update_done(update_id: int) -> str:

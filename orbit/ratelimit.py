@@ -1,8 +1,8 @@
 """Per-user, per-action token buckets in Redis, taken by one Lua script (one round
 trip for all the hits made in one turn of the event loop).
 
-A bucket `rl:{user}:{action}` holds `burst` tokens and regains one every
-`interval` seconds; a hit takes one or is refused with the time until the next.
+A bucket `rl:{<user>}:{action}` (the user's hash tag: orbit/keys.py) holds `burst`
+tokens and regains one every `interval` seconds; a hit takes one or is refused with the time until the next.
 The script reads Redis' own clock (`TIME`), so every bot process agrees on it,
 and always sets a TTL (the time a bucket takes to refill), so idle buckets
 vanish by themselves. It can also GET one more key in the same round trip: the
@@ -11,12 +11,15 @@ bot uses that to read the update's FSM state along with the rate limit.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import NamedTuple
 
 import msgspec
 from aiodataloader import DataLoader
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from orbit import keys
 
@@ -137,6 +140,9 @@ class RateLimiter:
             raise ValueError(f"limits need a {DEFAULT_ACTION!r} entry")
         # EVALSHA, falling back to EVAL (one extra round trip) only when Redis lost the script.
         self._script = redis.register_script(_SCRIPT)
+        # A script's keys must share a slot on Redis Cluster (not supported, see orbit/keys.py):
+        # a bucket and its extra key carry the user's tag, so a batch goes out per slot there.
+        self._per_slot = isinstance(redis, RedisCluster)
         self.max_batch = max_batch
         self._loader: DataLoader[_Hit, Decision] | None = None
 
@@ -151,6 +157,20 @@ class RateLimiter:
         return await self._loader.load(_Hit(bucket, self.limit(action), also_get))
 
     async def _hit_many(self, hits: list[_Hit]) -> list[Decision]:
+        if not self._per_slot:
+            return await self._call(hits)
+        by_slot: dict[int, list[int]] = {}
+        for i, hit in enumerate(hits):
+            by_slot.setdefault(key_slot(hit.bucket.encode()), []).append(i)
+        groups = list(by_slot.values())
+        answers = await asyncio.gather(*(self._call([hits[i] for i in group]) for group in groups))
+        decisions: list[Decision | None] = [None] * len(hits)
+        for group, answer in zip(groups, answers, strict=True):
+            for i, decision in zip(group, answer, strict=True):
+                decisions[i] = decision
+        return [d for d in decisions if d is not None]
+
+    async def _call(self, hits: list[_Hit]) -> list[Decision]:
         script_keys: list[str] = []
         args: list[int] = []
         for hit in hits:

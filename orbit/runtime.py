@@ -28,9 +28,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbit import keys
+from orbit import keys, ops_http
 from orbit.connections import StartupError, check_redis, create_pool, create_redis
 from orbit.logs import setup_logging
+from orbit.metrics import Metrics, activate
 from orbit.migrate import require_schema
 from orbit.outages import dependency_down
 from orbit.plans import PlanError, Plans, load_plans
@@ -51,6 +52,14 @@ class Context:
     http: aiohttp.ClientSession
     plans: Plans
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Metrics = field(default_factory=Metrics)
+    liveness: ops_http.Liveness | None = None  # the heartbeat's; None outside `run()`
+
+    def probe(self) -> ops_http.Probe:
+        """What `/healthz` and `/metrics` read."""
+        return ops_http.Probe(
+            self.pool, self.redis, self.metrics, self.liveness, self.settings.heartbeat_ttl_seconds
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class Worker:
     channels: tuple[str, ...] = ()
     lease: bool = False
     require: tuple[str, ...] = ()  # settings this process cannot run without
+    serves_ops: bool = False  # serves /healthz and /metrics itself (the bot, on its listeners)
 
 
 class Heartbeat(msgspec.Struct):
@@ -102,8 +112,10 @@ class Lease:
     Holding is judged locally from the last successful renewal, so a process cut
     off from Redis stops acting as the holder before the key can expire."""
 
-    def __init__(self, redis: Redis, name: str, ttl: float) -> None:
+    def __init__(self, redis: Redis, name: str, ttl: float, metrics: Metrics | None = None) -> None:
         self.redis = redis
+        self.name = name
+        self.metrics = metrics
         self.key = keys.lease(name)
         self.ttl = ttl
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -125,6 +137,8 @@ class Lease:
                 ok = bool(await self.redis.set(self.key, self.owner, nx=True, px=int(ttl_ms)))
         except (RedisError, OSError) as exc:
             log.warning("lease %s: redis error %s", self.key, exc)
+            if self.metrics is not None:
+                self.metrics.inc("dependency_errors_total", dependency="redis")
             ok = False
             if self.held:
                 return True  # keep acting until the local validity runs out
@@ -138,6 +152,8 @@ class Lease:
                 log.warning("lease %s lost", self.key)
             self._valid_until = 0.0
             self.acquired.clear()
+        if self.metrics is not None:
+            self.metrics.set("lease_held", 1 if ok else 0, lease=self.name)
         return ok
 
     async def release(self) -> None:
@@ -170,6 +186,11 @@ async def _heartbeat(ctx: Context, lease: Lease | None, started_at: float) -> No
             await ctx.redis.set(key, msgspec.json.encode(beat), ex=ttl, nx=not beat.active)
         except (RedisError, OSError) as exc:
             log.warning("heartbeat failed: %s", exc)
+            ctx.metrics.inc("dependency_errors_total", dependency="redis")
+        else:
+            if ctx.liveness is not None:
+                ctx.liveness.beat()
+            ctx.metrics.set("heartbeat_timestamp_seconds", beat.at)
         await _sleep_or(ctx.stopping, ttl / 3)
 
 
@@ -237,6 +258,10 @@ async def _tick_loop(
             failures += 1
             pause = _backoff(worker, failures)
             down = dependency_down(exc)
+            ctx.metrics.inc("units_total", outcome="failed" if down is None else "dependency_down")
+            ctx.metrics.observe("unit_duration_seconds", time.monotonic() - started)
+            if down is not None:
+                ctx.metrics.inc("dependency_errors_total", dependency=down.lower())
             if down is None:
                 log.exception("unit failed after %.3fs", time.monotonic() - started)
             else:  # expected while it restarts: the pool and the client reconnect by themselves
@@ -245,6 +270,8 @@ async def _tick_loop(
                     time.monotonic() - started, down, exc, pause,
                 )  # fmt: skip
         else:
+            ctx.metrics.inc("units_total", outcome="done")
+            ctx.metrics.observe("unit_duration_seconds", time.monotonic() - started)
             if failures:
                 log.info("unit done in %.3fs after %d failed", time.monotonic() - started, failures)
             else:
@@ -263,6 +290,8 @@ async def run(worker: Worker, settings: Settings) -> None:
         loop.add_signal_handler(sig, stopping.set)
     started_at = time.time()
     plans = load_plans(settings)
+    metrics = Metrics(worker.name)
+    activate(metrics)  # domain code records through orbit.metrics.count (see there)
     async with AsyncExitStack() as stack:
         pool = await create_pool(settings)
         stack.push_async_callback(pool.close)
@@ -271,10 +300,13 @@ async def run(worker: Worker, settings: Settings) -> None:
         stack.push_async_callback(redis.aclose)
         await check_redis(redis, settings)
         http = await stack.enter_async_context(aiohttp.ClientSession())
-        ctx = Context(worker.name, settings, pool, redis, http, plans, stopping)
+        ctx = Context(worker.name, settings, pool, redis, http, plans, stopping, metrics, ops_http.Liveness())
         job = await worker.setup(ctx, stack)
+        port = settings.worker_metrics_port(worker.name)
+        if port and not worker.serves_ops:
+            await ops_http.serve(stack, ctx.probe(), settings.metrics_host, port)
 
-        lease = Lease(redis, worker.name, settings.lease_ttl_seconds) if worker.lease else None
+        lease = Lease(redis, worker.name, settings.lease_ttl_seconds, metrics) if worker.lease else None
         if lease is not None:
             stack.push_async_callback(lease.release)
             await lease.refresh()

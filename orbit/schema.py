@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 # The revision the code expects; processes refuse to start on anything else.
 # tests/test_migrations.py checks it equals Alembic's head.
-SCHEMA_HEAD = "scale_indexes"
+SCHEMA_HEAD = "bcast_jobs"
 
 metadata = MetaData(
     naming_convention={
@@ -346,6 +346,11 @@ broadcasts = Table(
     Column("idempotency_key", Text),
     Column("queued_at", DateTime(timezone=True)),  # every recipient's outbox row is written
     UniqueConstraint("idempotency_key", name="uq_broadcasts_idempotency_key"),
+    # bcast_jobs: the audience's language filter, the optional button, the cancel.
+    Column("language", Text),
+    Column("reply_markup", JSONB),
+    Column("cancelled_at", DateTime(timezone=True)),  # its pending outbox rows became `cancelled`
+    CheckConstraint("audience IN ('all', 'active', 'expired', 'trial', 'never_paid')", name="audience_known"),
 )
 
 outbox = Table(
@@ -365,7 +370,9 @@ outbox = Table(
     _created_at(),
     Column("sent_at", DateTime(timezone=True)),
     # 'sending': claimed by a sender; a stale one is never resent (orbit/outbox/sender.py).
-    CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'skipped')", name="status_known"),
+    CheckConstraint(
+        "status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'cancelled')", name="status_known"
+    ),
     UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
 )
 Index(
@@ -406,6 +413,32 @@ admin_audit = Table(
 Index("ix_admin_audit_at_id", admin_audit.c.at, admin_audit.c.id)  # latest first
 Index("ix_admin_audit_target_user_id_id", admin_audit.c.target_user_id, admin_audit.c.id)
 Index("ix_admin_audit_actor_id", admin_audit.c.actor, admin_audit.c.id)
+
+# A long admin action (a drain, a broadcast's fan-out and follow-up) started from the
+# bot: the janitor's job loop claims it (SKIP LOCKED), so a bot restart never cuts it
+# short; `heartbeat_at` older than the job lease means its worker died (reclaimed).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("args", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("state", Text, nullable=False, server_default="queued"),
+    Column("progress", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_by", BigInteger, nullable=False),  # admin's Telegram id, 0 for the CLI
+    Column("chat_id", BigInteger),  # where progress is shown in place (the admin's message)
+    Column("message_id", BigInteger),
+    Column("locale", Text, nullable=False, server_default="en"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    _created_at(),
+    Column("started_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    CheckConstraint("kind IN ('broadcast', 'drain')", name="kind_known"),
+    CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state_known"),
+)
+Index("ix_jobs_open", jobs.c.id, postgresql_where=jobs.c.state.in_(["queued", "running"]))
 
 # One movable "now" (migration 0005_clock): `orbit_now()` = now() + this offset.
 # Tests and the sandbox's clock move it; production leaves it at 0.

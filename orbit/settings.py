@@ -18,9 +18,11 @@ from typing import Annotated, Any
 import msgspec
 from dotenv import dotenv_values
 
-from orbit import redact
+from orbit import redact, redis_url
 
 TELEGRAM_PRODUCTION_URL = "https://api.telegram.org"
+SANDBOX_ENV_FILE = Path("run/sandbox.env")  # relative to the directory of `.env`
+_TRUE = ("1", "true", "yes", "on")
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -55,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # webhook listener only while that one is on loopback (orbit/bot/process.py).
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # The same endpoints of the other processes, each on METRICS_HOST (0: not served;
+    # supervisord.conf gives each its port).
+    metrics_port_ton_watcher: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_balancer: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port_janitor: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     # Webhook mode when WEBHOOK_URL is set (orbit/bot/webhook.py); polling otherwise.
     webhook_url: Url | None = None
     webhook_secret: WebhookSecret | None = None
@@ -154,6 +161,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             f"@{self.database_host}:{self.database_port}/{self.database_name}"
         )
 
+    def worker_metrics_port(self, worker: str) -> int:
+        """METRICS_PORT_<WORKER>; 0 for the bot, which serves them on its own listeners."""
+        return int(getattr(self, f"metrics_port_{worker}", 0))
+
     @property
     def is_admin_configured(self) -> bool:
         return bool(self.admin_ids)
@@ -214,10 +225,19 @@ def _raw_value(tp: Any, raw: str) -> Any:
 
 
 def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
-    """`.env` values overlaid by the real environment (the environment wins)."""
+    """`.env` values overlaid by the real environment (the environment wins).
+
+    With ORBIT_SANDBOX=1 (in either) the sandbox's `run/sandbox.env` (written by
+    scripts/run.sh beside `.env`) lies between the two: a token in `.env` then never
+    reaches real Telegram, and a command run by hand talks to the sandbox too.
+    """
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    forced = {**values, **os.environ}.get("ORBIT_SANDBOX", "").strip().lower() in _TRUE
+    sandbox_env = Path(env_file if env_file is not None else ".env").parent / SANDBOX_ENV_FILE
+    if forced and sandbox_env.is_file():
+        values.update({k: v for k, v in dotenv_values(sandbox_env).items() if v is not None})
     values.update(os.environ)
     return values
 
@@ -263,6 +283,11 @@ def load_settings(
                 "MARZBAN_PASSWORD_KEY expected Fernet keys (32 url-safe base64 bytes each,"
                 " comma-separated)"
             )
+    if "redis_url" in values:
+        try:
+            redis_url.check(values["redis_url"])
+        except redis_url.RedisUrlError as exc:
+            errors.append(f"REDIS_URL {exc}")
     level = str(values.get("log_level", "INFO")).upper()
     if level not in _LOG_LEVELS:
         errors.append(f"LOG_LEVEL expected one of {', '.join(_LOG_LEVELS)}, got {level!r}")

@@ -19,6 +19,11 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/d
     apt_install python3 python3-venv python3-dev
 fi
 
+# --- Chromium, for the browser tests (tests/browser); test.sh and .ci/run ask for it --------
+if [ -n "${ORBIT_BROWSER_TESTS:-}" ] && ! command -v chromium >/dev/null; then
+    apt_install chromium fonts-noto-color-emoji  # emoji: the bot's buttons in screenshots
+fi
+
 # --- PostgreSQL ---------------------------------------------------------------
 if ! command -v pg_ctlcluster >/dev/null; then
     apt_install postgresql postgresql-client
@@ -67,10 +72,19 @@ if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
     python3 -m venv .venv
 fi
-stamp=.venv/.orbit-installed
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "installing Python packages"
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# ORBIT_EXTRAS: the package's extras to install; the tests want `test` (the default),
+# running the product wants none (run.sh), which spares a fresh machine the test tools.
+extras="${ORBIT_EXTRAS-test}"
+stamp=.venv/.orbit-installed${extras:+-$extras}
+installed=""
+for made in "$stamp" .venv/.orbit-installed-test; do  # the test install holds the product's too
+    if [ -f "$made" ] && [ ! setup.cfg -nt "$made" ] && [ ! pyproject.toml -nt "$made" ]; then
+        installed=1
+    fi
+done
+if [ -z "$installed" ]; then
+    say "installing Python packages${extras:+ (with $extras extras)}"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
     touch "$stamp"
 fi
 

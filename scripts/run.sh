@@ -3,7 +3,7 @@
 # local Telegram, Marzban, tonapi and CryptoBot emulators on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-. scripts/bootstrap.sh
+ORBIT_EXTRAS="" . scripts/bootstrap.sh  # the product's packages only
 # From here on (not during bootstrap's package installs): run/sandbox.env holds settings
 # (tokens) and supervisord writes logs; both the operator's alone (0600, dirs 0700).
 umask 077
@@ -14,8 +14,9 @@ env_value() {  # the environment wins over .env, as in orbit/settings.py
     [ -f .env ] && sed -n "s/^${name}=//p" .env | tail -n1 | tr -d '"' || true
 }
 
-if [ -z "$(env_value BOT_TOKEN)" ]; then
-    say "BOT_TOKEN is not set: starting the SANDBOX (local emulators, no real Telegram)"
+# The sandbox when BOT_TOKEN is unset, or ORBIT_SANDBOX=1 even with one (orbit/sandbox/config.py).
+if .venv/bin/python -m orbit.sandbox.config wanted; then
+    say "starting the SANDBOX (local emulators, no real Telegram): no BOT_TOKEN, or ORBIT_SANDBOX=1"
     .venv/bin/python -m orbit.sandbox.config > run/sandbox.env
     set -a; . run/sandbox.env; set +a
     cp scripts/sandbox.supervisord.conf run/sandbox.conf
@@ -41,8 +42,9 @@ for _ in $(seq 1 30); do
     sleep 1
 done
 .venv/bin/orbit status || true
-if [ -f run/sandbox.env ]; then
-    say "sandbox is up; talk to the bot through the Telegram emulator's control API:"
-    say "  $(grep '^TELEGRAM_API_URL=' run/sandbox.env | cut -d= -f2-)/control  (see docs/telegram-emulator.md)"
-fi
+say "metrics: curl 127.0.0.1:$(.venv/bin/python -c 'from orbit.settings import load_settings; print(load_settings().bot_http_port)' 2>/dev/null || echo 8080)/metrics (bot), 127.0.0.1:9102..9104/metrics (ton_watcher, balancer, janitor)"
 say "logs: logs/*.log   control: .venv/bin/supervisorctl -c supervisord.conf status"
+if [ -f run/sandbox.env ]; then
+    say "sandbox control API (the clock, docs/sandbox.md): $(sed -n 's/^SANDBOX_CONTROL_URL=//p' run/sandbox.env)"
+    say "the sandbox is up; open it in a browser: $(sed -n 's/^SANDBOX_PAGE_URL=//p' run/sandbox.env)"
+fi

@@ -3,7 +3,7 @@
 # against the real Postgres and Redis (each run in its own database), five tests at a time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-. scripts/bootstrap.sh
+ORBIT_BROWSER_TESTS=1 . scripts/bootstrap.sh
 .venv/bin/ruff check orbit tests migrations bench
 # Each xdist worker is a test run of its own (own database, own Redis db number).
 .venv/bin/python -m pytest -n "${ORBIT_TEST_WORKERS:-5}" "$@"

@@ -24,7 +24,8 @@ from orbit.subscriptions import queries as subscriptions
 from orbit.users import queries as users
 
 USERS = 200_000
-SMALL_TABLES = {"marzban_instances", "cursors", "clock", "promocodes"}
+# broadcasts: one row per broadcast an admin sends, not per user.
+SMALL_TABLES = {"marzban_instances", "cursors", "clock", "promocodes", "broadcasts"}
 
 # (what it serves, the SQL)
 HOT = [

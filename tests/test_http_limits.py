@@ -16,9 +16,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from orbit.bot.metrics import Metrics
 from orbit.bot.process import start_http
 from orbit.i18n import create_translator
+from orbit.metrics import Metrics
 from orbit.plans import load_plans
 from orbit.runtime import Context
 from orbit.settings import Settings

@@ -18,8 +18,8 @@ from aiogram.types import Message
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.bot.metrics import Metrics
 from orbit.bot.send_budget import SendBudget
+from orbit.metrics import Metrics
 from orbit.outbox.limiter import BROADCAST, NOTIFY, PAUSED, SendLimiter
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.telegram_control import TelegramControl

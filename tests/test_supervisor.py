@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +13,7 @@ import xmlrpc.client
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -38,7 +39,10 @@ async def telegram_url() -> AsyncIterator[str]:
 def tree(tmp_path: Path) -> Path:
     """A copy of the deployment layout: supervisord.conf next to .venv, run/, logs/."""
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    shutil.copy(ROOT / "supervisord.conf", tmp_path / "supervisord.conf")
+    conf = (ROOT / "supervisord.conf").read_text()
+    # The workers' metrics ports (9102-9104) may be taken by another run on this machine.
+    conf = re.sub(r'(METRICS_PORT_\w+)="\d+"', lambda m: f'{m[1]}="{free_port()}"', conf)
+    (tmp_path / "supervisord.conf").write_text(conf)
     (tmp_path / "run").mkdir()
     (tmp_path / "logs").mkdir()
     return tmp_path
@@ -121,6 +125,13 @@ async def test_supervised_workers(
     pids = {p: int(_infos(tree)[p]["pid"]) for p in PROGRAMS}  # type: ignore[call-overload]
     for name, pid in pids.items():
         await wait_for_heartbeat(redis, name, pid=pid, timeout=30)
+    # Each worker serves /healthz at the port supervisord.conf gives it.
+    ports = re.findall(r'METRICS_PORT_\w+="(\d+)"', (tree / "supervisord.conf").read_text())
+    assert len(ports) == 3
+    async with aiohttp.ClientSession() as http:
+        for port in ports:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200, await resp.text()
 
     # The workers' logs are the operator's alone (issue 16, defect 6): supervisord's umask.
     # (supervisord.log is opened before the umask applies: the 0700 logs/ of

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from orbit import keys
 from orbit.bot import webhook
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.settings import Settings
 

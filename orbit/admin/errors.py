@@ -105,3 +105,24 @@ class InvalidPromoLine(AdminError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, reason=reason)
+
+
+class InvalidAudience(AdminError):
+    message_key = "admin-broadcast-audience-invalid"
+
+    def __init__(self, raw: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown {raw!r}: one of {', '.join(known)}", value=raw)
+
+
+class InvalidButton(AdminError):
+    message_key = "admin-broadcast-button-invalid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, reason=reason)
+
+
+class InvalidNode(AdminError):
+    message_key = "admin-node-invalid"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no such node to change: {name!r}", node=name)

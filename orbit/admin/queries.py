@@ -4,6 +4,7 @@ first and never commit; the business functions own the transaction."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -46,6 +47,41 @@ PURCHASE_REVENUE = f"""
 SELECT 'purchases' AS source, {_WINDOWS.format(amount="price_kop", at="created_at")}
 FROM purchases
 WHERE created_at <= $1::timestamptz
+"""
+
+# New users and trials started in rolling windows; trial-to-paid: of the users who
+# took the trial, those who bought a plan after it (an admin's grant is no sale).
+GROWTH = """
+SELECT count(*) FILTER (WHERE created_at > $1::timestamptz - interval '1 day') AS new_1d,
+       count(*) FILTER (WHERE created_at > $1::timestamptz - interval '7 days') AS new_7d,
+       count(*) FILTER (WHERE created_at > $1::timestamptz - interval '30 days') AS new_30d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '1 day') AS trials_1d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '7 days') AS trials_7d,
+       count(*) FILTER (WHERE trial_used_at > $1::timestamptz - interval '30 days') AS trials_30d,
+       count(*) FILTER (WHERE trial_used_at IS NOT NULL) AS trials_total,
+       count(*) FILTER (WHERE trial_used_at IS NOT NULL AND EXISTS (
+           SELECT 1 FROM purchases p
+           WHERE p.user_id = users.id AND p.source <> 'admin' AND p.created_at >= users.trial_used_at
+       )) AS trials_converted,
+       -- Churn: a subscription ended in the window and was not renewed (it would end later).
+       count(*) FILTER (WHERE subscription_until <= $1::timestamptz
+                        AND subscription_until > $1::timestamptz - interval '7 days') AS churned_7d,
+       count(*) FILTER (WHERE subscription_until <= $1::timestamptz
+                        AND subscription_until > $1::timestamptz - interval '30 days') AS churned_30d
+FROM users
+WHERE created_at <= $1::timestamptz
+"""
+
+# Running subscriptions by the plan of their latest purchase ('trial': none bought).
+ACTIVE_BY_PLAN = """
+SELECT coalesce(last.plan_id, 'trial') AS plan, count(*) AS count
+FROM users u
+LEFT JOIN LATERAL (
+    SELECT plan_id FROM purchases p WHERE p.user_id = u.id ORDER BY p.ends_at DESC, p.id DESC LIMIT 1
+) last ON true
+WHERE u.subscription_until > $1::timestamptz
+GROUP BY 1
+ORDER BY 1
 """
 
 PENDING_PAYMENTS = """
@@ -94,36 +130,65 @@ WHERE user_id = $1 AND deleted_at IS NULL AND status IN ('active', 'disabled')
 
 # --- broadcasts ------------------------------------------------------------------------
 
-# Who a broadcast goes to: everyone who has not blocked the bot and is not banned.
-AUDIENCE_COUNT = "SELECT count(*) FROM users WHERE blocked_at IS NULL AND NOT is_banned"
+# Who a broadcast goes to: never who blocked the bot or is banned; then the audience
+# (a fixed word, checked in orbit/admin/broadcasts.py) and an optional language.
+# One static statement per use (prepared once), the audience chosen by CASE:
+# `{audience}` and `{language}` name the SQL values holding them.
+# - trial: took the free trial and never bought a plan (an admin's grant is no sale);
+# - never_paid: no payment ever confirmed (a refunded one was paid, too).
+_AUDIENCE_MATCH = """
+u.blocked_at IS NULL AND NOT u.is_banned
+AND ({language}::text IS NULL OR u.language = {language}::text)
+AND CASE {audience}::text
+    WHEN 'all' THEN true
+    WHEN 'active' THEN coalesce(u.subscription_until > orbit_now(), false)
+    WHEN 'expired' THEN coalesce(u.subscription_until <= orbit_now(), false)
+    WHEN 'trial' THEN u.trial_used_at IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM purchases p WHERE p.user_id = u.id AND p.source <> 'admin')
+    WHEN 'never_paid' THEN NOT EXISTS (
+        SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.status IN ('confirmed', 'refunded'))
+    ELSE false
+END
+"""
 
-INSERT_BROADCAST = """
-INSERT INTO broadcasts (text, created_by, idempotency_key, total)
-VALUES ($1, $2, $3, (SELECT count(*) FROM users WHERE blocked_at IS NULL AND NOT is_banned))
+AUDIENCE_COUNT = "SELECT count(*) FROM users u WHERE " + _AUDIENCE_MATCH.format(audience="$1", language="$2")
+
+INSERT_BROADCAST = (
+    """
+INSERT INTO broadcasts (text, created_by, idempotency_key, audience, language, reply_markup, total)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, (SELECT count(*) FROM users u WHERE """
+    + _AUDIENCE_MATCH.format(audience="$4", language="$5")
+    + """))
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id
 """
+)
 BROADCAST_BY_KEY = "SELECT id FROM broadcasts WHERE idempotency_key = $1"
+BROADCAST_TOTAL = "SELECT total FROM broadcasts WHERE id = $1"
 
 # One batch of the fan-out: the next `$3` recipients after user id `$2`, in id
 # order, so the highest chat id queued so far is where an interrupted fan-out
-# resumes. Users who joined after the broadcast was made are not its audience.
+# resumes. Users who joined after the broadcast was made are not its audience; a
+# cancelled broadcast queues nothing more.
 # Rows are scheduled at `$4` per second from the broadcast's creation (`$5` rows
 # were queued before this batch), leaving the sender room for the notifications
 # that arrive meanwhile (a payment confirmation must not wait behind 10,000 rows).
-FAN_OUT_BATCH = """
+FAN_OUT_BATCH = (
+    """
 WITH b AS (
-    SELECT id, text, created_at FROM broadcasts WHERE id = $1
+    SELECT id, text, created_at, audience, language, reply_markup
+    FROM broadcasts WHERE id = $1 AND cancelled_at IS NULL
 ), batch AS (
     SELECT u.id, row_number() OVER (ORDER BY u.id) AS n
     FROM users u, b
-    WHERE u.id > $2 AND u.created_at <= b.created_at
-      AND u.blocked_at IS NULL AND NOT u.is_banned
+    WHERE u.id > $2 AND u.created_at <= b.created_at AND """
+    + _AUDIENCE_MATCH.format(audience="b.audience", language="b.language")
+    + """
     ORDER BY u.id
     LIMIT $3
 ), queued AS (
-    INSERT INTO outbox (chat_id, kind, text, broadcast_id, dedup_key, next_attempt_at)
-    SELECT batch.id, 'broadcast', b.text, b.id, 'broadcast:' || b.id || ':' || batch.id,
+    INSERT INTO outbox (chat_id, kind, text, reply_markup, broadcast_id, dedup_key, next_attempt_at)
+    SELECT batch.id, 'broadcast', b.text, b.reply_markup, b.id, 'broadcast:' || b.id || ':' || batch.id,
            greatest(now(), b.created_at + make_interval(secs => ($5 + batch.n) / $4::float8))
     FROM batch, b
     ON CONFLICT (dedup_key) DO NOTHING
@@ -133,6 +198,7 @@ SELECT (SELECT count(*) FROM batch) AS scanned,
        (SELECT max(id) FROM batch) AS last_id,
        (SELECT count(*) FROM queued) AS queued
 """
+)
 
 # Where an interrupted fan-out resumes, and how many rows it wrote so far.
 FAN_OUT_POSITION = """
@@ -146,15 +212,49 @@ WHERE id = $1
 RETURNING total
 """
 
-PROGRESS = """
-SELECT b.id, b.text, b.created_by, b.created_at, b.queued_at, b.total,
+# A cancel: the broadcast is marked (the fan-out stops, the sender's claim passes its
+# rows over) and every row still waiting becomes `cancelled`, in one transaction.
+CANCEL_BROADCAST = """
+UPDATE broadcasts b SET cancelled_at = coalesce(b.cancelled_at, now())
+FROM (SELECT id, cancelled_at AS was FROM broadcasts WHERE id = $1 FOR UPDATE) old
+WHERE b.id = old.id
+RETURNING old.was IS NOT NULL AS already
+"""
+CANCEL_ROWS = """
+UPDATE outbox SET status = 'cancelled', last_error = 'broadcast cancelled'
+WHERE broadcast_id = $1 AND status = 'pending'
+"""
+# After a fan-out: rows a batch wrote while the cancel committed are cancelled too
+# (the sender's claim would pass them over, but they would stay due forever).
+CANCEL_LATE_ROWS = """
+UPDATE outbox SET status = 'cancelled', last_error = 'broadcast cancelled'
+WHERE broadcast_id = $1 AND status = 'pending'
+  AND EXISTS (SELECT 1 FROM broadcasts WHERE id = $1 AND cancelled_at IS NOT NULL)
+"""
+
+_PROGRESS_COLUMNS = """
+       b.id, b.text, b.created_by, b.created_at, b.queued_at, b.cancelled_at, b.audience, b.language,
+       b.total,
        count(o.id) FILTER (WHERE o.status = 'sent') AS sent,
        count(o.id) FILTER (WHERE o.status IN ('pending', 'sending')) AS pending,
        count(o.id) FILTER (WHERE o.status = 'failed') AS failed,
-       count(o.id) FILTER (WHERE o.status = 'skipped') AS skipped
+       count(o.id) FILTER (WHERE o.status = 'skipped') AS skipped,
+       count(o.id) FILTER (WHERE o.status = 'cancelled') AS cancelled
+"""
+
+PROGRESS = f"""
+SELECT {_PROGRESS_COLUMNS}
 FROM broadcasts b LEFT JOIN outbox o ON o.broadcast_id = b.id
 WHERE b.id = $1
 GROUP BY b.id
+"""
+
+RECENT_BROADCASTS = f"""
+SELECT {_PROGRESS_COLUMNS}
+FROM (SELECT * FROM broadcasts ORDER BY id DESC LIMIT $1) b LEFT JOIN outbox o ON o.broadcast_id = b.id
+GROUP BY b.id, b.text, b.created_by, b.created_at, b.queued_at, b.cancelled_at, b.audience,
+         b.language, b.total
+ORDER BY b.id DESC
 """
 
 
@@ -164,6 +264,29 @@ class UserCounts(msgspec.Struct, frozen=True):
     active: int  # subscription running now
     blocked: int  # blocked the bot
     banned: int
+
+
+class Growth(msgspec.Struct, frozen=True, kw_only=True):
+    new_1d: int
+    new_7d: int
+    new_30d: int
+    trials_1d: int
+    trials_7d: int
+    trials_30d: int
+    trials_total: int
+    trials_converted: int  # took the trial, then bought a plan
+    churned_7d: int  # a subscription ended in the window and was not renewed
+    churned_30d: int
+
+    @property
+    def conversion(self) -> float | None:
+        """Trial-to-paid share, 0..1 (None before any trial)."""
+        return self.trials_converted / self.trials_total if self.trials_total else None
+
+
+class PlanCount(msgspec.Struct, frozen=True):
+    plan: str
+    count: int
 
 
 class Revenue(msgspec.Struct, frozen=True):
@@ -207,23 +330,42 @@ class FanOutBatch(msgspec.Struct, frozen=True):
     queued: int
 
 
-class Progress(msgspec.Struct, frozen=True):
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     text: str
     created_by: int
     created_at: datetime
     queued_at: datetime | None  # None: the fan-out has not finished (or was cut short)
+    cancelled_at: datetime | None
+    audience: str
+    language: str | None
     total: int  # recipients: the audience when made, the rows written once queued
     sent: int
-    pending: int
+    pending: int  # left: queued, not sent yet
     failed: int
-    skipped: int
+    skipped: int  # the user blocked the bot
+    cancelled: int  # not sent: the broadcast was cancelled
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to send: every row written and answered, or the broadcast cancelled."""
+        return self.pending == 0 and (self.queued_at is not None or self.cancelled_at is not None)
 
 
 async def user_counts(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> UserCounts:
     record = await conn.fetchrow(USER_COUNTS, now)
     assert record is not None
     return UserCounts(**dict(record))
+
+
+async def growth(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> Growth:
+    record = await conn.fetchrow(GROWTH, now)
+    assert record is not None
+    return Growth(**dict(record))
+
+
+async def active_by_plan(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[PlanCount]:
+    return [PlanCount(r["plan"], r["count"]) for r in await conn.fetch(ACTIVE_BY_PLAN, now)]
 
 
 async def revenue(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[Revenue]:
@@ -275,13 +417,42 @@ async def set_banned(conn: asyncpg.Connection, user_id: int, banned: bool) -> bo
     return await conn.fetchval(SET_BANNED, user_id, banned)
 
 
-async def audience_count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    return int(await conn.fetchval(AUDIENCE_COUNT))
+async def audience_count(conn: asyncpg.Connection | asyncpg.Pool, audience: str, language: str | None) -> int:
+    return int(await conn.fetchval(AUDIENCE_COUNT, audience, language))
 
 
-async def insert_broadcast(conn: asyncpg.Connection, text: str, created_by: int, key: str) -> int | None:
+async def insert_broadcast(
+    conn: asyncpg.Connection,
+    text: str,
+    created_by: int,
+    key: str,
+    audience: str,
+    language: str | None,
+    reply_markup: dict[str, Any] | None,
+) -> int | None:
     """The new broadcast's id, or None when `key` made one already."""
-    return await conn.fetchval(INSERT_BROADCAST, text, created_by, key)
+    return await conn.fetchval(INSERT_BROADCAST, text, created_by, key, audience, language, reply_markup)
+
+
+async def cancel_broadcast(conn: asyncpg.Connection, broadcast_id: int) -> tuple[bool, int] | None:
+    """(was already cancelled, rows cancelled now); None for an unknown broadcast."""
+    already = await conn.fetchval(CANCEL_BROADCAST, broadcast_id)
+    if already is None:
+        return None
+    done = await conn.execute(CANCEL_ROWS, broadcast_id)
+    return bool(already), int(done.rsplit(" ", 1)[-1])
+
+
+async def cancel_late_rows(conn: asyncpg.Connection | asyncpg.Pool, broadcast_id: int) -> None:
+    await conn.execute(CANCEL_LATE_ROWS, broadcast_id)
+
+
+async def recent_broadcasts(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[Progress]:
+    return [Progress(**dict(r)) for r in await conn.fetch(RECENT_BROADCASTS, limit)]
+
+
+async def broadcast_total(conn: asyncpg.Connection | asyncpg.Pool, broadcast_id: int) -> int:
+    return int(await conn.fetchval(BROADCAST_TOTAL, broadcast_id) or 0)
 
 
 async def broadcast_by_key(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:

@@ -11,6 +11,7 @@ answered and on the disabled ones, drained panels included
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AsyncExitStack
 
 from orbit import keys
@@ -19,6 +20,7 @@ from orbit.marzban.instances import ensure_legacy_instance, list_instances
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.placement import BALANCER_INTERVAL
 from orbit.marzban.provisioning import PanelDeps, RemovalReport, process_removals
+from orbit.metrics import Metrics
 from orbit.runtime import Context, Job, Worker
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,18 @@ async def balance(deps: PanelDeps) -> tuple[RefreshResult, RemovalReport]:
     return result, removals
 
 
+def publish_gauges(metrics: Metrics, result: RefreshResult) -> None:
+    """Node scores and panel health as the last refresh left them (gone nodes disappear)."""
+    scores: dict[tuple[str, ...], float] = {}
+    for probe in result.probes:
+        metrics.set("panel_up", 1 if probe.scores is not None else 0, instance=probe.instance_id)
+        nodes = probe.scores.nodes if probe.scores is not None else []
+        metrics.set("panel_nodes_usable", len(nodes), instance=probe.instance_id)
+        scores.update({(probe.instance_id, node.node): node.score for node in nodes})
+    metrics.replace("balancer_node_score", scores)
+    metrics.set("balancer_refresh_timestamp_seconds", time.time())
+
+
 async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_passwords(ctx.pool, ctx.settings)
     await ensure_legacy_instance(ctx.pool, ctx.settings)
@@ -56,6 +70,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
 
     async def tick() -> None:
         result, removals = await balance(deps)
+        publish_gauges(ctx.metrics, result)
         log.info(
             "refreshed %d instances (%d up, %d down, %d disabled): %d node scores; "
             "%d old panel users removed, %d not yet",

@@ -12,18 +12,21 @@ from markupsafe import Markup, escape
 
 from orbit.admin.panels import InstanceLine
 from orbit.admin.queries import Progress, Revenue
-from orbit.admin.stats import Stats
+from orbit.admin.stats import InstanceLoad, Stats
 from orbit.admin.users import UserCard
 from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
 from orbit.cli.status import Status, WorkerStatus
 from orbit.cli.status import verdict as status_verdict
+from orbit.maintenance import Maintenance
 from orbit.marzban.drain import DrainReport
 from orbit.money import format_rub
 from orbit.promos.queries import PromoRow
 
 NOTE_SHOWN = 60  # characters of a ledger note on the user card
 ERROR_SHOWN = 60  # characters of an instance's last error
+NODES_SHOWN = 6  # node scores and excluded nodes shown per instance
+NODE_LABEL = 24  # characters of a node's name on a button
 
 
 class AdminCb(ButtonData, prefix="adm"):
@@ -55,9 +58,25 @@ class AdminInstCb(ButtonData, prefix="admi"):
 
 
 class AdminBcCb(ButtonData, prefix="admbc"):
-    action: str  # send (with the FSM's token), progress (of broadcast_id)
+    """aud (token: the audience), lang (token: any, en, ru), nobutton, send (token: the
+    FSM's), progress and cancel (of broadcast_id)."""
+
+    action: str
     token: str = ""
     broadcast_id: int = 0
+
+
+class AdminMaintCb(ButtonData, prefix="admmt"):
+    action: str  # on (asks for the message), default (on, the catalog's message), off
+
+
+class AdminNodeCb(ButtonData, prefix="admn"):
+    """On an instance: exclude (asks for the node's name), include (one excluded node,
+    by its position in the excluded list), poke (ask the balancer for a refresh)."""
+
+    action: str
+    instance_id: str = ""
+    index: int = 0
 
 
 def _button(text: str, callback: CallbackData) -> InlineKeyboardButton:
@@ -109,6 +128,35 @@ def home(i18n: I18nContext) -> Screen:
                 _button(i18n.get("btn-admin-instances"), AdminCb(screen="inst")),
                 _button(i18n.get("btn-admin-broadcast"), AdminCb(screen="bc")),
             ],
+            [_button(i18n.get("btn-admin-maintenance"), AdminCb(screen="maint"))],
+        ),
+    )
+
+
+def maintenance_screen(i18n: I18nContext, state: Maintenance | None, notice: str | None = None) -> Screen:
+    lines = [notice, ""] if notice else []
+    if state is None:
+        lines.append(i18n.get("admin-maintenance-off"))
+        toggle = [_button(i18n.get("btn-admin-maintenance-on"), AdminMaintCb(action="on"))]
+    else:
+        lines.append(
+            i18n.get(
+                "admin-maintenance-on",
+                since=format_date(datetime.fromtimestamp(state.since, UTC)),
+                by=state.by,
+            )
+        )
+        lines.append(state.message or i18n.get("maintenance-text"))
+        toggle = [_button(i18n.get("btn-admin-maintenance-off"), AdminMaintCb(action="off"))]
+    return _panel(i18n, lines, toggle, _refresh_row(i18n, "maint"))
+
+
+def maintenance_prompt(i18n: I18nContext) -> Screen:
+    return Screen(
+        i18n.get("admin-maintenance-prompt", default=i18n.get("maintenance-text")),
+        _keyboard(
+            [_button(i18n.get("btn-admin-maintenance-default"), AdminMaintCb(action="default"))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="maint"))],
         ),
     )
 
@@ -147,8 +195,44 @@ def stats_screen(i18n: I18nContext, stats: Stats) -> Screen:
         "",
         i18n.get("admin-stats-pending", count=stats.pending_payments, amount=format_rub(stats.pending_kop)),
         i18n.get("admin-stats-unmatched", count=stats.unmatched_ton),
+        "",
+        *_growth_lines(i18n, stats),
+        "",
+        i18n.get("admin-stats-instances"),
+        *(_load_line(i18n, load) for load in stats.instances),
     ]
     return _panel(i18n, lines, _refresh_row(i18n, "stats"))
+
+
+def _growth_lines(i18n: I18nContext, stats: Stats) -> list[str]:
+    g = stats.growth
+    plans = ", ".join(f"{p.plan}: {p.count}" for p in stats.active_by_plan) or i18n.get("admin-none")
+    return [
+        i18n.get("admin-stats-new", day=g.new_1d, week=g.new_7d, month=g.new_30d),
+        i18n.get("admin-stats-trials", day=g.trials_1d, week=g.trials_7d, month=g.trials_30d),
+        i18n.get(
+            "admin-stats-conversion",
+            converted=g.trials_converted,
+            trials=g.trials_total,
+            share="-" if g.conversion is None else f"{g.conversion:.0%}",
+        ),
+        i18n.get("admin-stats-by-plan", plans=plans),
+        i18n.get("admin-stats-churn", week=g.churned_7d, month=g.churned_30d),
+    ]
+
+
+def _load_line(i18n: I18nContext, load: InstanceLoad) -> str:
+    best = f"{min(s.score for s in load.scores):.2f}" if load.scores else "-"
+    return i18n.get(
+        "admin-stats-instance",
+        id=load.id,
+        configs=load.configs,
+        users=load.users_active,
+        usable=load.nodes_usable,
+        total=load.nodes_total,
+        score=best,
+        status=(load.status or "?") + ("" if load.fresh or load.status is None else "*"),
+    )
 
 
 def worker_mark(worker: WorkerStatus) -> str:
@@ -296,9 +380,7 @@ def adjust_confirm_screen(
     i18n: I18nContext, user_id: int, amount_kop: int, reason: str, token: str
 ) -> Screen:
     return Screen(
-        i18n.get(
-            "admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=reason
-        ),
+        i18n.get("admin-adjust-confirm", id=str(user_id), amount=signed_rub(amount_kop), reason=reason),
         _keyboard(
             [_button(i18n.get("btn-admin-confirm"), AdminAdjustCb(token=token))],
             [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
@@ -380,7 +462,27 @@ def instances_screen(i18n: I18nContext, lines: list[InstanceLine], notice: str |
             i18n.get("btn-admin-inst-drain", id=i.id), AdminInstCb(action="drain", instance_id=i.id)
         )
         rows.append([toggle, drain])
-    return _panel(i18n, text, *rows, _refresh_row(i18n, "inst"))
+        if line.scores:
+            shown = ", ".join(f"{escape(n.node)} {n.score:.2f}" for n in line.scores[:NODES_SHOWN])
+            text.append(i18n.get("admin-instance-scores", scores=Markup(shown)))
+        if i.excluded_node_names:
+            text.append(i18n.get("admin-instance-excluded", nodes=", ".join(i.excluded_node_names)))
+        nodes = [
+            _button(
+                i18n.get("btn-admin-node-exclude", id=i.id), AdminNodeCb(action="exclude", instance_id=i.id)
+            )
+        ]
+        # By position in the excluded list as shown: the handler names the node it included.
+        nodes += [
+            _button(
+                i18n.get("btn-admin-node-include", node=name[:NODE_LABEL]),
+                AdminNodeCb(action="include", instance_id=i.id, index=n),
+            )
+            for n, name in enumerate(i.excluded_node_names[:NODES_SHOWN])
+        ]
+        rows += [nodes[k : k + 3] for k in range(0, len(nodes), 3)]
+    poke = [_button(i18n.get("btn-admin-balancer-poke"), AdminNodeCb(action="poke"))]
+    return _panel(i18n, text, *rows, poke, _refresh_row(i18n, "inst"))
 
 
 def drain_confirm_screen(i18n: I18nContext, line: InstanceLine) -> Screen:
@@ -417,9 +519,62 @@ def drain_report_screen(i18n: I18nContext, report: DrainReport) -> Screen:
     )
 
 
-def broadcast_confirm_screen(i18n: I18nContext, count: int, token: str) -> Screen:
+AUDIENCE_ROWS = (("all", "active"), ("expired", "trial"), ("never_paid",))
+LANGUAGE_CHOICES = ("any", "en", "ru")
+
+
+def audience_name(i18n: I18nContext, audience: str, language: str | None) -> str:
+    name = i18n.get(f"admin-audience-{audience.replace('_', '-')}")
+    return (
+        name
+        if language is None
+        else i18n.get("admin-audience-with-language", audience=name, language=language)
+    )
+
+
+def broadcast_audience_screen(i18n: I18nContext, counts: dict[str, int], language: str | None) -> Screen:
+    """Choose who gets it: each audience with how many it reaches now, a language filter."""
+    chosen = language or "any"
+    rows = [
+        [
+            _button(
+                i18n.get(
+                    "btn-admin-audience",
+                    name=i18n.get(f"admin-audience-{a.replace('_', '-')}"),
+                    count=counts[a],
+                ),
+                AdminBcCb(action="aud", token=a),
+            )
+            for a in row
+        ]
+        for row in AUDIENCE_ROWS
+    ]
+    languages = [
+        _button(
+            ("✅ " if code == chosen else "") + i18n.get(f"btn-admin-language-{code}"),
+            AdminBcCb(action="lang", token=code),
+        )
+        for code in LANGUAGE_CHOICES
+    ]
+    title = i18n.get("admin-broadcast-audience", language=i18n.get(f"btn-admin-language-{chosen}"))
+    return _panel(i18n, [title], *rows, languages)
+
+
+def broadcast_button_screen(i18n: I18nContext, screens: list[str]) -> Screen:
     return Screen(
-        i18n.get("admin-broadcast-preview", count=count),
+        i18n.get("admin-broadcast-button-prompt", screens=", ".join(screens)),
+        _keyboard(
+            [_button(i18n.get("btn-admin-broadcast-no-button"), AdminBcCb(action="nobutton"))],
+            [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
+        ),
+    )
+
+
+def broadcast_confirm_screen(
+    i18n: I18nContext, count: int, token: str, audience: str = "all", language: str | None = None
+) -> Screen:
+    return Screen(
+        i18n.get("admin-broadcast-preview", count=count, audience=audience_name(i18n, audience, language)),
         _keyboard(
             [_button(i18n.get("btn-admin-broadcast-send"), AdminBcCb(action="send", token=token))],
             [_button(i18n.get("btn-admin-cancel"), AdminCb(screen="home"))],
@@ -427,16 +582,20 @@ def broadcast_confirm_screen(i18n: I18nContext, count: int, token: str) -> Scree
     )
 
 
-def _progress_markup(i18n: I18nContext, broadcast_id: int) -> InlineKeyboardMarkup:
-    return _keyboard(
-        [
+def _progress_markup(i18n: I18nContext, broadcast_id: int, *, running: bool = True) -> InlineKeyboardMarkup:
+    refresh = [
+        _button(
+            i18n.get("btn-admin-broadcast-progress"),
+            AdminBcCb(action="progress", broadcast_id=broadcast_id),
+        )
+    ]
+    if running:
+        refresh.append(
             _button(
-                i18n.get("btn-admin-broadcast-progress"),
-                AdminBcCb(action="progress", broadcast_id=broadcast_id),
+                i18n.get("btn-admin-broadcast-cancel"), AdminBcCb(action="cancel", broadcast_id=broadcast_id)
             )
-        ],
-        [back_button(i18n)],
-    )
+        )
+    return _keyboard(refresh, [back_button(i18n)])
 
 
 def broadcast_queued_screen(i18n: I18nContext, broadcast_id: int, count: int, replayed: bool) -> Screen:
@@ -444,8 +603,9 @@ def broadcast_queued_screen(i18n: I18nContext, broadcast_id: int, count: int, re
     return Screen(i18n.get(key, id=str(broadcast_id), count=count), _progress_markup(i18n, broadcast_id))
 
 
-def broadcast_progress_screen(i18n: I18nContext, progress: Progress) -> Screen:
-    lines = [
+def broadcast_progress_screen(i18n: I18nContext, progress: Progress, notice: str | None = None) -> Screen:
+    lines = [notice, ""] if notice else []
+    lines += [
         i18n.get(
             "admin-broadcast-progress",
             id=str(progress.id),
@@ -454,8 +614,17 @@ def broadcast_progress_screen(i18n: I18nContext, progress: Progress) -> Screen:
             pending=progress.pending,
             failed=progress.failed,
             skipped=progress.skipped,
-        )
+        ),
+        i18n.get(
+            "admin-broadcast-audience-line",
+            audience=audience_name(i18n, progress.audience, progress.language),
+        ),
     ]
-    if progress.queued_at is None:
+    if progress.cancelled_at is not None:
+        lines.append(i18n.get("admin-broadcast-cancelled", count=progress.cancelled))
+    elif progress.queued_at is None:
         lines.append(i18n.get("admin-broadcast-queuing"))
-    return Screen("\n".join(lines), _progress_markup(i18n, progress.id))
+    elif progress.finished:
+        lines.append(i18n.get("admin-broadcast-finished"))
+    running = progress.cancelled_at is None and not progress.finished
+    return Screen("\n".join(lines), _progress_markup(i18n, progress.id, running=running))

@@ -42,6 +42,15 @@ class MenuCb(ButtonData, prefix="m"):
     screen: str
 
 
+# The screens a broadcast's button may open (orbit/admin/broadcasts.parse_button).
+MENU_SCREENS = ("main", "sub", "buy", "configs", "balance", "ref", "promo", "settings", "help")
+
+
+def screen_buttons() -> dict[str, str]:
+    """Each menu screen's name and the callback data of the button that opens it."""
+    return {screen: MenuCb(screen=screen).pack() for screen in MENU_SCREENS}
+
+
 class TrialCb(ButtonData, prefix="trial"):
     """Start the free trial."""
 

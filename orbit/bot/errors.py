@@ -16,8 +16,8 @@ from aiogram.exceptions import (
 from aiogram.types import ErrorEvent
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
-from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator, language_for, plain_text
+from orbit.metrics import Metrics
 from orbit.outages import dependency_down
 from orbit.users.queries import UserRow, mark_blocked
 

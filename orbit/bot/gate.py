@@ -9,7 +9,7 @@ from aiogram.enums import ChatMemberStatus
 from aiogram.types import ChatMemberRestricted
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""The bot's HTTP server: `/healthz`, `/metrics`, the Crypto Pay webhook and, in webhook
-mode, Telegram's (orbit/bot/webhook.py).
+"""The bot's HTTP server: `/healthz`, `/metrics` (orbit/ops_http.py), the Crypto Pay
+webhook and, in webhook mode, Telegram's (orbit/bot/webhook.py).
 
 What one listener serves is chosen in `orbit.bot.process.start_http`: the health and
 metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.md, access);
@@ -8,7 +8,6 @@ metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,9 +16,10 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from redis.asyncio import Redis
 
+from orbit import ops_http
 from orbit.bot.http_limits import HttpLimits, read_body_in_time
-from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator
+from orbit.metrics import Metrics
 from orbit.payments import cryptobot
 from orbit.settings import Settings
 
@@ -29,32 +29,9 @@ METRICS = web.AppKey("metrics", Metrics)
 SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
-HEALTH_TIMEOUT_SECONDS = 3.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """`ok` or `failing` per dependency, nothing more: the error itself (hosts, user
-    names, driver messages) goes to the log, not to whoever asks."""
-    checks = {"postgres": request.app[POOL].fetchval("SELECT 1"), "redis": request.app[REDIS].ping()}
-    states = {}
-    for name, check in checks.items():
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                await check
-        except Exception as exc:  # any failure is reported, none is raised
-            log.warning("healthz: %s failing: %s", name, str(exc) or type(exc).__name__)
-            states[name] = "failing"
-        else:
-            states[name] = "ok"
-    ok = all(state == "ok" for state in states.values())
-    return web.json_response({"ok": ok, **states}, status=200 if ok else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
 
 
 async def cryptobot_webhook(request: web.Request) -> web.Response:
@@ -107,10 +84,12 @@ def create_app(
     limits: HttpLimits | None = None,
     ops: bool = True,
     webhooks: bool = True,
+    probe: ops_http.Probe | None = None,
     telegram: tuple[str, Handler] | None = None,
 ) -> web.Application:
-    """`ops`: serve `/healthz` and `/metrics`; `webhooks`: the Crypto Pay webhook (with
-    `settings` and `translator`); `telegram`: Telegram's webhook, (path, handler)."""
+    """`ops`: serve `/healthz` and `/metrics` (`probe`: what they read, the process's
+    heartbeat included); `webhooks`: the Crypto Pay webhook (with `settings` and
+    `translator`); `telegram`: Telegram's webhook, (path, handler)."""
     limits = limits or HttpLimits()
     app = web.Application(
         client_max_size=limits.max_body_bytes, middlewares=[read_body_in_time(limits, metrics_)]
@@ -119,8 +98,7 @@ def create_app(
     app[REDIS] = redis
     app[METRICS] = metrics_
     if ops:
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", metrics)
+        ops_http.add_routes(app, probe or ops_http.Probe(pool, redis, metrics_))
     if webhooks and settings is not None and translator is not None:
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator

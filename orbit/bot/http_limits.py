@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

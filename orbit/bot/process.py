@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -29,16 +30,18 @@ from orbit.bot import http, routers, webhook
 from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
+from orbit.bot.fsm_keys import UserTaggedKeys
 from orbit.bot.http_limits import BoundedAppRunner, HttpLimits
 from orbit.bot.inflight import wait_for_updates_on_shutdown
-from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import private_only
 from orbit.bot.middlewares.banned import RefuseBanned
 from orbit.bot.middlewares.callback_answer import AnswerUnlessFailed
 from orbit.bot.middlewares.locale import UserI18nMiddleware, UserLocaleManager
+from orbit.bot.middlewares.maintenance import MaintenanceGate
 from orbit.bot.middlewares.private_only import PrivateChatsOnly
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.middlewares.throttling import install_throttling
+from orbit.bot.middlewares.update_metrics import UpdateMetrics
 from orbit.bot.middlewares.user import UserMiddleware
 from orbit.bot.payment_polling import PaymentSafeDispatcher
 from orbit.bot.responses import pin_response_types
@@ -49,6 +52,8 @@ from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
 from orbit.marzban.passwords import check_passwords
 from orbit.marzban.provisioning import PanelDeps
+from orbit.metrics import Metrics
+from orbit.outbox import queries as outbox_queries
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.sender import OutboxSender
 from orbit.ratelimit import RateLimiter
@@ -97,7 +102,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     dp = PaymentSafeDispatcher(
         # Its own client: aiogram closes the storage's connection pool at shutdown, which
         # would cut the shared client's pub/sub, heartbeat and lease from under the worker.
-        storage=RedisStorage(create_redis(ctx.settings)),
+        storage=RedisStorage(create_redis(ctx.settings), key_builder=UserTaggedKeys()),
         settings=ctx.settings,
         pool=ctx.pool,
         redis=ctx.redis,
@@ -110,6 +115,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
     )
     # First of the shutdown handlers: in-flight updates finish before i18n shuts down.
     wait_for_updates_on_shutdown(dp, timeout=max(1.0, ctx.settings.shutdown_grace_seconds - 2))
+    dp.update.outer_middleware(UpdateMetrics(metrics))  # counts and times every update
     # Groups and channels end here: before the rate limit, the user row or any handler.
     private_only.install(dp, PrivateChatsOnly(translator, metrics))
     # Order matters: the user row is loaded before the locale is chosen from it.
@@ -118,6 +124,7 @@ def build_dispatcher(ctx: Context, metrics: Metrics) -> Dispatcher:
         core=core, manager=UserLocaleManager(), default_locale=DEFAULT_LOCALE
     ).setup(dispatcher=dp)
     dp.update.outer_middleware(RefuseBanned(ctx.settings))  # needs the row and i18n
+    dp.update.outer_middleware(MaintenanceGate(ctx.settings, ctx.redis))  # needs i18n
     dp.callback_query.middleware(AnswerUnlessFailed())
     # Every button needs a user who pressed /start, but help (flagged) and the admin
     # screens (their router's filter lets admins alone in).
@@ -168,12 +175,15 @@ async def start_http(
         )  # fmt: skip
     route = None if telegram is None else (webhook.path_of(s.webhook_url or ""), telegram.handle)
     hooks = http.create_app(
-        ctx.pool, ctx.redis, metrics, s, translator, limits=limits, ops=ops_on_webhook, telegram=route
-    )
+        ctx.pool, ctx.redis, metrics, s, translator,
+        limits=limits, ops=ops_on_webhook, probe=ctx.probe(), telegram=route,
+    )  # fmt: skip
     shared = telegram is not None
     await _listen(stack, hooks, s.bot_http_host, s.bot_http_port, limits, metrics, reuse_port=shared)
     if ops_apart:
-        ops = http.create_app(ctx.pool, ctx.redis, metrics, limits=limits, webhooks=False)
+        ops = http.create_app(
+            ctx.pool, ctx.redis, metrics, limits=limits, webhooks=False, probe=ctx.probe()
+        )
         await _listen(stack, ops, s.metrics_host, s.metrics_port, limits, metrics)
 
 
@@ -198,6 +208,14 @@ async def _listen(
     log.info("HTTP on %s:%d: %s", host, port, ", ".join(sorted(r.canonical for r in app.router.resources())))
 
 
+async def outbox_gauges(pool: asyncpg.Pool, metrics: Metrics) -> None:
+    """The outbox's depth and its oldest due row's age, read once per scrape."""
+    depth = await outbox_queries.depth(pool)
+    metrics.set("outbox_depth", depth.pending, state="pending")
+    metrics.set("outbox_depth", depth.due, state="due")
+    metrics.set("outbox_oldest_due_age_seconds", depth.oldest_due_age)
+
+
 def install_send_budget(bot: Bot, redis: Redis, settings: Settings, metrics: Metrics) -> SendBudget:
     """One budget (Redis, every bot process): replies reserve their turn ahead of the
     outbox, whose sender has its own bot without this middleware and its own lanes."""
@@ -213,7 +231,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     await check_token(bot, ctx.settings)
     await check_passwords(ctx.pool, ctx.settings)  # encrypted panel passwords need the key
     await ensure_legacy_instance(ctx.pool, ctx.settings)  # S001_* → instance s001
-    metrics = Metrics()
+    metrics = ctx.metrics
     budget = install_send_budget(bot, ctx.redis, ctx.settings, metrics)
     sender_bot = create_bot(ctx.settings)
     stack.push_async_callback(sender_bot.session.close)
@@ -229,6 +247,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     sender = OutboxSender(
         sender_bot, ctx.pool, budget.limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
     )
+    metrics.on_scrape(lambda: outbox_gauges(ctx.pool, metrics))
     # What was built so far lives as long as the process: keep it out of the cyclic GC's
     # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
     gc.collect()
@@ -286,5 +305,10 @@ def _polling(ctx: Context, dp: Dispatcher, bot: Bot) -> Callable[[], Awaitable[N
 
 # The tick is the outbox sender: woken by `orbit:outbox`, and by the timer for retries.
 WORKER = Worker(
-    name="bot", setup=setup, interval=10.0, channels=(keys.OUTBOX_CHANNEL,), require=("bot_token",)
+    name="bot",
+    setup=setup,
+    interval=10.0,
+    channels=(keys.OUTBOX_CHANNEL,),
+    require=("bot_token",),
+    serves_ops=True,
 )

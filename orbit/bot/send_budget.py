@@ -38,8 +38,8 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from redis.exceptions import RedisError
 
-from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares.callback_answer import answer_press_now
+from orbit.metrics import Metrics
 from orbit.outbox.limiter import ADMITTED, WINDOW, SendLimiter
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class SendBudget(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
         name = method.__api_method__
+        self.metrics.inc("telegram_requests_total", method=name)  # Bot API method names: bounded
         if not counts(name):
             return await make_request(bot, method)
         chat_id = _chat_of(method)

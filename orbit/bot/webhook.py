@@ -46,7 +46,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbit import keys
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.outages import dependency_down
 from orbit.runtime import Lease
 from orbit.settings import Settings

@@ -7,6 +7,7 @@
                         [--password | --password-stdin] [--priority] [--no-check]
     orbit instances enable|disable|remove|drain ID
     orbit instances exclude-node|include-node ID NODE_NAME
+    orbit instances refresh                 ask the balancer for new scores now
     orbit instances encrypt-passwords
 
 Passwords are stored encrypted with MARZBAN_PASSWORD_KEY (orbit/marzban/passwords.py);
@@ -30,7 +31,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbit import keys
+from orbit import audit, keys
+from orbit.admin import panels
+from orbit.admin.errors import AdminError
 from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
 from orbit.configs import queries as configs_q
@@ -96,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser(
         "encrypt-passwords", help="encrypt stored panel passwords with MARZBAN_PASSWORD_KEY"
     )
+    actions.add_parser("refresh", help="ask the balancer to score every instance now")
     for action, text in (
         ("exclude-node", "ignore a node of the instance when scoring"),
         ("include-node", "score a previously excluded node again"),
@@ -261,6 +265,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
     counts = await instances.live_config_counts(env.pool)
     removals = await configs_q.removal_counts(env.pool)
     health = await read_health(env.redis, [i.id for i in registry])
+    scores = await panels.read_scores(env.redis)
     if args.json:
         rows = [
             {
@@ -273,6 +278,7 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
                 "configs": counts.get(i.id, 0),
                 "removals_left": removals.get(i.id, 0),
                 "health": None if health[i.id] is None else msgspec.to_builtins(health[i.id]),
+                "scores": msgspec.to_builtins(scores.get(i.id, [])),
             }
             for i in registry
         ]
@@ -294,6 +300,8 @@ async def _list(args: argparse.Namespace, env: _Env) -> int:
             f" {counts.get(i.id, 0):>7}  {_health_text(health[i.id]):<24} {pending:<16}"
             f" {excluded:<20} {i.base_url}"
         )
+        if scores.get(i.id):
+            _out("    scores (lowest wins): " + ", ".join(f"{n.node} {n.score:.3f}" for n in scores[i.id]))
     return 0
 
 
@@ -421,32 +429,33 @@ async def _disable(args: argparse.Namespace, env: _Env) -> int:
 
 async def _exclude_node(args: argparse.Namespace, env: _Env) -> int:
     await _require(env, args.id)
-    node = args.node.strip()
-    if not node:
-        raise CommandError("the node name is empty")
-    async with env.pool.acquire() as conn:
-        updated = await instances.exclude_node(conn, args.id, node)
-    assert updated is not None
-    await poke_balancer(env.redis)
+    try:
+        updated = await panels.exclude_node(env.pool, env.redis, args.id, args.node, actor=audit.cli_actor())
+    except AdminError:
+        raise CommandError("the node name is empty") from None
     _out(f"instance {args.id}: excluded nodes {', '.join(updated.excluded_node_names)}")
     return 0
 
 
 async def _include_node(args: argparse.Namespace, env: _Env) -> int:
     current = await _require(env, args.id)
-    if args.node not in current.excluded_node_names:
+    try:
+        updated = await panels.include_node(env.pool, env.redis, args.id, args.node, actor=audit.cli_actor())
+    except AdminError:
         raise CommandError(
             f"node {args.node!r} is not excluded on {args.id}"
             f" (excluded: {', '.join(current.excluded_node_names) or 'none'})"
-        )
-    async with env.pool.acquire() as conn:
-        updated = await instances.include_node(conn, args.id, args.node)
-    assert updated is not None
-    await poke_balancer(env.redis)
+        ) from None
     _out(
         f"instance {args.id}: node {args.node!r} included again;"
         f" excluded nodes: {', '.join(updated.excluded_node_names) or 'none'}"
     )
+    return 0
+
+
+async def _refresh(args: argparse.Namespace, env: _Env) -> int:
+    await panels.refresh_balancer(env.pool, env.redis, actor=audit.cli_actor())
+    _out("the balancer scores every instance now (`orbit instances list` in a few seconds)")
     return 0
 
 
@@ -471,7 +480,8 @@ async def _remove(args: argparse.Namespace, env: _Env) -> int:
                 f" disable it instead (orbit instances disable {args.id})"
             ) from None
     with suppress(RedisError, OSError):
-        await env.redis.delete(keys.balancer_instance(args.id), keys.marzban_token(args.id))
+        for key in (keys.balancer_instance(args.id), keys.marzban_token(args.id)):  # two slots
+            await env.redis.delete(key)
     await poke_balancer(env.redis)
     _out(f"instance {args.id} removed")
     return 0
@@ -522,6 +532,7 @@ _HANDLERS = {
     "disable": _disable,
     "exclude-node": _exclude_node,
     "include-node": _include_node,
+    "refresh": _refresh,
     "remove": _remove,
     "drain": _drain,
     "encrypt-passwords": _encrypt_passwords,

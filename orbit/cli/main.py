@@ -13,6 +13,7 @@ from orbit.cli import (
     audit_log,
     broadcast,
     instances,
+    maintenance,
     migrate,
     payments,
     promo,
@@ -47,6 +48,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     users,
     stats,
     broadcast,
+    maintenance,
 )
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncpg
 
+from orbit import metrics
+
 OUTBOX_RETENTION_DAYS = 30
 
 EXPIRE_PAYMENTS = """
 UPDATE payments SET status = 'expired'
 WHERE id IN (
     SELECT id FROM payments
-    WHERE status = 'pending' AND expires_at < now()
+    WHERE status = 'pending' AND expires_at < orbit_now()
     ORDER BY expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
+RETURNING method
 """
 
 PURGE_OUTBOX = """
@@ -36,7 +39,10 @@ def _count(status: str) -> int:
 async def expire_pending_payments(pool: asyncpg.Pool, batch: int = 1000) -> int:
     """Pending payments past `expires_at` become `expired` (a late TON transfer is
     still credited by the watcher: the money arrived)."""
-    return _count(await pool.execute(EXPIRE_PAYMENTS, batch))
+    expired = await pool.fetch(EXPIRE_PAYMENTS, batch)
+    for row in expired:
+        metrics.count("payments_total", method=row["method"], status="expired")
+    return len(expired)
 
 
 async def purge_old_outbox(pool: asyncpg.Pool, batch: int = 5000) -> int:

@@ -26,13 +26,13 @@ SELECT u.id, u.language, u.subscription_until, w.name AS window,
 FROM users u
 CROSS JOIN LATERAL (
     SELECT CASE
-        WHEN u.subscription_until <= now() THEN 'expired'
-        WHEN u.subscription_until <= now() + interval '1 day' THEN '1d'
+        WHEN u.subscription_until <= orbit_now() THEN 'expired'
+        WHEN u.subscription_until <= orbit_now() + interval '1 day' THEN '1d'
         ELSE '3d'
     END AS name
 ) w
-WHERE u.subscription_until > now() - interval '1 day'
-  AND u.subscription_until <= now() + interval '3 days'
+WHERE u.subscription_until > orbit_now() - interval '1 day'
+  AND u.subscription_until <= orbit_now() + interval '3 days'
   AND u.blocked_at IS NULL AND NOT u.is_banned
   AND NOT EXISTS (
       SELECT 1 FROM outbox o
@@ -55,8 +55,8 @@ JOIN LATERAL (
 ) last ON true
 JOIN unnest($2::text[], $3::bigint[]) AS price(plan_id, price_kop) ON price.plan_id = last.plan_id
 WHERE u.auto_renew AND NOT u.is_banned
-  AND u.subscription_until <= now() + interval '1 day'
-  AND u.subscription_until > now()
+  AND u.subscription_until <= orbit_now() + interval '1 day'
+  AND u.subscription_until > orbit_now()
   AND u.balance_kop >= price.price_kop
 ORDER BY u.subscription_until
 LIMIT $1

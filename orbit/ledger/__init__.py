@@ -11,6 +11,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from orbit import metrics
 from orbit.ledger import queries
 
 
@@ -72,6 +73,8 @@ async def apply(
     )
     assert row is not None
     if row["entry_id"] is not None:
+        if not row["replayed"]:
+            metrics.count("ledger_entries_total", reason=kind)  # kinds are the code's: bounded
         return Entry(
             row["entry_id"], user_id, amount_kop, row["balance_after_kop"], kind, row["replayed"]
         )

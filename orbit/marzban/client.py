@@ -38,7 +38,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbit import keys
+from orbit import keys, metrics
 from orbit.marzban.errors import (
     PanelAuthFailed,
     PanelRejected,
@@ -372,27 +372,30 @@ class MarzbanClient:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError:
+            metrics.count("panel_errors_total", instance=self.instance_id, error="timeout")
             raise PanelUnavailable(
                 self.instance_id,
                 f"{method} {path} timed out after {self.timeout:g}s",
                 outcome_unknown=True,
             ) from None
         except aiohttp.ClientConnectorError as exc:
+            metrics.count("panel_errors_total", instance=self.instance_id, error="connect")
             raise PanelUnavailable(self.instance_id, f"cannot connect: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
+            metrics.count("panel_errors_total", instance=self.instance_id, error="network")
             raise PanelUnavailable(
                 self.instance_id,
                 f"{method} {path} failed: {exc.__class__.__name__}: {exc}",
                 outcome_unknown=True,
             ) from None
-        log.debug(
-            "panel %s: %s %s -> %d in %.3fs",
-            self.instance_id, method, path, status, time.monotonic() - started,
-        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        metrics.observe("panel_request_duration_seconds", elapsed, instance=self.instance_id)
+        log.debug("panel %s: %s %s -> %d in %.3fs", self.instance_id, method, path, status, elapsed)
         return status, raw
 
     def _error(self, status: int, raw: bytes, *, safe: bool, user: str | None) -> Exception:
         detail = _detail(raw)
+        metrics.count("panel_errors_total", instance=self.instance_id, error=f"http_{status}")
         if status >= 500:
             return PanelUnavailable(
                 self.instance_id, f"answered {status}: {detail}", outcome_unknown=not safe

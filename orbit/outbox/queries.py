@@ -26,7 +26,8 @@ class OutboxRow(msgspec.Struct, frozen=True):
 
 # One statement: the row is claimed (and its attempt counted) in the same
 # transaction that found it, so two senders never hold the same row. Rows of
-# users who blocked the bot are left for SKIP_BLOCKED. Notifications before
+# users who blocked the bot are left for SKIP_BLOCKED, rows of a cancelled broadcast
+# (one written by a fan-out racing the cancel) are never sent. Notifications before
 # broadcasts ($1: whether a broadcast row may be taken at all).
 CLAIM = """
 UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = now()
@@ -35,6 +36,8 @@ WHERE id = (
     WHERE o.status = 'pending' AND o.next_attempt_at <= now()
       AND ($1 OR o.broadcast_id IS NULL)
       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = o.chat_id AND u.blocked_at IS NOT NULL)
+      AND (o.broadcast_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM broadcasts b WHERE b.id = o.broadcast_id AND b.cancelled_at IS NOT NULL))
     ORDER BY o.broadcast_id IS NOT NULL, o.next_attempt_at, o.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -143,3 +146,27 @@ async def next_due(conn: asyncpg.Connection | asyncpg.Pool) -> float | None:
 async def notification_due(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
     """A row that is not a broadcast is due: it asks the budget at notification priority."""
     return bool(await conn.fetchval(NOTIFICATION_DUE))
+
+
+# For the scrape-time gauges (orbit_outbox_depth, orbit_outbox_oldest_due_age_seconds):
+# one pass over the partial index of pending rows. The host's clock, like the sender's
+# pacing (next_attempt_at is set with now()).
+DEPTH = """
+SELECT count(*) AS pending,
+       count(*) FILTER (WHERE next_attempt_at <= now()) AS due,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now())),
+                0)::float8 AS oldest_due_age
+FROM outbox WHERE status = 'pending'
+"""
+
+
+class Depth(msgspec.Struct, frozen=True):
+    pending: int
+    due: int
+    oldest_due_age: float  # seconds; 0 when nothing is due
+
+
+async def depth(conn: asyncpg.Connection | asyncpg.Pool) -> Depth:
+    record = await conn.fetchrow(DEPTH)
+    assert record is not None
+    return Depth(**dict(record))

@@ -231,6 +231,8 @@ class OutboxSender:
             after, reason = exc.retry_after, f"429: retry after {exc.retry_after}"
             await self._record(row, lambda: queries.defer(pool, row.id, after, reason))
             stats.deferred += 1
+            if self.metrics is not None:
+                self.metrics.inc("telegram_retry_after_total", outcome="outbox_deferred")
             log.warning("outbox: 429, every sender pauses %ss (row %d)", exc.retry_after, row.id)
         except TelegramForbiddenError as exc:
             reason = f"403: {exc.message}"

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from orbit import ledger, outbox
+from orbit import ledger, metrics, outbox
 from orbit.i18n import Translator
 from orbit.money import format_rub, rub_to_kopecks
 from orbit.payments import queries
@@ -173,7 +173,7 @@ async def create_payment(
     if amount_kop <= 0 or currency_amount <= 0:
         raise ValueError("payment amounts must be positive")
     try:
-        return await queries.insert_payment(
+        payment = await queries.insert_payment(
             conn,
             user_id,
             method,
@@ -189,6 +189,8 @@ async def create_payment(
         if exc.constraint_name == _UQ_EXTERNAL_ID:
             raise ExternalIdTaken(f"{method} {external_id}") from None
         raise
+    metrics.count("payments_total", method=method, status="pending")
+    return payment
 
 
 async def get_payment(conn: asyncpg.Connection | asyncpg.Pool, payment_id: int) -> PaymentRow | None:
@@ -229,7 +231,10 @@ async def fail_payment(
 ) -> PaymentRow | None:
     """Mark a still-pending payment `failed` (an invoice the service expired or refused).
     Returns None when it was not pending. A later confirmation is still accepted."""
-    return await queries.mark_failed(conn, payment_id, {"failed": reason})
+    payment = await queries.mark_failed(conn, payment_id, {"failed": reason})
+    if payment is not None:
+        metrics.count("payments_total", method=payment.method, status="failed")
+    return payment
 
 
 # --- confirmation ----------------------------------------------------------------------------
@@ -333,6 +338,8 @@ async def confirm_payment(
         payment.amount_kop,
         " late" if late else "",
     )
+    metrics.count("payments_total", method=payment.method, status="confirmed")
+    metrics.count("payments_credited_kopecks_total", credited_kop, method=payment.method)
     return Confirmation(payment, credited_kop, entry.balance_after_kop, False, referrer_id)
 
 
@@ -478,5 +485,6 @@ async def reverse_payment(
         ),
         dedup_key=f"payment-refunded:{payment.id}",
     )
+    metrics.count("payments_total", method=payment.method, status="refunded")
     log.info("payment %d refunded: user %d debited %d kop", payment.id, payment.user_id, payment.credited_kop)
     return entry

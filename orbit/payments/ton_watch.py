@@ -31,7 +31,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from orbit import ledger, outbox
+from orbit import ledger, metrics, outbox
 from orbit.i18n import Translator
 from orbit.money import format_rub
 from orbit.payments import queries, service
@@ -359,6 +359,7 @@ async def _credit_further_transfer(
     if entry.replayed:
         return payment
     updated = await queries.add_credited(conn, payment.id, credited_kop)
+    metrics.count("payments_credited_kopecks_total", credited_kop, method=payment.method)
     language = await queries.user_language(conn, payment.user_id)
     await outbox.enqueue(
         conn,

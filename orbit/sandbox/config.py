@@ -7,14 +7,22 @@ emulators exactly as they would see Telegram, Marzban, tonapi and CryptoBot.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 HOST = "127.0.0.1"
 TELEGRAM_PORT = 18081
-MARZBAN_PORT = 18001
+MARZBAN_PORT = 18001  # panel 1 (instance s001); panel n listens on MARZBAN_PORT + n - 1
+PANELS = 2
+NODES_PER_PANEL = 2
 TONAPI_PORT = 18091
 CRYPTOBOT_PORT = 18092
 BOT_HTTP_PORT = 18080
+# The sandbox's chat page (the page engineer serves it here; run.sh prints its address last).
+PAGE_PORT = 18000
+# The sandbox's own control API: the one clock (docs/sandbox.md).
+CONTROL_PORT = 18099
 
 BOT_TOKEN = "100000001:SANDBOX-token"
 MARZBAN_USER = "admin"
@@ -24,6 +32,21 @@ TON_ADDRESS = "0:" + "ab" * 32
 SANDBOX_ADMIN_ID = 1000
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
 KEY_FILE = Path("run/sandbox.key")  # relative to the repository root, where run.sh runs
+STATE_DIR = Path("run/sandbox-state")  # the emulators' state across restarts (state_files.py)
+
+
+def panel_port(number: int) -> int:
+    return MARZBAN_PORT + number - 1
+
+
+def panel_id(number: int) -> str:
+    return f"s{number:03d}"
+
+
+def wanted(environ: Mapping[str, str]) -> bool:
+    """Whether run.sh starts the sandbox: no BOT_TOKEN, or ORBIT_SANDBOX=1 even with one."""
+    forced = environ.get("ORBIT_SANDBOX", "").strip().lower() in ("1", "true", "yes", "on")
+    return forced or not environ.get("BOT_TOKEN", "").strip()
 
 
 def password_key(path: Path = KEY_FILE) -> str:
@@ -59,10 +82,17 @@ def environment() -> dict[str, str]:
         "CRYPTOBOT_TOKEN": CRYPTOBOT_TOKEN,
         "CRYPTOBOT_API_URL": f"http://{HOST}:{CRYPTOBOT_PORT}",
         "ADMIN_IDS": str(SANDBOX_ADMIN_ID),
+        # Read by run.sh, not by the processes.
+        "SANDBOX_PAGE_URL": f"http://{HOST}:{PAGE_PORT}/",
+        "SANDBOX_CONTROL_URL": f"http://{HOST}:{CONTROL_PORT}/control",
     }
 
 
 def main() -> None:
+    if sys.argv[1:] == ["wanted"]:  # run.sh: exit 0 when the sandbox is to run (.env + environment)
+        from orbit.settings import read_environment
+
+        sys.exit(0 if wanted(read_environment()) else 1)
     for name, value in environment().items():
         print(f"{name}={value}")  # noqa: T201
 

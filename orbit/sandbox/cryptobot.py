@@ -168,6 +168,14 @@ class _Stored(msgspec.Struct, kw_only=True):
     last_update: tuple[int, bytes] | None = None
 
 
+class _AppState(msgspec.Struct, kw_only=True):
+    next_invoice_id: int
+    next_update_id: int
+    invoices: dict[int, _Stored]
+    balances: dict[str, Decimal]
+    webhook_url: str | None
+
+
 class PayCommand(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     asset: str | None = None
     comment: str | None = None
@@ -278,8 +286,10 @@ class CryptoBotEmulator:
         webhook_attempts: int = 3,
         webhook_retry_delay: float = 0.1,
         webhook_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
+        self._clock = clock  # invoice times; the sandbox moves it with its one clock
         self.app_id = app_id
         self.app_name = app_name
         self.webhook_attempts = max(webhook_attempts, 1)
@@ -361,6 +371,29 @@ class CryptoBotEmulator:
         self.webhook_url = self._initial_webhook_url
         self._reset_rates()
 
+    def dump_state(self) -> bytes:
+        """Invoices, balances, the webhook and the id counters as bytes, for the sandbox to keep
+        across restarts: ids never repeat, so Orbit's payments still name the right invoice."""
+        next_invoice, next_update = next(self._invoice_ids), next(self._update_ids)
+        self._invoice_ids, self._update_ids = itertools.count(next_invoice), itertools.count(next_update)
+        return msgspec.json.encode(
+            _AppState(
+                next_invoice_id=next_invoice,
+                next_update_id=next_update,
+                invoices=self._invoices,
+                balances=self._balances,
+                webhook_url=self.webhook_url,
+            )
+        )
+
+    def load_state(self, data: bytes) -> None:
+        state = msgspec.json.decode(data, type=_AppState)
+        self._invoice_ids = itertools.count(state.next_invoice_id)
+        self._update_ids = itertools.count(state.next_update_id)
+        self._invoices = state.invoices
+        self._balances = state.balances
+        self.webhook_url = state.webhook_url
+
     # -- controls -------------------------------------------------------------------------------
 
     def set_webhook_url(self, url: str | None) -> None:
@@ -432,7 +465,7 @@ class CryptoBotEmulator:
             Decimal(1).scaleb(-min(ASSETS[paid_asset].decimals, 8)), ROUND_UP
         )
         invoice.status = "paid"
-        invoice.paid_at = _iso(time.time())
+        invoice.paid_at = _iso(self._clock())
         invoice.paid_asset = paid_asset
         invoice.paid_amount = _fmt(paid_amount)
         invoice.paid_usd_rate = _fmt(usd_rate)
@@ -452,7 +485,7 @@ class CryptoBotEmulator:
         update = Update(
             update_id=next(self._update_ids),
             update_type="invoice_paid",
-            request_date=_iso(time.time()),
+            request_date=_iso(self._clock()),
             payload=invoice,
         )
         body = msgspec.json.encode(update)
@@ -584,7 +617,7 @@ class CryptoBotEmulator:
         if (
             stored.invoice.status == "active"
             and stored.expires_at is not None
-            and time.time() >= stored.expires_at
+            and self._clock() >= stored.expires_at
         ):
             stored.invoice.status = "expired"
 
@@ -654,7 +687,7 @@ class CryptoBotEmulator:
         allow_comments = _bool(params, "allow_comments", True)
         allow_anonymous = _bool(params, "allow_anonymous", True)
 
-        now = time.time()
+        now = self._clock()
         invoice_id = next(self._invoice_ids)
         invoice_hash = _random_hash()
         bot_url = f"https://t.me/CryptoBot?start={invoice_hash}"

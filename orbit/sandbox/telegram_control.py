@@ -214,6 +214,7 @@ class ShownMessage(_Shape):
     parse_mode: str | None = None
     source_text: str | None = None
     caption: str | None = None
+    caption_entities: list[dict[str, Any]] | None = None
     photo: ShownPhoto | None = None
     document: ShownDocument | None = None
     invoice: ShownInvoice | None = None
@@ -236,6 +237,16 @@ class ShownMessage(_Shape):
     @property
     def button_texts(self) -> list[str]:
         return [button.text for row in self.buttons for button in row]
+
+
+class KnownUser(_Shape):
+    """A user the bot has met (wrote, paid, was blocked or unblocked), with their profile."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
 
 
 class MessagesOut(_Shape):
@@ -404,6 +415,10 @@ class TelegramControl:
         query = {"include_user": "true"} if include_user else {}
         out = await self._request("GET", f"/chats/{chat_id}/messages", MessagesOut, query=query)
         return out.messages
+
+    async def users(self) -> list[KnownUser]:
+        """Every user the bot has met, in the order they first appeared."""
+        return await self._request("GET", "/users", list[KnownUser])
 
     async def last_seq(self, chat_id: int) -> int:
         out = await self._request("GET", f"/chats/{chat_id}/messages", MessagesOut)

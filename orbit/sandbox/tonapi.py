@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -160,6 +161,14 @@ class RecordedRequest(msgspec.Struct, kw_only=True):
     at: float
 
 
+class _ChainState(msgspec.Struct, kw_only=True):
+    next_lt: int
+    txs: dict[str, list[Transaction]]
+    balances: dict[str, int]
+    rates: dict[str, float]
+    hidden: list[str]
+
+
 class _Fault(msgspec.Struct, frozen=True):
     status: int
     error: str
@@ -277,8 +286,9 @@ def _wallet(address: str) -> AccountAddress:
 class TonapiEmulator:
     """In-memory tonapi v2: ``/v2/blockchain/accounts/{id}/transactions`` and ``/v2/rates``."""
 
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(self, api_key: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.api_key = api_key
+        self._clock = clock  # transfer times (utime); the sandbox moves it with its one clock
         self.requests: list[RecordedRequest] = []
         self._lt = itertools.count(FIRST_LT, LT_STEP)
         self._seq = itertools.count(1)
@@ -349,6 +359,30 @@ class TonapiEmulator:
         self._scripted.clear()
         self._hidden.clear()
 
+    def dump_state(self) -> bytes:
+        """The chain as bytes (transactions, balances, rates, the lt counter) for the sandbox
+        to keep across restarts: the watcher's cursor in Postgres stays below new transfers."""
+        next_lt = next(self._lt)
+        self._lt = itertools.count(next_lt, LT_STEP)
+        return msgspec.json.encode(
+            _ChainState(
+                next_lt=next_lt,
+                txs=self._txs,
+                balances=self._balances,
+                rates=self._rates,
+                hidden=sorted(self._hidden),
+            )
+        )
+
+    def load_state(self, data: bytes) -> None:
+        state = msgspec.json.decode(data, type=_ChainState)
+        self._lt = itertools.count(max(state.next_lt, FIRST_LT), LT_STEP)
+        self._txs = state.txs
+        self._by_hash = {tx.hash: tx for history in state.txs.values() for tx in history}
+        self._balances = state.balances
+        self._rates = state.rates
+        self._hidden = set(state.hidden)
+
     # -- controls ---------------------------------------------------------------------------
 
     def send_ton(
@@ -378,7 +412,7 @@ class TonapiEmulator:
         account = normalize_address(to_address)
         source = normalize_address(sender)
         lt = next(self._lt)
-        now = int(time.time()) if utime is None else utime
+        now = int(self._clock()) if utime is None else utime
         bounce = bounce and not bounced
         in_msg = self._message(
             "int_msg",
@@ -477,7 +511,7 @@ class TonapiEmulator:
         account = normalize_address(from_address)
         destination = normalize_address(to_address)
         lt = next(self._lt)
-        now = int(time.time()) if utime is None else utime
+        now = int(self._clock()) if utime is None else utime
         in_msg = self._message(
             "ext_in_msg",
             lt=0,

@@ -35,10 +35,16 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     next_reconcile = time.monotonic()  # the first tick reconciles: whatever happened while down
 
     async def tick() -> None:
-        nonlocal next_reconcile
-        await poll_wallet(
+        nonlocal next_reconcile, caught_up_at
+        polled = await poll_wallet(
             ctx.pool, ctx.redis, client, translator, settings, should_stop=ctx.stopping.is_set
         )
+        ctx.metrics.set("ton_cursor_lt", polled.last_lt)
+        for outcome in ("matched", "unmatched", "ignored", "rejected"):
+            ctx.metrics.inc("ton_transactions_total", getattr(polled, outcome), outcome=outcome)
+        if not ctx.stopping.is_set():  # it read pages until the wallet had nothing newer
+            caught_up_at = time.time()
+            ctx.metrics.set("ton_caught_up_timestamp_seconds", caught_up_at)
         if not reconcile_every or time.monotonic() < next_reconcile or ctx.stopping.is_set():
             return
         next_reconcile = time.monotonic() + reconcile_every
@@ -49,6 +55,12 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         except TonapiError as exc:  # tried again at the next interval
             log.warning("TON reconcile skipped: %s", exc)
 
+    caught_up_at = time.time()
+
+    async def lag() -> None:  # grows while tonapi fails or the lease is elsewhere
+        ctx.metrics.set("ton_lag_seconds", time.time() - caught_up_at)
+
+    ctx.metrics.on_scrape(lag)
     log.info("watching TON wallet %s via %s", settings.ton_address, settings.tonapi_url)
     return Job(tick=tick)
 

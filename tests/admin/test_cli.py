@@ -131,8 +131,17 @@ async def test_stats(db: asyncpg.Pool, settings: Settings, capsys: pytest.Captur
     assert row["top-ups, all"] == ["123.45", "123.45", "123.45", "123.45", "1"]
     assert row["cryptobot"] == ["123.45", "123.45", "123.45", "123.45", "1"]
     assert row["ton"] == ["0", "0", "0", "0", "0"]
-    assert lines[-2:] == ["pending payments: 0 (0 RUB)", "unmatched TON transfers: 0"]
+    assert lines[10:12] == ["pending payments: 0 (0 RUB)", "unmatched TON transfers: 0"]
+    assert lines[13:] == [
+        "new users: 2 in 1 day, 2 in 7 days, 2 in 30 days",
+        "trials started: 0 / 0 / 0 (1/7/30 days), 0 ever; trial to paid: 0 of 0 (-)",
+        "active subscriptions by plan: none",
+        "churn (ended, not renewed): 0 in 7 days, 0 in 30 days",
+        "",
+        "instances (configs, panel users, nodes usable, balancer scores: lowest wins):",
+    ]
     data = msgspec.json.decode(await command(settings, capsys, "stats", "--json"))
+    assert data["growth"]["new_7d"] == 2 and data["instances"] == [] and data["active_by_plan"] == []
     assert data["users"]["total"] == 2 and data["topups"][2] == {
         "source": "cryptobot", "today": 12345, "week": 12345, "month": 12345, "total": 12345, "count": 1,
     }  # fmt: skip
@@ -149,7 +158,7 @@ async def test_broadcast_send_and_status(
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
     out = await command(settings, capsys, "broadcast", "send", "--text", "Tea & <cake>", code=1)
-    assert out == "---\nTea & <cake>\n---\nsend this to 2 users? [y/N]\nnot sent\n"
+    assert out == "---\nTea & <cake>\n---\nsend this to 2 users (all)? [y/N]\nnot sent\n"
     assert await db.fetchval("SELECT count(*) FROM broadcasts") == 0
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
@@ -163,7 +172,7 @@ async def test_broadcast_send_and_status(
     await db.execute("UPDATE outbox SET status = 'sent' WHERE chat_id = 1")
     out = await command(settings, capsys, "broadcast", "status", str(broadcast_id))
     assert out.startswith(f"broadcast #{broadcast_id} by cli at ")
-    assert out.endswith("queued: 2 recipients, sent 1, pending 1, failed 0, skipped 0\n")
+    assert out.endswith(" UTC to all, sending: 2 recipients, sent 1, pending 1, failed 0, skipped 0\n")
     status = msgspec.json.decode(
         await command(settings, capsys, "broadcast", "status", str(broadcast_id), "--json")
     )
@@ -173,3 +182,91 @@ async def test_broadcast_send_and_status(
     for bad, error in (("0", "a broadcast id is a positive number"), ("999", "no broadcast #999")):
         with pytest.raises(CommandError, match=error):
             await command(settings, capsys, "broadcast", "status", bad)
+
+
+async def test_broadcast_audience_file_button_cancel_and_list(
+    db: asyncpg.Pool,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+) -> None:
+    await db.execute("INSERT INTO users (id, language) VALUES (1, 'en'), (2, 'ru'), (3, 'ru'), (4, 'ru')")
+    await db.execute(
+        "INSERT INTO payments (user_id, method, status, amount_kop, currency, currency_amount, expires_at)"
+        " VALUES (3, 'ton', 'confirmed', 100, 'TON', 1, now())"
+    )
+    text_file = tmp_path / "news.txt"  # type: ignore[operator]
+    text_file.write_text("Привет <b>\nвторая строка\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    out = await command(
+        settings, capsys, "broadcast", "send", "--text-file", str(text_file),
+        "--audience", "never-paid", "--language", "ru", "--button", "Тарифы=buy",
+    )  # fmt: skip
+    assert out.splitlines()[:5] == [
+        "---",
+        "Привет <b>",
+        "вторая строка",
+        "[ Тарифы ] -> m:buy",
+        "---",
+    ]
+    assert "send this to 2 users (never_paid, language ru)? [y/N]" in out
+    broadcast_id = await db.fetchval("SELECT id FROM broadcasts")
+    rows = await db.fetch("SELECT chat_id, text, reply_markup FROM outbox ORDER BY chat_id")
+    assert [r["chat_id"] for r in rows] == [2, 4]
+    assert rows[0]["text"] == "Привет &lt;b&gt;\nвторая строка"
+    assert rows[0]["reply_markup"] == {"inline_keyboard": [[{"text": "Тарифы", "callback_data": "m:buy"}]]}
+
+    await db.execute("UPDATE outbox SET status = 'sent' WHERE chat_id = 2")
+    out = await command(settings, capsys, "broadcast", "cancel", str(broadcast_id))
+    assert out == f"broadcast #{broadcast_id} cancelled: 1 messages will not be sent\n"
+    assert await db.fetchval("SELECT status FROM outbox WHERE chat_id = 4") == "cancelled"
+    out = await command(settings, capsys, "broadcast", "cancel", str(broadcast_id))
+    assert out.startswith(f"broadcast #{broadcast_id} was already cancelled")
+    trail = await db.fetch("SELECT actor, action, target FROM admin_audit ORDER BY id")
+    assert [(r["actor"][:4], r["action"], r["target"]) for r in trail] == [
+        ("cli:", "broadcast.send", f"broadcast:{broadcast_id}"),
+        ("cli:", "broadcast.cancel", f"broadcast:{broadcast_id}"),
+    ]
+    listed = msgspec.json.decode(await command(settings, capsys, "broadcast", "list", "--json"))
+    assert [(b["id"], b["audience"], b["language"], b["sent"], b["cancelled"]) for b in listed] == [
+        (broadcast_id, "never_paid", "ru", 1, 1)
+    ]
+    out = await command(settings, capsys, "broadcast", "show", str(broadcast_id))
+    assert "to never_paid, language ru, CANCELLED (1 not sent): 2 recipients, sent 1" in out
+    before = await snapshot(db)
+    for args, error in (
+        (("--audience", "vip"), "unknown 'vip'"),
+        (("--language", "de"), "unknown 'language de'"),
+        (("--button", "Go=ftp://x"), "neither a URL"),
+    ):
+        with pytest.raises(CommandError, match=error):
+            await command(settings, capsys, "broadcast", "send", "--text", "x", "--yes", *args)
+    with pytest.raises(CommandError, match="cannot read --text-file"):
+        await command(settings, capsys, "broadcast", "send", "--text-file", "/nonexistent", "--yes")
+    assert await snapshot(db) == before
+
+
+async def test_maintenance_on_off_status(
+    db: asyncpg.Pool, redis: object, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = await command(settings, capsys, "maintenance", "status")
+    assert out == "maintenance is off\n"
+    out = await command(settings, capsys, "maintenance", "on", "--message", "Back at 5 <pm>")
+    assert out.startswith("maintenance is ON since ") and out.endswith(": Back at 5 <pm>\n")
+    status = msgspec.json.decode(await command(settings, capsys, "maintenance", "status", "--json"))
+    assert status["on"] is True and status["state"]["message"] == "Back at 5 &lt;pm&gt;"
+    assert status["state"]["by"].startswith("cli:")
+    out = await command(settings, capsys, "maintenance", "on")  # the default message now
+    assert out.startswith("message replaced: maintenance is ON") and "(the default message)" in out
+    assert await command(settings, capsys, "maintenance", "off") == "maintenance is off\n"
+    assert await command(settings, capsys, "maintenance", "off") == "maintenance is off (it was not on)\n"
+    with pytest.raises(CommandError, match="Telegram takes at most 4096"):
+        await command(settings, capsys, "maintenance", "on", "--message", "x" * 5000)
+    assert await command(settings, capsys, "maintenance", "status") == "maintenance is off\n"
+    trail = await db.fetch("SELECT actor, action FROM admin_audit ORDER BY id")
+    assert [(r["actor"][:4], r["action"]) for r in trail] == [
+        ("cli:", "maintenance.on"),
+        ("cli:", "maintenance.on"),
+        ("cli:", "maintenance.off"),
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from redis.asyncio import Redis
 
+from orbit import keys
 from orbit.admin.stats import collect_stats
 
 NOW = datetime(2026, 5, 20, 15, 0, tzinfo=UTC)  # "today" began at 2026-05-20 00:00 UTC
@@ -88,3 +91,52 @@ async def test_empty_database(db: asyncpg.Pool) -> None:
     assert stats.purchases.total == 0 and stats.purchases.count == 0
     assert [(r.source, r.total) for r in stats.topups] == [("ton", 0), ("stars", 0), ("cryptobot", 0)]
     assert (stats.pending_payments, stats.unmatched_ton) == (0, 0)
+
+
+async def test_growth_trials_churn_plans_and_instance_load(db: asyncpg.Pool, redis: Redis) -> None:
+    hour = timedelta(hours=1)
+    day = timedelta(days=1)
+    await user(db, 1, NOW - 2 * hour, trial_used_at=NOW - hour, subscription_until=NOW + 6 * day)
+    await user(db, 2, NOW - 3 * day, trial_used_at=NOW - 3 * day, subscription_until=NOW + 20 * day)
+    await purchase(db, 2, 29_900, NOW - 2 * day)  # the trial converted: 1m, running
+    await user(db, 3, NOW - 20 * day, trial_used_at=NOW - 20 * day, subscription_until=NOW - 5 * day)
+    await user(db, 4, NOW - 60 * day, subscription_until=NOW - 20 * day)  # churned 20 days ago
+    await user(db, 5, NOW - 50 * day, subscription_until=NOW + 80 * day)
+    for user_id in (4, 5):
+        await db.execute(
+            "INSERT INTO purchases (user_id, plan_id, days, price_kop, starts_at, ends_at, created_at)"
+            " SELECT $1, '3m', 90, 1, subscription_until - interval '90 days', subscription_until,"
+            " subscription_until - interval '90 days' FROM users WHERE id = $1",
+            user_id,
+        )
+    await db.execute(
+        "INSERT INTO marzban_instances (id, name, base_url, username, password, is_active)"
+        " VALUES ('p1', 'P1', 'http://127.0.0.1:9', 'a', 'a', true),"
+        " ('p2', 'P2', 'http://127.0.0.1:8', 'a', 'a', false)"
+    )
+    await db.execute(
+        "INSERT INTO configs (user_id, instance_id, panel_username, name, status)"
+        " VALUES (1, 'p1', 'u1', 'c', 'active'), (2, 'p1', 'u2', 'c', 'active')"
+    )
+    await redis.zadd(keys.BALANCER_SCORES, {"p1:core": 1.5, "p1:node-a": 0.75})
+    health = {"status": "up", "checked_at": str(time.time()), "users_active": "7", "nodes_usable": "2"}
+    await redis.hset(keys.balancer_instance("p1"), mapping={**health, "nodes_total": "3"})
+
+    stats = await collect_stats(db, redis, now=NOW)
+    g = stats.growth
+    assert (g.new_1d, g.new_7d, g.new_30d) == (1, 2, 3)
+    assert (g.trials_1d, g.trials_7d, g.trials_30d, g.trials_total) == (1, 2, 3, 3)
+    assert g.trials_converted == 1 and g.conversion == 1 / 3
+    assert (g.churned_7d, g.churned_30d) == (1, 2)  # user 3 five days ago, user 4 twenty
+    assert [(p.plan, p.count) for p in stats.active_by_plan] == [("1m", 1), ("3m", 1), ("trial", 1)]
+    p1, p2 = stats.instances
+    assert (p1.id, p1.configs, p1.status, p1.fresh, p1.users_active, p1.nodes_usable) == (
+        "p1",
+        2,
+        "up",
+        True,
+        7,
+        2,
+    )
+    assert [(s.node, s.score) for s in p1.scores] == [("node-a", 0.75), ("core", 1.5)]
+    assert (p2.id, p2.is_active, p2.configs, p2.status, p2.scores) == ("p2", False, 0, None, [])

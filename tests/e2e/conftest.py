@@ -111,7 +111,8 @@ async def start_bot(
         worker = await spawn("bot", {**bot_env, **extra}, log_dir)
         running.append(worker)
         try:
-            await wait_for_heartbeat(redis, "bot", pid=worker.pid, timeout=30)
+            # Generous: eight test runs share two cores, and an import alone may take 30 s.
+            await wait_for_heartbeat(redis, "bot", pid=worker.pid, timeout=120)
         except TimeoutError:
             await worker.stop()
             raise AssertionError(f"bot did not start:\n{worker.output()}") from None
@@ -129,6 +130,22 @@ async def bot(
 ) -> WorkerProcess:
     """The bot process with default settings, three panels registered."""
     return await start_bot()  # type: ignore[no-any-return, misc]
+
+
+@pytest.fixture
+async def janitor(
+    redis: Redis, bot_env: dict[str, str], log_dir: Path, panels: list[Panel]
+) -> AsyncIterator[WorkerProcess]:
+    """The janitor process: its job loop runs what the admin panel queues (drains, broadcasts)."""
+    worker = await spawn("janitor", bot_env, log_dir)
+    try:
+        await wait_for_heartbeat(redis, "janitor", pid=worker.pid, timeout=120)
+    except TimeoutError:
+        await worker.stop()
+        raise AssertionError(f"janitor did not start:\n{worker.output()}") from None
+    yield worker
+    code = await worker.stop()
+    assert code == 0, f"janitor exited {code}:\n{worker.output()[-3000:]}"
 
 
 @pytest.fixture

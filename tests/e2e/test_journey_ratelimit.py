@@ -157,7 +157,7 @@ async def test_the_bot_keeps_serving_when_redis_is_unreachable(
 
     async def errors_counted() -> bool:
         async with http_session.get(metrics_url) as resp:
-            return "orbit_ratelimit_redis_errors_total 2" in await resp.text()
+            return "orbit_ratelimit_redis_errors_total 2.0" in await resp.text()
 
     await eventually(errors_counted)
     await redis_proxy.start()  # back before the bot stops, so it exits cleanly

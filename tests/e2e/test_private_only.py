@@ -26,7 +26,7 @@ async def _dropped(http_session: aiohttp.ClientSession, bot: WorkerProcess) -> i
     async with http_session.get(f"http://127.0.0.1:{bot.env['BOT_HTTP_PORT']}/metrics") as resp:
         body = await resp.text()
     counts = [line.rsplit(" ", 1)[1] for line in body.splitlines() if line.startswith("orbit_group_updates")]
-    return sum(int(count) for count in counts)
+    return sum(int(float(count)) for count in counts)
 
 
 async def test_groups_and_channels_get_nothing(

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from orbit import keys
 from orbit.bot.routers import get_routers
 from orbit.connections import create_pool
 from orbit.payments.audit import audit
@@ -142,6 +143,7 @@ def flows(config_id: int) -> dict[State, Flow]:
     from orbit.bot.routers.promo import EnterPromo
 
     adjust = (("press", f"admu:adjust:{USER}"),)
+    broadcast = (("press", "adm:bc"), ("press", "admbc:aud:all:0"))
     return {
         EnterPromo.code: Flow(USER, (("press", "m:promo"),)),
         EnterAmount.amount: Flow(USER, (("press", "tu:0"),)),
@@ -151,8 +153,14 @@ def flows(config_id: int) -> dict[State, Flow]:
         AdminFlow.adjust_reason: Flow(ADMIN, (*adjust, ("send", "+1"))),
         AdminFlow.adjust_confirm: Flow(ADMIN, (*adjust, ("send", "+1"), ("send", "fuzz"))),
         AdminFlow.promo_new: Flow(ADMIN, (("press", "adm:promo_new"),)),
-        AdminFlow.broadcast_text: Flow(ADMIN, (("press", "adm:bc"),)),
-        AdminFlow.broadcast_confirm: Flow(ADMIN, (("press", "adm:bc"), ("send", "news"))),
+        AdminFlow.broadcast_audience: Flow(ADMIN, (("press", "adm:bc"),)),
+        AdminFlow.broadcast_text: Flow(ADMIN, broadcast),
+        AdminFlow.broadcast_button: Flow(ADMIN, (*broadcast, ("send", "news"))),
+        AdminFlow.broadcast_confirm: Flow(
+            ADMIN, (*broadcast, ("send", "news"), ("press", "admbc:nobutton::0"))
+        ),
+        AdminFlow.maintenance_message: Flow(ADMIN, (("press", "adm:maint"), ("press", "admmt:on"))),
+        AdminFlow.node_exclude: Flow(ADMIN, (("press", "adm:inst"), ("press", "admn:exclude:p1:0"))),
     }
 
 
@@ -226,6 +234,7 @@ class World:
 
     async def leave(self, user: int) -> None:
         await self.bot.send(user, "/menu")
+        await self.bot.dp["redis"].delete(keys.MAINTENANCE)  # a maintenance flow may have switched it on
 
     async def new_user(self) -> int:
         self.next_user += 1
@@ -359,7 +368,9 @@ def storing_states() -> set[State]:
     from orbit.bot.routers.configs import RenameConfig
     from orbit.bot.routers.promo import EnterPromo
 
-    return {RenameConfig.name, EnterPromo.code, AdminFlow.promo_new}
+    # Maintenance mode (a Redis key) and an excluded node (a column) are not counted by
+    # the snapshot; they are stored, and `leave` switches maintenance off again.
+    return {RenameConfig.name, EnterPromo.code, AdminFlow.promo_new, AdminFlow.maintenance_message}
 
 
 def test_start_payloads_and_odd_names(world: Run) -> None:

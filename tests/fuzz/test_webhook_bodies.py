@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from orbit.bot import http
-from orbit.bot.metrics import Metrics
 from orbit.i18n import create_translator
+from orbit.metrics import Metrics
 from orbit.payments.audit import audit
 from orbit.sandbox.cryptobot import sign_body
 from orbit.settings import Settings

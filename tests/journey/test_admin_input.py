@@ -56,7 +56,9 @@ async def test_a_reason_and_a_broadcast_with_a_nul_are_stored_cleaned(
     await _confirm(harness, "admadj:")
     assert await db.fetchval("SELECT note FROM ledger") == f"admin {ADMIN}: goodwill gift"
     await harness.press(ADMIN, "adm:bc")
+    await harness.press(ADMIN, "admbc:aud:all:0")
     await harness.send(ADMIN, "News\x00 today")
+    await harness.press(ADMIN, "admbc:nobutton::0")
     await _confirm(harness, "admbc:send:")
     assert await db.fetchval("SELECT text FROM broadcasts") == "News today"
     assert harness.handler_errors() == []

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from orbit import ledger
 from orbit.bot import http
-from orbit.bot.metrics import Metrics
 from orbit.i18n import Translator, create_translator
+from orbit.metrics import Metrics
 from orbit.sandbox.cryptobot import CryptoBotEmulator
 from orbit.settings import Settings
 

@@ -272,7 +272,7 @@ async def test_a_webhook_while_the_database_is_unreachable_is_503_in_one_line(
 ) -> None:
     from aiohttp import web
 
-    from orbit.bot.metrics import Metrics
+    from orbit.metrics import Metrics
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     await pool.close()  # every acquire now fails, as with Postgres gone

@@ -539,8 +539,20 @@ async def test_photo_upload_file_id_resend_and_download(bot: Bot, control: Teleg
     assert await control.file(biggest.file_id) == data
     shown = await control.messages(ANN)
     assert shown[0].photo is not None and shown[0].caption == "Scan"
+    assert shown[0].caption_entities == [{"type": "italic", "offset": 0, "length": 4}]
     call = (await control.calls("sendPhoto"))[0]
     assert call.params["photo"].startswith("attach://")
+
+
+async def test_users_lists_everyone_the_bot_met_with_their_profile(control: TelegramControl) -> None:
+    assert await control.users() == []
+    await control.send_text(ANN, "/start", first_name="Ann", username="ann", language_code="ru")
+    await control.send_text(ANN + 1, "hi")
+    users = await control.users()
+    assert [(u.id, u.first_name, u.username, u.language_code) for u in users] == [
+        (ANN, "Ann", "ann", "ru"),
+        (ANN + 1, f"User {ANN + 1}", f"user{ANN + 1}", "en"),
+    ]
 
 
 async def test_chat_member_and_commands(bot: Bot, control: TelegramControl) -> None:

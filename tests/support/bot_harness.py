@@ -23,9 +23,9 @@ from aiogram.types import Update
 from redis.asyncio import Redis
 
 from orbit.bot.callbacks import MenuCb
-from orbit.bot.metrics import Metrics
 from orbit.bot.process import build_dispatcher, create_bot, install_send_budget
 from orbit.bot.routers import get_routers, menu
+from orbit.metrics import Metrics
 from orbit.plans import load_plans
 from orbit.runtime import Context
 from orbit.sandbox.telegram import TelegramEmulator
@@ -82,7 +82,11 @@ class BotHarness:
 
     def handler_errors(self) -> list[str]:
         """What the error handler counted: exceptions that escaped a handler."""
-        return [line for line in self.metrics.render().splitlines() if "handler_errors_total" in line]
+        return [
+            line
+            for line in self.metrics.render().splitlines()
+            if line.startswith("orbit_handler_errors_total{")
+        ]
 
 
 @asynccontextmanager

@@ -83,7 +83,7 @@ async def wait_for_heartbeat(
 
 
 async def run_to_exit(
-    name: str, env: Mapping[str, str], log_dir: Path, timeout: float = 30.0
+    name: str, env: Mapping[str, str], log_dir: Path, timeout: float = 90.0
 ) -> tuple[int, str]:
     """Run a process that is expected to exit by itself; return (code, output)."""
     worker = await spawn(name, env, log_dir)

@@ -26,9 +26,9 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Chat, TelegramObject, Update, User
 
-from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import Handler
 from orbit.i18n import Translator, language_for, plain_text
+from orbit.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

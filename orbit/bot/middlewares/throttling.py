@@ -42,9 +42,9 @@ from magic_filter.operations import ComparatorOperation, GetAttributeOperation
 from redis.exceptions import RedisError
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
-from orbit.bot.metrics import Metrics
 from orbit.bot.middlewares import Handler
 from orbit.i18n import Translator, language_for, plain_text
+from orbit.metrics import Metrics
 from orbit.ratelimit import DEFAULT_ACTION, Decision, RateLimiter
 from orbit.users import queries as user_queries
 

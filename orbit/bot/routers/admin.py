@@ -6,7 +6,9 @@ admin button falls through to `fallback` (a "stale button" alert), changing
 nothing. Flows that take text (a user lookup, an adjustment, a promo code, a
 broadcast) keep their state in the FSM; a money or mass action is confirmed
 with a button carrying a token that is also its idempotency key, so a double
-press acts once.
+press acts once. Long actions (a drain, a broadcast's fan-out and progress) are
+`jobs` rows the janitor runs (orbit/janitor/jobs.py): a bot restart never cuts
+them short. Every change writes its audit row in its own transaction.
 """
 
 from __future__ import annotations
@@ -19,14 +21,31 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
-from orbit.admin.broadcasts import audience_count, broadcast_progress, check_text, create_broadcast
+from orbit import audit, maintenance
+from orbit.admin.broadcasts import (
+    AUDIENCES,
+    Audience,
+    audience_count,
+    broadcast_progress,
+    cancel_broadcast,
+    check_audience,
+    check_text,
+    make_broadcast,
+    parse_button,
+)
 from orbit.admin.errors import AdminError
-from orbit.admin.panels import instance_overview, set_instance_active
+from orbit.admin.panels import (
+    exclude_node,
+    include_node,
+    instance_overview,
+    refresh_balancer,
+    set_instance_active,
+)
 from orbit.admin.promo_line import parse_promo_line
 from orbit.admin.stats import collect_stats
 from orbit.admin.users import (
@@ -44,14 +63,17 @@ from orbit.bot.admin_views import (
     AdminBcCb,
     AdminCb,
     AdminInstCb,
+    AdminMaintCb,
+    AdminNodeCb,
     AdminPromoCb,
     AdminUserCb,
 )
+from orbit.bot.callbacks import MENU_SCREENS, screen_buttons
 from orbit.bot.views import Screen
 from orbit.cli.status import SUPERVISOR_SOCKET, collect
-from orbit.i18n import Translator
-from orbit.marzban.drain import drain_instance
-from orbit.marzban.errors import DrainRefused, InstanceNotFound
+from orbit.jobs import queries as jobs
+from orbit.marzban.errors import InstanceNotFound
+from orbit.marzban.instances import get_instance
 from orbit.marzban.provisioning import PanelDeps
 from orbit.money import format_rub
 from orbit.promos.service import PromoInputError, create_promo, disable_promo, list_promos
@@ -79,8 +101,12 @@ class AdminFlow(StatesGroup):
     adjust_reason = State()
     adjust_confirm = State()
     promo_new = State()
+    broadcast_audience = State()
     broadcast_text = State()
+    broadcast_button = State()
     broadcast_confirm = State()
+    maintenance_message = State()
+    node_exclude = State()
 
 
 def _token() -> str:
@@ -135,8 +161,8 @@ async def home(callback: CallbackQuery, i18n: I18nContext, state: FSMContext, ra
 
 
 @router.callback_query(AdminCb.filter(F.screen == "stats"))
-async def stats(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
-    await _show(callback, views.stats_screen(i18n, await collect_stats(pool)))
+async def stats(callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext) -> None:
+    await _show(callback, views.stats_screen(i18n, await collect_stats(pool, redis)))
 
 
 @router.callback_query(AdminCb.filter(F.screen == "health"))
@@ -366,9 +392,7 @@ async def toggle_instance(
     try:
         line = await set_instance_active(pool, redis, callback_data.instance_id, active)
     except InstanceNotFound:
-        _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
-        )
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     notice = i18n.get(
         "admin-instance-enabled" if active else "admin-instance-disabled",
@@ -392,64 +416,254 @@ async def ask_drain(
         line for line in await instance_overview(pool, redis) if line.instance.id == callback_data.instance_id
     ]
     if not found:
-        _alert(
-            callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id)
-        )
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     await _show(callback, views.drain_confirm_screen(i18n, found[0]))
 
 
-# Answered at once: a drain takes as long as its panels, the report comes as an edit.
-@router.callback_query(AdminInstCb.filter(F.action == "drain_yes"), flags={"callback_answer": {"pre": True}})
+@router.callback_query(AdminNodeCb.filter(F.action == "poke"))
+async def poke(
+    callback: CallbackQuery,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    await refresh_balancer(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
+    callback_answer.text = i18n.get("admin-balancer-poked")
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis)))
+
+
+@router.callback_query(AdminNodeCb.filter(F.action == "exclude"))
+async def ask_node(
+    callback: CallbackQuery,
+    callback_data: AdminNodeCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+) -> None:
+    if await get_instance(pool, callback_data.instance_id) is None:
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
+        return
+    await state.set_state(AdminFlow.node_exclude)
+    await state.set_data({"instance_id": callback_data.instance_id})
+    text = i18n.get("admin-node-prompt", id=callback_data.instance_id)
+    await screens.show(callback, text, views.cancel_markup(i18n))
+
+
+@router.message(StateFilter(AdminFlow.node_exclude), filters.text_input)
+async def take_node(
+    message: Message, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext, state: FSMContext
+) -> None:
+    instance_id = str((await state.get_data())["instance_id"])
+    try:
+        updated = await exclude_node(
+            pool, redis, instance_id, message.text or "", actor=audit.bot_actor(_admin_id(message))
+        )
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    except InstanceNotFound:
+        await state.clear()
+        await message.answer(
+            i18n.get("admin-instance-not-found", id=instance_id), reply_markup=views.back_markup(i18n)
+        )
+        return
+    await state.clear()
+    notice = i18n.get("admin-node-excluded", id=instance_id, nodes=", ".join(updated.excluded_node_names))
+    await _show(message, views.instances_screen(i18n, await instance_overview(pool, redis), notice))
+
+
+@router.callback_query(AdminNodeCb.filter(F.action == "include"))
+async def include(
+    callback: CallbackQuery,
+    callback_data: AdminNodeCb,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    instance_id = callback_data.instance_id
+    found = await get_instance(pool, instance_id)
+    names = found.excluded_node_names if found is not None else ()
+    if found is None or callback_data.index >= len(names):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    node = names[callback_data.index]
+    try:
+        await include_node(pool, redis, instance_id, node, actor=audit.bot_actor(_admin_id(callback)))
+    except (AdminError, InstanceNotFound):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    notice = i18n.get("admin-node-included", id=instance_id, node=node)
+    callback_answer.text = notice
+    await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis), notice))
+
+
+# A drain takes as long as its panels: it is a job the janitor runs (a bot restart does
+# not cut it short), and its progress and report come as edits of this message.
+@router.callback_query(AdminInstCb.filter(F.action == "drain_yes"))
 async def drain(
     callback: CallbackQuery,
     callback_data: AdminInstCb,
-    panel_deps: PanelDeps,
-    translator: Translator,
+    pool: asyncpg.Pool,
     i18n: I18nContext,
+    callback_answer: CallbackAnswer,
 ) -> None:
     instance_id = callback_data.instance_id
+    if await get_instance(pool, instance_id) is None:
+        _alert(callback_answer, i18n.get("admin-instance-not-found", id=instance_id))
+        return
+    shown = callback.message if isinstance(callback.message, Message) else None
+    async with pool.acquire() as conn, conn.transaction():
+        job = await jobs.enqueue(
+            conn,
+            "drain",
+            {"instance_id": instance_id},
+            created_by=_admin_id(callback),
+            chat_id=shown.chat.id if shown else None,
+            message_id=shown.message_id if shown else None,
+            locale=i18n.locale,
+        )
+        await audit.record(
+            conn,
+            audit.bot_actor(_admin_id(callback)),
+            "instance.drain",
+            target=instance_id,
+            after={"job": job.id},
+        )
+    log.info("admin %d queued the drain of %s as job %d", _admin_id(callback), instance_id, job.id)
     await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
-    try:
-        report = await drain_instance(panel_deps, instance_id, translator)
-    except InstanceNotFound:
-        text = i18n.get("admin-instance-not-found", id=instance_id)
-        await screens.show(callback, text, views.back_markup(i18n))
-        return
-    except DrainRefused as exc:
-        text = i18n.get("admin-drain-refused", id=instance_id, reason=str(exc))
-        await screens.show(callback, text, views.back_markup(i18n))
-        return
-    log.info("admin %d drained %s", _admin_id(callback), instance_id)
-    await _show(callback, views.drain_report_screen(i18n, report))
 
 
 # --- broadcasts --------------------------------------------------------------------------------
+# Audience (and language) → text → optional button → preview and count → send. The
+# send writes the broadcast and its job in one transaction; the janitor's job loop
+# fans it out and edits this message with the progress (orbit/janitor/jobs.py).
+
+
+async def _audience_screen(pool: asyncpg.Pool, i18n: I18nContext, language: str | None) -> Screen:
+    counts = {a: await audience_count(pool, Audience(name=a, language=language)) for a in AUDIENCES}
+    return views.broadcast_audience_screen(i18n, counts, language)
 
 
 @router.callback_query(AdminCb.filter(F.screen == "bc"))
-async def ask_broadcast(
+async def ask_audience(
     callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext
 ) -> None:
+    await state.set_state(AdminFlow.broadcast_audience)
+    await state.set_data({})
+    await _show(callback, await _audience_screen(pool, i18n, None))
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "lang"))
+async def choose_language(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_audience.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    try:
+        language = (
+            None if callback_data.token == "any" else check_audience("all", callback_data.token).language
+        )
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
+    await state.update_data(language=language)
+    await _show(callback, await _audience_screen(pool, i18n, language))
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "aud"))
+async def choose_audience(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_audience.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    data = await state.get_data()
+    try:
+        audience = check_audience(callback_data.token, data.get("language"))
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
     await state.set_state(AdminFlow.broadcast_text)
-    text = i18n.get("admin-broadcast-prompt", count=await audience_count(pool))
+    await state.set_data({"audience": audience.name, "language": audience.language})
+    text = i18n.get(
+        "admin-broadcast-prompt",
+        count=await audience_count(pool, audience),
+        audience=views.audience_name(i18n, audience.name, audience.language),
+    )
     await screens.show(callback, text, views.cancel_markup(i18n))
 
 
 @router.message(StateFilter(AdminFlow.broadcast_text), filters.text_input)
-async def take_broadcast(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+async def take_broadcast(message: Message, i18n: I18nContext, state: FSMContext) -> None:
     # The admin's formatting (bold, links...) arrives as entities; as HTML it is
-    # exactly what recipients get, and the preview below proves Telegram takes it.
+    # exactly what recipients get, and the preview proves Telegram takes it.
     try:
         text = check_text(message.html_text)
     except AdminError as exc:
         await _ask_again(message, i18n, _refusal(i18n, exc))
         return
-    await message.answer(text)
+    await state.update_data(text=text)
+    await state.set_state(AdminFlow.broadcast_button)
+    await _show(message, views.broadcast_button_screen(i18n, list(MENU_SCREENS)))
+
+
+async def _preview(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    data = await state.get_data()
+    markup = data.get("markup")
+    # Exactly what the users will get: the text and its button, as Telegram shows them.
+    await message.answer(
+        str(data["text"]), reply_markup=InlineKeyboardMarkup.model_validate(markup) if markup else None
+    )
     token = _token()
+    await state.update_data(token=token)
     await state.set_state(AdminFlow.broadcast_confirm)
-    await state.set_data({"text": text, "token": token})
-    await _show(message, views.broadcast_confirm_screen(i18n, await audience_count(pool), token))
+    audience = Audience(name=data["audience"], language=data.get("language"))
+    count = await audience_count(pool, audience)
+    await _show(message, views.broadcast_confirm_screen(i18n, count, token, audience.name, audience.language))
+
+
+@router.message(StateFilter(AdminFlow.broadcast_button), filters.text_input)
+async def take_button(message: Message, pool: asyncpg.Pool, i18n: I18nContext, state: FSMContext) -> None:
+    try:
+        markup = parse_button(message.text or "", screen_buttons())
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    await state.update_data(markup=markup)
+    await _preview(message, pool, i18n, state)
+
+
+@router.callback_query(AdminBcCb.filter(F.action == "nobutton"))
+async def no_button(
+    callback: CallbackQuery,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.broadcast_button.state or not isinstance(callback.message, Message):
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    await state.update_data(markup=None)
+    await _preview(callback.message, pool, i18n, state)
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "send"))
@@ -457,8 +671,6 @@ async def send_broadcast(
     callback: CallbackQuery,
     callback_data: AdminBcCb,
     pool: asyncpg.Pool,
-    redis: Redis,
-    settings: Settings,
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
     state: FSMContext,
@@ -469,24 +681,35 @@ async def send_broadcast(
         _alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     admin_id = _admin_id(callback)
+    shown = callback.message if isinstance(callback.message, Message) else None
     try:
-        # The token is the action's key: a second press finds this broadcast.
-        queued = await create_broadcast(
-            pool,
-            redis,
-            str(data["text"]),
-            created_by=admin_id,
-            action_key=f"bot:{admin_id}:{callback_data.token}",
-            rate_per_second=settings.outbox_rate_per_second,
-        )
+        async with pool.acquire() as conn, conn.transaction():
+            # The token is the action's key: a second press finds this broadcast.
+            broadcast_id, replayed = await make_broadcast(
+                conn,
+                str(data["text"]),
+                audience=Audience(name=data["audience"], language=data.get("language")),
+                reply_markup=data.get("markup"),
+                created_by=admin_id,
+                action_key=f"bot:{admin_id}:{callback_data.token}",
+            )
+            if not replayed:  # the fan-out and its progress leave the update handler
+                await jobs.enqueue(
+                    conn,
+                    "broadcast",
+                    {"broadcast_id": broadcast_id},
+                    created_by=admin_id,
+                    chat_id=shown.chat.id if shown else None,
+                    message_id=shown.message_id if shown else None,
+                    locale=i18n.locale,
+                )
     except AdminError as exc:
         await state.clear()
         await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
         return
     await state.clear()
-    await _show(
-        callback, views.broadcast_queued_screen(i18n, queued.broadcast_id, queued.queued, queued.replayed)
-    )
+    total = (await broadcast_progress(pool, broadcast_id)).total
+    await _show(callback, views.broadcast_queued_screen(i18n, broadcast_id, total, replayed))
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "progress"))
@@ -505,6 +728,95 @@ async def progress(
     await _show(callback, views.broadcast_progress_screen(i18n, found))
 
 
+@router.callback_query(AdminBcCb.filter(F.action == "cancel"))
+async def cancel_sending(
+    callback: CallbackQuery,
+    callback_data: AdminBcCb,
+    pool: asyncpg.Pool,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        already, stopped = await cancel_broadcast(
+            pool, callback_data.broadcast_id, actor=audit.bot_actor(_admin_id(callback))
+        )
+        found = await broadcast_progress(pool, callback_data.broadcast_id)
+    except AdminError as exc:
+        _alert(callback_answer, _refusal(i18n, exc))
+        return
+    log.info("admin %d cancelled broadcast %d: %d not sent", _admin_id(callback), found.id, stopped)
+    notice = i18n.get(
+        "admin-broadcast-cancel-again" if already else "admin-broadcast-cancel-done",
+        id=str(found.id),
+        count=stopped,
+    )
+    callback_answer.text = notice
+    await _show(callback, views.broadcast_progress_screen(i18n, found))
+
+
+# --- maintenance mode ----------------------------------------------------------------------------
+
+
+@router.callback_query(AdminCb.filter(F.screen == "maint"))
+async def maintenance_screen(
+    callback: CallbackQuery, redis: Redis, i18n: I18nContext, state: FSMContext, raw_state: str | None
+) -> None:
+    if raw_state is not None:
+        await state.clear()
+    await _show(callback, views.maintenance_screen(i18n, await maintenance.read(redis)))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "on"))
+async def ask_maintenance_message(callback: CallbackQuery, i18n: I18nContext, state: FSMContext) -> None:
+    await state.set_state(AdminFlow.maintenance_message)
+    await _show(callback, views.maintenance_prompt(i18n))
+
+
+async def _switch_on(pool: asyncpg.Pool, redis: Redis, admin_id: int, text: str, i18n: I18nContext) -> Screen:
+    current, was_on = await maintenance.switch_on(pool, redis, text, actor=audit.bot_actor(admin_id))
+    log.info("admin %d switched maintenance on%s", admin_id, " (new message)" if was_on else "")
+    return views.maintenance_screen(i18n, current, i18n.get("admin-maintenance-switched-on"))
+
+
+@router.message(StateFilter(AdminFlow.maintenance_message), filters.text_input)
+async def take_maintenance_message(
+    message: Message, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext, state: FSMContext
+) -> None:
+    try:
+        text = check_text(message.html_text)  # the same bounds as a broadcast's text
+    except AdminError as exc:
+        await _ask_again(message, i18n, _refusal(i18n, exc))
+        return
+    await state.clear()
+    await _show(message, await _switch_on(pool, redis, _admin_id(message), text, i18n))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "default"))
+async def maintenance_default(
+    callback: CallbackQuery,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    i18n: I18nContext,
+    callback_answer: CallbackAnswer,
+    state: FSMContext,
+    raw_state: str | None,
+) -> None:
+    if raw_state != AdminFlow.maintenance_message.state:
+        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        return
+    await state.clear()
+    await _show(callback, await _switch_on(pool, redis, _admin_id(callback), "", i18n))
+
+
+@router.callback_query(AdminMaintCb.filter(F.action == "off"))
+async def maintenance_off(
+    callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext
+) -> None:
+    ended = await maintenance.switch_off(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
+    log.info("admin %d switched maintenance off (was %s)", _admin_id(callback), "on" if ended else "off")
+    await _show(callback, views.maintenance_screen(i18n, None, i18n.get("admin-maintenance-switched-off")))
+
+
 # A message while a confirmation waits: the buttons decide, not the text.
 @router.message(StateFilter(AdminFlow.adjust_confirm, AdminFlow.broadcast_confirm), filters.not_command)
 async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
@@ -519,6 +831,9 @@ async def confirmation_pending(message: Message, i18n: I18nContext) -> None:
         AdminFlow.adjust_reason,
         AdminFlow.promo_new,
         AdminFlow.broadcast_text,
+        AdminFlow.broadcast_button,
+        AdminFlow.maintenance_message,
+        AdminFlow.node_exclude,
     ),
     filters.not_text,
 )

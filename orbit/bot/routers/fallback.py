@@ -14,7 +14,7 @@ from aiogram_i18n import I18nContext
 from redis.exceptions import RedisError
 
 from orbit.bot.api_failures import BOT_API_FAILURES, describe
-from orbit.bot.metrics import Metrics
+from orbit.metrics import Metrics
 from orbit.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from orbit import ledger
 from orbit.bot import screens, views
 from orbit.bot.callbacks import BuyCb, MenuCb, PlanCb
 from orbit.bot.gate import passes_gate
-from orbit.bot.metrics import Metrics
 from orbit.bot.routers.menu import leave_flow
 from orbit.marzban.provisioning import PanelDeps
+from orbit.metrics import Metrics
 from orbit.plans import Plan, Plans
 from orbit.settings import Settings
 from orbit.subscriptions import purchase_plan, quote_end

@@ -17,10 +17,10 @@ from aiogram_i18n import I18nContext
 from orbit.bot import screens, views
 from orbit.bot.callbacks import AutoRenewCb, GateCb, MenuCb, TrialCb
 from orbit.bot.gate import passes_gate
-from orbit.bot.metrics import Metrics
 from orbit.bot.routers.menu import leave_flow
 from orbit.bot.routers.plans import show_confirmation
 from orbit.marzban.provisioning import PanelDeps
+from orbit.metrics import Metrics
 from orbit.plans import Plans
 from orbit.settings import Settings
 from orbit.subscriptions import set_auto_renew, start_trial, subscription

@@ -35,6 +35,7 @@ from orbit.sandbox.marzban.models import (
     _User,
 )
 from orbit.sandbox.marzban.panel import _PanelState
+from orbit.sandbox.marzban.persistence import _Persistence
 from orbit.sandbox.marzban.plumbing import _Plumbing
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class MarzbanEmulator(
     _Plumbing,
     _PanelState,
     _Controls,
+    _Persistence,
 ):
     """One in-memory Marzban panel on its own port; run several side by side."""
 

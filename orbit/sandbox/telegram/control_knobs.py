@@ -170,8 +170,14 @@ class _Knobs:
         body = await self._body(request, ctl.ClockIn)
         if body.advance < 0:
             raise _ControlError(400, "the clock only goes forward")
-        self._clock_offset += body.advance
-        return _json_response({"offset": self._clock_offset})
+        return _json_response({"offset": self.advance_clock(body.advance)})
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator's clock (message dates, query deadlines) forward; the new offset."""
+        if not seconds >= 0:
+            raise ValueError("the clock only goes forward")
+        self._clock_offset += seconds
+        return self._clock_offset
 
     async def _c_hold(self, request: web.Request) -> web.Response:
         body = await self._body(request, ctl.HoldIn)

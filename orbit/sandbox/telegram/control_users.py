@@ -355,6 +355,20 @@ class _UserControls:
         self._memberships[(key, body.user_id)] = body.status
         return _json_response({})
 
+    async def _c_users(self, request: web.Request) -> web.Response:
+        world = self._control_world(request)
+        users = [
+            ctl.KnownUser(
+                id=user.id,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                username=user.username,
+                language_code=user.language_code,
+            )
+            for user in world.users.values()
+        ]
+        return _json_response(users)
+
     async def _c_messages(self, request: web.Request) -> web.Response:
         world = self._control_world(request)
         chat = world.chats.get(self._path_int(request, "chat_id"))

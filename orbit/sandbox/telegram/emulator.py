@@ -19,6 +19,7 @@ from orbit.sandbox.telegram.control_users import _UserControls
 from orbit.sandbox.telegram.errors import _ControlError
 from orbit.sandbox.telegram.messages import _Messages
 from orbit.sandbox.telegram.params import _Method
+from orbit.sandbox.telegram.persistence import _Persistence
 from orbit.sandbox.telegram.state import _Changes, _World
 from orbit.sandbox.telegram.transport import _Transport
 
@@ -32,6 +33,7 @@ class TelegramEmulator(
     _BotMethods,
     _Messages,
     _Transport,
+    _Persistence,
 ):
     """A fake api.telegram.org for one or more bots, with a control API for the users' side."""
 
@@ -109,6 +111,7 @@ class TelegramEmulator(
         r.add_post("/control/block", self._c_block)
         r.add_post("/control/unblock", self._c_unblock)
         r.add_post("/control/members", self._c_members)
+        r.add_get("/control/users", self._c_users)
         r.add_get("/control/chats/{chat_id}/messages", self._c_messages)
         r.add_get("/control/chats/{chat_id}/events", self._c_events)
         r.add_get("/control/callbacks/{callback_id}", self._c_callback)

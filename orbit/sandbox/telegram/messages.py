@@ -140,6 +140,7 @@ class _Messages:
             parse_mode=message.parse_mode,
             source_text=message.source_text,
             caption=message.caption,
+            caption_entities=message.caption_entities,
             photo=ctl.ShownPhoto(
                 file_id=photo.file_id,
                 file_unique_id=photo.file_unique_id,

@@ -125,17 +125,75 @@ admin-instance-enabled = ▶️ Instance { $id } enabled: new configs may go to 
 admin-instance-disabled = ⏸ Instance { $id } disabled: no new configs go to it; its { $configs } configs stay.
 admin-instance-not-found = ❌ No instance { $id }.
 admin-drain-confirm = 🚚 Move all { $configs } configs of { $id } to other instances? It is disabled first; each user gets their new link.
-admin-drain-running = 🚚 Draining { $id }… the report follows.
+admin-drain-running = 🚚 Drain of { $id } queued: its progress and report show here.
 admin-drain-done = 🚚 Drain of { $id }: { $moved } moved, { $deleted } deleted, { $skipped } already elsewhere, { $failed } failed.
 admin-drain-incomplete = Some configs were not moved: drain again to retry them.
 admin-drain-refused = ❌ Drain of { $id } refused: { $reason }
 
 # 📣 Broadcasts
-admin-broadcast-prompt = 📣 Send the broadcast text (formatting is kept). It goes to { $count } users.
-admin-broadcast-preview = ⬆️ This is how it looks. Send it to { $count } users?
+admin-broadcast-prompt = 📣 Send the broadcast text (formatting is kept). It goes to { $count } users ({ $audience }).
+admin-broadcast-preview = ⬆️ This is how it looks. Send it to { $count } users ({ $audience })?
 btn-admin-broadcast-send = 📣 Send
 admin-broadcast-queued = ✅ Broadcast #{ $id } queued: { $count } messages.
 admin-broadcast-replayed = Broadcast #{ $id } was already queued: { $count } messages.
 btn-admin-broadcast-progress = 🔄 Progress
 admin-broadcast-progress = 📣 Broadcast #{ $id }: { $total } recipients — sent { $sent }, pending { $pending }, failed { $failed }, skipped { $skipped }.
 admin-broadcast-queuing = ⏳ Still being queued.
+
+## Broadcasts: audience, button, cancel (bcast)
+admin-audience-all = everyone reachable
+admin-audience-active = active subscribers
+admin-audience-expired = expired subscriptions
+admin-audience-trial = trial only
+admin-audience-never-paid = never paid
+admin-audience-with-language = { $audience }, language { $language }
+btn-admin-audience = { $name }: { $count }
+btn-admin-language-any = 🌐 any language
+btn-admin-language-en = 🇬🇧 en
+btn-admin-language-ru = 🇷🇺 ru
+admin-broadcast-audience = 📣 Who gets the broadcast? (users who blocked the bot or are banned never do; language: { $language })
+admin-broadcast-button-prompt = 🔘 Add a button? Send <code>TEXT=https://…</code> for a link, or <code>TEXT=screen</code> to open one of the bot's screens ({ $screens }).
+btn-admin-broadcast-no-button = ➡️ No button
+btn-admin-broadcast-cancel = ⏹ Stop it
+admin-broadcast-audience-line = 👥 { $audience }
+admin-broadcast-cancelled = ⏹ Stopped: { $count } messages not sent.
+admin-broadcast-finished = ✅ Finished.
+admin-broadcast-cancel-done = ⏹ Broadcast #{ $id } stopped: { $count } messages will not be sent.
+admin-broadcast-cancel-again = Broadcast #{ $id } was already stopped.
+admin-broadcast-audience-invalid = ❌ Unknown audience or language: { $value }.
+admin-broadcast-button-invalid = ❌ Not a button: { $reason }.
+admin-drain-progress = 🚚 Draining { $id }: { $line }
+
+## Maintenance mode (bcast)
+maintenance-text = 🛠 The bot is under maintenance for a short while. Payments you make still arrive; everything else is back soon. Thank you for your patience!
+btn-admin-maintenance = 🛠 Maintenance
+admin-maintenance-off = 🛠 Maintenance mode is off: everyone uses the bot.
+admin-maintenance-on = 🛠 Maintenance mode is ON since { $since } (by { $by }). Users get this once, payments go on, admins use everything:
+btn-admin-maintenance-on = 🔧 Switch on
+btn-admin-maintenance-off = ✅ Switch off
+btn-admin-maintenance-default = 💬 Use the default message
+admin-maintenance-prompt = 🛠 Send the message users will get (once each), or use the default:
+    { $default }
+admin-maintenance-switched-on = 🔧 Maintenance mode switched on.
+admin-maintenance-switched-off = ✅ Maintenance mode switched off.
+
+## Statistics: growth, trials, churn, instances (bcast)
+admin-stats-new = 🆕 New users: { $day } (1 day) · { $week } (7 days) · { $month } (30 days)
+admin-stats-trials = 🎁 Trials started: { $day } · { $week } · { $month }
+admin-stats-conversion = 💳 Trial to paid: { $converted } of { $trials } ({ $share })
+admin-stats-by-plan = 📦 Active by plan: { $plans }
+admin-stats-churn = 📉 Ended, not renewed: { $week } (7 days) · { $month } (30 days)
+admin-stats-instances = 🖥 Instances (configs · panel users · nodes · best score):
+admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })
+
+## Instances: node scores, exclude/include, refresh (bcast)
+admin-instance-scores = ⚖️ Scores (lowest wins): { $scores }
+admin-instance-excluded = ⛔ Excluded nodes: { $nodes }
+btn-admin-node-exclude = ⛔ Exclude a node of { $id }
+btn-admin-node-include = ✅ Include { $node }
+btn-admin-balancer-poke = ⚖️ Ask the balancer now
+admin-balancer-poked = ⚖️ The balancer scores every instance now; refresh in a few seconds.
+admin-node-prompt = ⛔ Send the name of the node of { $id } to exclude (as the panel shows it).
+admin-node-excluded = ⛔ { $id }: excluded nodes now { $nodes }.
+admin-node-included = ✅ { $id }: node { $node } is scored again.
+admin-node-invalid = ❌ No such node to change: { $node }.

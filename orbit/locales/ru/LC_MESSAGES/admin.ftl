@@ -126,17 +126,75 @@ admin-instance-enabled = ▶️ Инстанс { $id } включён: новы�
 admin-instance-disabled = ⏸ Инстанс { $id } выключен: новые конфиги на него не попадут; его конфиги ({ $configs }) остаются.
 admin-instance-not-found = ❌ Инстанса { $id } нет.
 admin-drain-confirm = 🚚 Перенести все конфиги ({ $configs }) с { $id } на другие инстансы? Сначала он будет выключен; каждый пользователь получит новую ссылку.
-admin-drain-running = 🚚 Освобождаю { $id }… отчёт будет ниже.
+admin-drain-running = 🚚 Перенос { $id } в очереди: прогресс и отчёт появятся здесь.
 admin-drain-done = 🚚 Перенос с { $id }: перенесено { $moved }, удалено { $deleted }, уже на других { $skipped }, ошибок { $failed }.
 admin-drain-incomplete = Не все конфиги перенесены: запустите ещё раз, чтобы повторить.
 admin-drain-refused = ❌ Перенос с { $id } невозможен: { $reason }
 
 # 📣 Рассылки
-admin-broadcast-prompt = 📣 Отправьте текст рассылки (форматирование сохранится). Получателей: { $count }.
-admin-broadcast-preview = ⬆️ Так это будет выглядеть. Отправить { $count } пользователям?
+admin-broadcast-prompt = 📣 Отправьте текст рассылки (форматирование сохранится). Получателей: { $count } ({ $audience }).
+admin-broadcast-preview = ⬆️ Так это будет выглядеть. Отправить { $count } пользователям ({ $audience })?
 btn-admin-broadcast-send = 📣 Отправить
 admin-broadcast-queued = ✅ Рассылка #{ $id } в очереди: { $count } сообщений.
 admin-broadcast-replayed = Рассылка #{ $id } уже в очереди: { $count } сообщений.
 btn-admin-broadcast-progress = 🔄 Прогресс
 admin-broadcast-progress = 📣 Рассылка #{ $id }: получателей { $total } — отправлено { $sent }, в очереди { $pending }, ошибок { $failed }, пропущено { $skipped }.
 admin-broadcast-queuing = ⏳ Ещё ставится в очередь.
+
+## Broadcasts: audience, button, cancel (bcast)
+admin-audience-all = все доступные
+admin-audience-active = с активной подпиской
+admin-audience-expired = с истёкшей подпиской
+admin-audience-trial = только пробный период
+admin-audience-never-paid = ни разу не платили
+admin-audience-with-language = { $audience }, язык { $language }
+btn-admin-audience = { $name }: { $count }
+btn-admin-language-any = 🌐 любой язык
+btn-admin-language-en = 🇬🇧 en
+btn-admin-language-ru = 🇷🇺 ru
+admin-broadcast-audience = 📣 Кому отправить рассылку? (заблокировавшие бота и забаненные не получат; язык: { $language })
+admin-broadcast-button-prompt = 🔘 Добавить кнопку? Отправьте <code>ТЕКСТ=https://…</code> для ссылки или <code>ТЕКСТ=экран</code>, чтобы открыть экран бота ({ $screens }).
+btn-admin-broadcast-no-button = ➡️ Без кнопки
+btn-admin-broadcast-cancel = ⏹ Остановить
+admin-broadcast-audience-line = 👥 { $audience }
+admin-broadcast-cancelled = ⏹ Остановлена: { $count } сообщений не отправлено.
+admin-broadcast-finished = ✅ Завершена.
+admin-broadcast-cancel-done = ⏹ Рассылка #{ $id } остановлена: { $count } сообщений не будет отправлено.
+admin-broadcast-cancel-again = Рассылка #{ $id } уже остановлена.
+admin-broadcast-audience-invalid = ❌ Неизвестная аудитория или язык: { $value }.
+admin-broadcast-button-invalid = ❌ Это не кнопка: { $reason }.
+admin-drain-progress = 🚚 Перенос { $id }: { $line }
+
+## Maintenance mode (bcast)
+maintenance-text = 🛠 Бот ненадолго на техническом обслуживании. Оплаты, которые вы сделаете, дойдут; всё остальное скоро заработает. Спасибо за терпение!
+btn-admin-maintenance = 🛠 Обслуживание
+admin-maintenance-off = 🛠 Режим обслуживания выключен: ботом пользуются все.
+admin-maintenance-on = 🛠 Режим обслуживания ВКЛЮЧЁН с { $since } ({ $by }). Пользователи получают это один раз, оплаты проходят, администраторам доступно всё:
+btn-admin-maintenance-on = 🔧 Включить
+btn-admin-maintenance-off = ✅ Выключить
+btn-admin-maintenance-default = 💬 Сообщение по умолчанию
+admin-maintenance-prompt = 🛠 Отправьте сообщение для пользователей (каждый получит его один раз) или используйте стандартное:
+    { $default }
+admin-maintenance-switched-on = 🔧 Режим обслуживания включён.
+admin-maintenance-switched-off = ✅ Режим обслуживания выключен.
+
+## Statistics: growth, trials, churn, instances (bcast)
+admin-stats-new = 🆕 Новые пользователи: { $day } (1 день) · { $week } (7 дней) · { $month } (30 дней)
+admin-stats-trials = 🎁 Пробных периодов начато: { $day } · { $week } · { $month }
+admin-stats-conversion = 💳 Из пробного в платные: { $converted } из { $trials } ({ $share })
+admin-stats-by-plan = 📦 Активные по тарифам: { $plans }
+admin-stats-churn = 📉 Закончились и не продлены: { $week } (7 дней) · { $month } (30 дней)
+admin-stats-instances = 🖥 Инстансы (конфиги · пользователи панели · узлы · лучший балл):
+admin-stats-instance = • { $id }: { $configs } · { $users } · { $usable }/{ $total } · { $score } ({ $status })
+
+## Instances: node scores, exclude/include, refresh (bcast)
+admin-instance-scores = ⚖️ Баллы (меньше — лучше): { $scores }
+admin-instance-excluded = ⛔ Исключённые узлы: { $nodes }
+btn-admin-node-exclude = ⛔ Исключить узел { $id }
+btn-admin-node-include = ✅ Вернуть { $node }
+btn-admin-balancer-poke = ⚖️ Обновить балансировщик
+admin-balancer-poked = ⚖️ Балансировщик пересчитывает все инстансы; обновите экран через несколько секунд.
+admin-node-prompt = ⛔ Отправьте имя узла { $id }, который нужно исключить (как в панели).
+admin-node-excluded = ⛔ { $id }: исключённые узлы теперь { $nodes }.
+admin-node-included = ✅ { $id }: узел { $node } снова учитывается.
+admin-node-invalid = ❌ Такого узла нет: { $node }.

@@ -84,6 +84,12 @@ async def _menu(user: TelegramUser) -> None:
     await user.wait_until(lambda shown: "🛒 Buy a plan" in shown[-1].button_texts, timeout=20)
 
 
+async def _press(user: TelegramUser, button: str) -> None:
+    """Press `button` once a message shows it (the screen may follow its press's answer)."""
+    await user.wait_until(lambda shown: any(button in m.button_texts for m in shown), timeout=20)
+    await user.press(button)
+
+
 async def _texts(user: TelegramUser) -> list[str]:
     """Every text the user was shown: each message as it is now and before each edit
     (a double press's second screen may replace the first's)."""
@@ -117,7 +123,8 @@ async def test_one_users_presses_at_two_processes_at_once_act_once(
 
     await _menu(ann)
     await ann.press("🛒 Buy a plan")
-    await ann.press("1 month — 150 ₽")
+    await _press(ann, "1 month — 150 ₽")
+    await ann.wait_until(lambda shown: any("✅ Pay 150 ₽" in m.button_texts for m in shown), timeout=20)
     pairs.append(await _double_press(ann, "✅ Pay 150 ₽", telegram))
     await ann.wait_until(lambda shown: any(text(m).startswith("✅ Paid 150 ₽") for m in shown))
 
@@ -176,9 +183,9 @@ async def test_a_process_killed_mid_journey_loses_nothing_and_does_nothing_twice
     # Telegram delivers it again; the other process credits it, once.
     await ann.wait_until(lambda shown: any(text(m).startswith("✅ Payment received: +300 ₽") for m in shown))
     await ann.send("/menu")
-    await ann.press("🛒 Buy a plan")
-    await ann.press("1 month — 150 ₽")
-    await ann.press("✅ Pay 150 ₽")
+    await _press(ann, "🛒 Buy a plan")
+    await _press(ann, "1 month — 150 ₽")
+    await _press(ann, "✅ Pay 150 ₽")
     await ann.wait_until(lambda shown: any(text(m).startswith("✅ Paid 150 ₽") for m in shown))
 
     texts = await _texts(ann)

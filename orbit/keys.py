@@ -23,6 +23,9 @@ BALANCER_REFRESHED_AT = "{balancer}:refreshed_at"  # unix time of the last full 
 TON_RATE = "rates:ton:rub"  # cached TON/RUB rate
 # Taken (SET NX EX) by the janitor that runs reconciliation this interval; the others skip.
 RECONCILE_CLAIM = "reconcile:claim"
+# What the last setWebhook set (a hash, secret included), so N bot processes starting
+# together or a rolling restart call it once (orbit/bot/webhook.py).
+WEBHOOK_FINGERPRINT = "bot:webhook:fingerprint"
 
 # The janitor's chores (orbit/janitor/schedule.py): hash name -> last run, duration, count.
 JANITOR_CHORES = "janitor:chores"
@@ -79,6 +82,11 @@ def janitor_chore_claim(chore: str) -> str:
 def backup_claim(day: str) -> str:
     """Held by the janitor that makes the nightly backup of `day` (YYYY-MM-DD)."""
     return f"{BACKUP_CLAIM_PREFIX}{day}"
+
+
+def webhook_update_done(update_id: int) -> str:
+    """Set (with a TTL) once a webhook update was handled: a redelivery is answered at once."""
+    return f"bot:update:{update_id}:done"
 
 
 def marzban_token(instance_id: str) -> str:

@@ -57,6 +57,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "purchases_refused_total": ("Purchases refused", ("reason",)),
     "http_refused_total": ("HTTP requests or connections refused by the listener limits", ("reason",)),
     "cryptobot_webhooks_total": ("Crypto Pay webhook calls, by outcome", ("outcome",)),
+    "webhook_requests_total": ("Telegram webhook requests, by answer (orbit/bot/webhook.py)", ("outcome",)),
     # sends to Telegram (replies through the send budget, the outbox sender)
     "telegram_requests_total": ("Bot API requests sent through the send budget", ("method",)),
     "telegram_edits_coalesced_total": ("Edits of one message merged while they waited", ()),
@@ -110,6 +111,7 @@ _BOT = (
     "fsm_redis_errors_total", "group_updates_dropped_total", "users_blocked_total", "handler_flood_total",
     "handler_errors_total", "menu_hints_total", "trials_total", "channel_gate_errors_total",
     "purchases_total", "purchases_refused_total", "http_refused_total", "cryptobot_webhooks_total",
+    "webhook_requests_total",
     "telegram_requests_total", "telegram_edits_coalesced_total", "telegram_retry_after_total",
     "send_budget_redis_errors_total", "outbox_messages_total", "outbox_depth",
     "outbox_oldest_due_age_seconds",

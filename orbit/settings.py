@@ -31,6 +31,8 @@ PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+")]
+# What Telegram accepts as setWebhook's secret_token.
+WebhookSecret = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
 
 
 class SettingsError(Exception):
@@ -60,8 +62,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port_ton_watcher: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     metrics_port_balancer: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     metrics_port_janitor: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
+    # Webhook mode when WEBHOOK_URL is set (orbit/bot/webhook.py); polling otherwise.
+    webhook_url: Url | None = None
+    webhook_secret: WebhookSecret | None = None
+    webhook_max_connections: Annotated[int, msgspec.Meta(ge=1, le=100)] = 40
 
     # Storage
     database_url: str | None = None
@@ -201,7 +205,8 @@ def _describe(tp: Any) -> str:
                 if meta.le is not None:
                     words.append(f"<= {meta.le}")
                 if meta.pattern is not None:
-                    words = ["an http(s) URL"]
+                    url = meta.pattern.startswith("^http")
+                    words = ["an http(s) URL" if url else f"text matching {meta.pattern}"]
         return " ".join(words)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
@@ -279,6 +284,8 @@ def load_settings(
     token = values.get("bot_token")
     if token and not _TOKEN_RE.match(token):
         errors.append("BOT_TOKEN expected <digits>:<secret> as given by @BotFather")
+    if values.get("webhook_url") and not values.get("webhook_secret"):
+        errors.append("WEBHOOK_SECRET is required with WEBHOOK_URL (1-256 of A-Z a-z 0-9 _ -)")
     password_key = values.get("marzban_password_key")
     if password_key:
         from cryptography.fernet import Fernet

@@ -237,3 +237,30 @@ async def test_postgres_password_is_not_in_the_start_up_error(
     assert code == 3
     assert PG_PASSWORD not in out
     assert "Postgres is unreachable at 127.0.0.1:1/orbit" in _one_line(out)
+
+
+def test_webhook_mode_needs_a_url_a_secret_telegram_accepts_and_a_sane_max_connections() -> None:
+    url = "https://bot.example.com/telegram/webhook"
+    settings = load_settings(
+        {"WEBHOOK_URL": url, "WEBHOOK_SECRET": "a-B_9", "WEBHOOK_MAX_CONNECTIONS": "100"}
+    )
+    assert (settings.webhook_url, settings.webhook_secret, settings.webhook_max_connections) == (
+        url,
+        "a-B_9",
+        100,
+    )
+    assert load_settings({}).webhook_url is None  # polling, the default
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET is required with WEBHOOK_URL"):
+        load_settings({"WEBHOOK_URL": url})
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            {
+                "WEBHOOK_URL": "bot.example.com",
+                "WEBHOOK_SECRET": "no spaces!",
+                "WEBHOOK_MAX_CONNECTIONS": "101",
+            }
+        )
+    message = str(info.value)
+    assert "WEBHOOK_URL expected an http(s) URL" in message
+    assert "WEBHOOK_SECRET expected text matching" in message and "no spaces" not in message  # a secret
+    assert "WEBHOOK_MAX_CONNECTIONS expected an integer >= 1 <= 100" in message

@@ -13,6 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from orbit import keys
+from orbit.cli.status import program_states
 from orbit.runtime import Heartbeat
 from tests.support.cli import orbit
 
@@ -70,3 +71,15 @@ async def test_a_missing_heartbeat_is_down_even_when_supervisord_is_unknown(
     assert code == 1 and "something is down" in out
 
 
+def test_numbered_bot_processes_count_as_the_bot_program_at_their_worst() -> None:
+    def info(name: str, state: str) -> dict[str, object]:
+        return {"name": name, "group": "orbit", "statename": state}
+
+    running = [info("bot_0", "RUNNING"), info("bot_1", "RUNNING"), info("ton_watcher", "RUNNING")]
+    assert program_states(running) == {"bot": "RUNNING", "ton_watcher": "RUNNING"}
+    one_down = [info("bot_0", "RUNNING"), info("bot_1", "BACKOFF"), info("bot_2", "RUNNING")]
+    assert program_states(one_down) == {"bot": "BACKOFF"}
+    assert program_states([info("bot", "STOPPED"), info("janitor", "RUNNING")]) == {
+        "bot": "STOPPED",
+        "janitor": "RUNNING",
+    }

@@ -1,4 +1,5 @@
-"""The bot's HTTP server: `/healthz`, `/metrics` (orbit/ops_http.py) and the webhooks.
+"""The bot's HTTP server: `/healthz`, `/metrics` (orbit/ops_http.py), the Crypto Pay
+webhook and, in webhook mode, Telegram's (orbit/bot/webhook.py).
 
 What one listener serves is chosen in `orbit.bot.process.start_http`: the health and
 metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.md, access);
@@ -8,6 +9,7 @@ metrics endpoints never share a listener open beyond the host (docs/RELIABILITY.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import hdrs, web
@@ -27,6 +29,7 @@ METRICS = web.AppKey("metrics", Metrics)
 SETTINGS = web.AppKey("settings", Settings)
 TRANSLATOR = web.AppKey("translator", Translator)
 CRYPTOBOT_WEBHOOK_PATH = "/cryptobot/webhook"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +85,11 @@ def create_app(
     ops: bool = True,
     webhooks: bool = True,
     probe: ops_http.Probe | None = None,
+    telegram: tuple[str, Handler] | None = None,
 ) -> web.Application:
     """`ops`: serve `/healthz` and `/metrics` (`probe`: what they read, the process's
     heartbeat included); `webhooks`: the Crypto Pay webhook (with `settings` and
-    `translator`)."""
+    `translator`); `telegram`: Telegram's webhook, (path, handler)."""
     limits = limits or HttpLimits()
     app = web.Application(
         client_max_size=limits.max_body_bytes, middlewares=[read_body_in_time(limits, metrics_)]
@@ -99,4 +103,7 @@ def create_app(
         app[SETTINGS] = settings
         app[TRANSLATOR] = translator
         app.router.add_post(CRYPTOBOT_WEBHOOK_PATH, cryptobot_webhook, expect_handler=expect_continue_only)
+    if telegram is not None:
+        path, handler = telegram
+        app.router.add_post(path, handler, expect_handler=expect_continue_only)
     return app

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import asyncpg
@@ -25,7 +26,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.bot import http, routers
+from orbit.bot import http, routers, webhook
 from orbit.bot.api_failures import describe
 from orbit.bot.commands import set_commands
 from orbit.bot.errors import setup_errors
@@ -147,10 +148,17 @@ def is_loopback(host: str) -> bool:
 
 
 async def start_http(
-    ctx: Context, stack: AsyncExitStack, metrics: Metrics, translator: Translator
+    ctx: Context,
+    stack: AsyncExitStack,
+    metrics: Metrics,
+    translator: Translator,
+    telegram: webhook.TelegramWebhook | None = None,
 ) -> None:
     """The webhook listener, and /healthz + /metrics where only the host can reach them:
-    their own listener (METRICS_HOST:METRICS_PORT), or the webhook's while it is on loopback."""
+    their own listener (METRICS_HOST:METRICS_PORT), or the webhook's while it is on loopback.
+
+    With Telegram's webhook (`telegram`) the listener takes SO_REUSEPORT: N bot processes
+    share one port and the kernel spreads the connections among them (README, webhook mode)."""
     s = ctx.settings
     limits = HttpLimits(
         header_timeout=s.bot_http_header_timeout_seconds,
@@ -165,10 +173,13 @@ async def start_http(
             "/healthz and /metrics are not served: BOT_HTTP_HOST=%s is reachable beyond this host;"
             " set METRICS_PORT to serve them on METRICS_HOST (%s)", s.bot_http_host, s.metrics_host,
         )  # fmt: skip
-    webhook = http.create_app(
-        ctx.pool, ctx.redis, metrics, s, translator, limits=limits, ops=ops_on_webhook, probe=ctx.probe()
-    )
-    await _listen(stack, webhook, s.bot_http_host, s.bot_http_port, limits, metrics)
+    route = None if telegram is None else (webhook.path_of(s.webhook_url or ""), telegram.handle)
+    hooks = http.create_app(
+        ctx.pool, ctx.redis, metrics, s, translator,
+        limits=limits, ops=ops_on_webhook, probe=ctx.probe(), telegram=route,
+    )  # fmt: skip
+    shared = telegram is not None
+    await _listen(stack, hooks, s.bot_http_host, s.bot_http_port, limits, metrics, reuse_port=shared)
     if ops_apart:
         ops = http.create_app(
             ctx.pool, ctx.redis, metrics, limits=limits, webhooks=False, probe=ctx.probe()
@@ -177,12 +188,19 @@ async def start_http(
 
 
 async def _listen(
-    stack: AsyncExitStack, app: web.Application, host: str, port: int, limits: HttpLimits, metrics: Metrics
+    stack: AsyncExitStack,
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: HttpLimits,
+    metrics: Metrics,
+    *,
+    reuse_port: bool = False,
 ) -> None:
     runner = BoundedAppRunner(app, limits, metrics)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     try:
         await site.start()
     except OSError as exc:
@@ -219,8 +237,58 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     stack.push_async_callback(sender_bot.session.close)
     dp = build_dispatcher(ctx, metrics)
     await set_commands(bot, dp["translator"])
-    await start_http(ctx, stack, metrics, dp["translator"])
+    if ctx.settings.webhook_url:
+        serve = await start_webhook(ctx, stack, dp, bot, metrics)
+    else:
+        await start_http(ctx, stack, metrics, dp["translator"])
+        await _telegram_call("deleteWebhook", webhook.unregister(bot, ctx.redis))
+        serve = _polling(ctx, dp, bot)
 
+    sender = OutboxSender(
+        sender_bot, ctx.pool, budget.limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
+    )
+    metrics.on_scrape(lambda: outbox_gauges(ctx.pool, metrics))
+    # What was built so far lives as long as the process: keep it out of the cyclic GC's
+    # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
+    gc.collect()
+    gc.freeze()
+    return Job(tick=sender.tick, serve=serve)
+
+
+async def _telegram_call(what: str, call: Awaitable[object]) -> None:
+    try:
+        await call
+    except (TelegramAPIError, TelegramNetworkError, ClientDecodeError) as exc:
+        raise StartupError(f"{what} failed: {describe(exc)}") from None
+
+
+async def start_webhook(
+    ctx: Context, stack: AsyncExitStack, dp: Dispatcher, bot: Bot, metrics: Metrics
+) -> Callable[[], Awaitable[None]]:
+    """Webhook mode: startup handlers first (i18n loads its catalogs), then the listener,
+    then setWebhook (one process; orbit/bot/webhook.py). Updates are answered only once
+    handled, so the returned `serve` just waits for the stop and drains what is in hand."""
+    assert ctx.settings.webhook_secret is not None
+    webhook.install(dp)
+    telegram = webhook.TelegramWebhook(dp, bot, ctx.settings.webhook_secret, metrics, ctx.redis)
+    data = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
+    await dp.emit_startup(bot=bot, **data)
+    await start_http(ctx, stack, metrics, dp["translator"], telegram)
+    allowed = dp.resolve_used_update_types()
+    await _telegram_call("setWebhook", webhook.register(bot, ctx.redis, ctx.settings, allowed))
+    grace = max(1.0, ctx.settings.shutdown_grace_seconds - 2)
+
+    async def serve() -> None:
+        try:
+            await ctx.stopping.wait()
+            await telegram.drain(grace)
+        finally:
+            await dp.emit_shutdown(bot=bot, **data)
+
+    return serve
+
+
+def _polling(ctx: Context, dp: Dispatcher, bot: Bot) -> Callable[[], Awaitable[None]]:
     async def serve() -> None:
         polling = asyncio.create_task(
             dp.start_polling(bot, handle_signals=False, close_bot_session=False)
@@ -232,15 +300,7 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
         stop.cancel()
         await polling
 
-    sender = OutboxSender(
-        sender_bot, ctx.pool, budget.limiter, ctx.stopping, metrics=metrics, gate=budget.outbox_turn
-    )
-    metrics.on_scrape(lambda: outbox_gauges(ctx.pool, metrics))
-    # What was built so far lives as long as the process: keep it out of the cyclic GC's
-    # scans (shorter pauses under load: bench/bench_menu.py, BENCHMARKS.md).
-    gc.collect()
-    gc.freeze()
-    return Job(tick=sender.tick, serve=serve)
+    return serve
 
 
 # The tick is the outbox sender: woken by `orbit:outbox`, and by the timer for retries.

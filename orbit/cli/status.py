@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -72,7 +73,22 @@ def supervisor_states(socket_path: str) -> dict[str, str]:
         infos = proxy.supervisor.getAllProcessInfo()
     except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError) as exc:
         raise SupervisorUnreadable(f"{socket_path}: {exc}") from None
-    return {info["name"]: info["statename"] for info in infos}  # type: ignore[union-attr]
+    return program_states(infos)  # type: ignore[arg-type]
+
+
+def program_states(infos: list[dict[str, object]]) -> dict[str, str]:
+    """`{program: state}` from getAllProcessInfo. With numprocs > 1 (webhook mode's bots)
+    supervisord names the processes `<program>_<n>`: a program is as well as its worst."""
+    states: dict[str, str] = {}
+    for info in infos:
+        name, state = str(info["name"]), str(info["statename"])
+        numbered = re.fullmatch(r"(.+)_\d+", name)
+        if numbered and numbered.group(1) in keys.WORKERS:
+            name = numbered.group(1)
+            if states.get(name, "RUNNING") != "RUNNING":
+                continue
+        states[name] = state
+    return states
 
 
 def _supervisor(socket_path: str) -> tuple[str, dict[str, str]]:

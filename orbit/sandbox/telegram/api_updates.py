@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from itertools import islice
 from typing import Any
@@ -124,23 +125,62 @@ class _UpdateMethods:
         return info
 
     async def _deliver(self, world: _World, hook: _Webhook) -> None:
-        backoff = WEBHOOK_RETRY_MIN
-        while world.webhook is hook and not self._closing:
-            if not world.updates:
-                await world.changes.wait_until(lambda: bool(world.updates) or world.webhook is not hook, 60.0)
+        """As Telegram: updates leave in order over up to `max_connections` requests at
+        once, one chat's updates too (Telegram keeps their order only loosely); an update
+        answered non-2xx, or not at all, is sent again after its own backoff (0.1 s
+        doubling to 5 s) while the others go on."""
+        loop = asyncio.get_running_loop()
+        posting: dict[int, asyncio.Task[None]] = {}  # update id → its request
+        retry: dict[int, tuple[float, float]] = {}  # update id → (not before, last backoff)
+        ended = [0]  # requests ended so far: the loop recomputes its wait after each
+
+        def sendable() -> list[_Queued]:
+            free, now, out = hook.max_connections - len(posting), loop.time(), []
+            for queued in world.updates:
+                if len(out) >= free:
+                    break
+                uid = queued.update_id
+                if uid not in posting and retry.get(uid, (0.0, 0.0))[0] <= now:
+                    out.append(queued)
+            return out
+
+        async def attempt(queued: _Queued) -> None:
+            try:
+                error = await self._post_update(world, hook, queued)
+            finally:
+                posting.pop(queued.update_id, None)
+            if error is None:
+                retry.pop(queued.update_id, None)
+            else:
+                hook.last_error_date = self._now()
+                hook.last_error_message = error
+                logger.info("webhook %s: update %s: %s", hook.url, queued.update_id, error)
+                backoff = retry[queued.update_id][1] * 2 if queued.update_id in retry else WEBHOOK_RETRY_MIN
+                backoff = min(backoff, WEBHOOK_RETRY_MAX)
+                retry[queued.update_id] = (loop.time() + backoff, backoff)
+            ended[0] += 1
+            world.changes.notify()
+
+        try:
+            while world.webhook is hook and not self._closing:
+                for queued in sendable():
+                    posting[queued.update_id] = asyncio.create_task(attempt(queued))
+                due = [
+                    retry[q.update_id][0]
+                    for q in world.updates
+                    if q.update_id in retry and q.update_id not in posting
+                ]
+                full = len(posting) >= hook.max_connections  # then only a request's end matters
+                timeout = max(0.0, min(due) - loop.time()) if due and not full else 60.0
+                await world.changes.wait_until(
+                    lambda seen=ended[0]: world.webhook is not hook or ended[0] != seen or bool(sendable()),
+                    timeout,
+                )
                 if world.changes.closed:
                     return
-                continue
-            queued = world.updates[0]
-            error = await self._post_update(world, hook, queued)
-            if error is None:
-                backoff = WEBHOOK_RETRY_MIN
-                continue
-            hook.last_error_date = self._now()
-            hook.last_error_message = error
-            logger.info("webhook %s: update %s: %s", hook.url, queued.update_id, error)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, WEBHOOK_RETRY_MAX)
+        finally:
+            for task in posting.values():
+                task.cancel()
 
     async def _post_update(self, world: _World, hook: _Webhook, queued: _Queued) -> str | None:
         headers = {"Content-Type": "application/json"}
@@ -158,8 +198,8 @@ class _UpdateMethods:
                 reply = await _read_webhook_reply(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"Connection failed: {type(exc).__name__}"
-        if world.updates and world.updates[0] is queued:
-            world.updates.popleft()
+        with contextlib.suppress(ValueError):  # gone already: drop_pending_updates
+            world.updates.remove(queued)
         if reply is not None:
             method = str(reply.pop("method"))
             status, body = await self._invoke(world, method, reply)

@@ -36,6 +36,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from bench import report
 from orbit import outbox
 from orbit.admin.broadcasts import RATE_SHARE, create_broadcast
 from orbit.connections import create_pool
@@ -206,14 +207,7 @@ def render(results: list[Result]) -> str:
 
 
 def write(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    report.write_section(text, SECTION)
 
 
 def main() -> None:

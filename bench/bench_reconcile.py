@@ -29,6 +29,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from bench.fleet import build_fleet, clear_counters, counters, fleet_panels
+from bench.report import write_section
 from orbit.connections import create_pool
 from orbit.marzban.provisioning import PanelDeps
 from orbit.marzban.reconcile import RoundReport, reconcile_panels
@@ -175,14 +176,7 @@ def render(r: dict[str, object]) -> str:
 
 
 def write(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
-    BENCHMARKS.write_text(updated)
+    write_section(text, SECTION)
 
 
 def main() -> None:

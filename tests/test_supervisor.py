@@ -124,7 +124,7 @@ async def test_supervised_workers(
     )
     pids = {p: int(_infos(tree)[p]["pid"]) for p in PROGRAMS}  # type: ignore[call-overload]
     for name, pid in pids.items():
-        await wait_for_heartbeat(redis, name, pid=pid, timeout=30)
+        await wait_for_heartbeat(redis, name, pid=pid, timeout=90)
     # Each worker serves /healthz at the port supervisord.conf gives it.
     ports = re.findall(r'METRICS_PORT_\w+="(\d+)"', (tree / "supervisord.conf").read_text())
     assert len(ports) == 3
@@ -152,7 +152,7 @@ async def test_supervised_workers(
     assert {p: after[p] for p in PROGRAMS if p != "janitor"} == {
         p: pids[p] for p in PROGRAMS if p != "janitor"
     }
-    await wait_for_heartbeat(redis, "janitor", pid=after["janitor"], timeout=30)
+    await wait_for_heartbeat(redis, "janitor", pid=after["janitor"], timeout=90)
 
     # kill -9 of any worker: supervisord restarts it and its heartbeat resumes.
     for name in ("balancer", "bot"):
@@ -164,7 +164,7 @@ async def test_supervised_workers(
             40,
             f"{name} restart",
         )
-        await wait_for_heartbeat(redis, name, pid=int(_infos(tree)[name]["pid"]), timeout=30)  # type: ignore[call-overload]
+        await wait_for_heartbeat(redis, name, pid=int(_infos(tree)[name]["pid"]), timeout=90)  # type: ignore[call-overload]
 
     # Stopping the group stops all four gracefully within stopwaitsecs (15 s).
     started = time.monotonic()

@@ -130,9 +130,10 @@ async def test_the_workers_serve_their_series_and_health(
             private_client = Redis.from_url(private.url)
             try:
                 await asyncio.gather(
-                    wait_for_heartbeat(redis, "ton_watcher", timeout=START_TIMEOUT),
-                    wait_for_heartbeat(redis, "balancer", timeout=START_TIMEOUT),
-                    wait_for_heartbeat(private_client, "janitor", timeout=START_TIMEOUT),
+                    # Each by its pid: a heartbeat left by anything else must not count.
+                    wait_for_heartbeat(redis, "ton_watcher", pid=workers[-3].pid, timeout=START_TIMEOUT),
+                    wait_for_heartbeat(redis, "balancer", pid=workers[-2].pid, timeout=START_TIMEOUT),
+                    wait_for_heartbeat(private_client, "janitor", pid=workers[-1].pid, timeout=START_TIMEOUT),
                 )
             finally:
                 await private_client.aclose()
@@ -181,12 +182,15 @@ async def _check_balancer(http: aiohttp.ClientSession, port: int, panels: list[P
 
 
 async def _check_janitor(http: aiohttp.ClientSession, port: int, private: PrivateRedis) -> None:
-    async def chores_ran() -> Samples | None:
+    chores = ("expired_payments", "renewed", "reminded", "repaired_configs")
+
+    async def chores_ran() -> Samples | None:  # each chore runs in its own task: wait for all
         samples = await scrape(http, port)
-        return samples if value(samples, "orbit_janitor_chore_runs_total", chore="reminded") else None
+        ran = all(value(samples, "orbit_janitor_chore_runs_total", chore=c) for c in chores)
+        return samples if ran else None
 
     samples = await eventually(chores_ran, timeout=60)
-    for chore in ("expired_payments", "renewed", "reminded", "repaired_configs"):
+    for chore in chores:
         assert value(samples, "orbit_janitor_chore_duration_seconds_count", chore=chore)
         assert value(samples, "orbit_janitor_chore_items_total", chore=chore) is not None
     status, body = await health(http, port)

@@ -148,7 +148,7 @@ async def test_refund_killed_after_telegram_returned_the_stars(
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await eventually(lambda: telegram.control.calls("refundStarPayment"), timeout=30)
+        await eventually(lambda: telegram.control.calls("refundStarPayment"), timeout=90)
         assert [c.refunded for c in await telegram.control.charges()] == [True]
         # The debit waits, uncommitted, for an answer that the kill makes never come.
         refund.send_signal(signal.SIGKILL)

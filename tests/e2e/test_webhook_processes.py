@@ -103,7 +103,7 @@ async def _texts(user: TelegramUser) -> list[str]:
 async def test_one_users_presses_at_two_processes_at_once_act_once(
     fleet: Fleet, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel], telegram: Telegram
 ) -> None:
-    await create_promo(db, "TWICE", "balance", 15_000)
+    await create_promo(db, "TWICE", "balance", 15_000, actor="cli:test")
     ann = make_user(7401, first_name="Ann")
     await ann.send("/start")
     pairs = [await _double_press(ann, "🎁 Free trial", telegram)]

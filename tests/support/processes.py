@@ -66,7 +66,7 @@ async def spawn(
 
 
 async def wait_for_heartbeat(
-    redis: Redis, name: str, *, pid: int | None = None, timeout: float = 20.0
+    redis: Redis, name: str, *, pid: int | None = None, timeout: float = 60.0
 ) -> dict[str, object]:
     """Wait until `worker:<name>:heartbeat` exists (written by `pid`, if given)."""
     import msgspec

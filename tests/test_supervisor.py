@@ -115,6 +115,7 @@ async def _orbit_status(tree: Path, env: dict[str, str]) -> tuple[int, dict[str,
     return proc.returncode, msgspec.json.decode(out)
 
 
+@pytest.mark.timeout(400)  # four start-ups and restarts, each allowed 90 s on a loaded machine
 async def test_supervised_workers(
     db: object, redis: Redis, supervisord: Path, supervisor_env: dict[str, str]
 ) -> None:

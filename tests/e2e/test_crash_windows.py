@@ -49,7 +49,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: 
 async def _spawn(name: str, env: dict[str, str], log_dir: Path, redis: Redis) -> WorkerProcess:
     worker = await spawn(name, env, log_dir)
     try:
-        await wait_for_heartbeat(redis, name, pid=worker.pid, timeout=30)
+        await wait_for_heartbeat(redis, name, pid=worker.pid, timeout=90)
     except TimeoutError:
         await worker.stop(signal.SIGKILL)
         raise AssertionError(f"{name} did not start:\n{worker.output()}") from None

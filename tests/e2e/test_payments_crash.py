@@ -85,7 +85,7 @@ async def test_bot_killed_while_crediting_successful_payment(
     telegram: Telegram,
 ) -> None:
     first = await spawn("bot", bot_env, log_dir)  # type: ignore[arg-type]
-    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=30)
+    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=90)
     ann = make_user(8301, first_name="Ann")
     invoice_message = await _stars_invoice(ann)
     payment_id = await db.fetchval("SELECT id FROM payments")
@@ -188,7 +188,7 @@ async def test_bot_killed_while_confirming_a_crypto_pay_webhook(
 ) -> None:
     cryptobot, env = crypto_env
     first = await spawn("bot", env, log_dir)  # type: ignore[arg-type]
-    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=30)
+    await wait_for_heartbeat(redis, "bot", pid=first.pid, timeout=90)
     bob = make_user(8303, first_name="Bob")
     await bob.send("/start")
     await bob.press("💰 Balance")
@@ -234,7 +234,7 @@ async def test_the_janitor_process_reconciles_on_its_interval(
     await telegram.control.charge(8304, 223, str(payment_id))
     janitor = await spawn("janitor", {**bot_env, "RECONCILE_INTERVAL_SECONDS": "3600"}, log_dir)  # type: ignore[arg-type]
     try:
-        await wait_for_heartbeat(redis, "janitor", pid=janitor.pid, timeout=30)
+        await wait_for_heartbeat(redis, "janitor", pid=janitor.pid, timeout=90)
         await eventually(lambda: db.fetchval("SELECT balance_kop = 30000 FROM users WHERE id = 8304"), 30)
         assert 3500 < await redis.ttl("reconcile:claim") <= 3600
     finally:

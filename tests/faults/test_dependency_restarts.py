@@ -59,7 +59,7 @@ async def _start(
     worker = await spawn(name, env, log_dir)
     running.append(worker)
     try:
-        await wait_for_heartbeat(predis, name, pid=worker.pid, timeout=30)
+        await wait_for_heartbeat(predis, name, pid=worker.pid, timeout=90)
     except TimeoutError:
         raise AssertionError(f"{name} did not start:\n{worker.output()}") from None
     return worker

@@ -53,8 +53,11 @@ async def test_config_creation_has_a_rate_budget(
         for _ in range(5)
     ]
     reads = [await ann.control.callback_answer(p.callback_query_id, timeout=20) for p in pressed]
-    assert [a.show_alert for a in reads] == [False] * 4 + [True]
-    assert (reads[-1].text or "").startswith("The VPN servers are asked for your traffic")
+    # The bot handles a chat's updates concurrently, so which press finds the budget spent is
+    # not fixed; that exactly one of the burst of five does is.
+    over = [a for a in reads if a.show_alert]
+    assert len(over) == 1, [a.text for a in reads]
+    assert (over[0].text or "").startswith("The VPN servers are asked for your traffic")
 
     for made in range(3):  # the burst: three in a row
         await _create_and_delete(ann, db, made, screen.message_id)

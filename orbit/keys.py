@@ -11,7 +11,13 @@ runs on one Redis or a Sentinel-managed one; Cluster is not supported or tested
 
 from __future__ import annotations
 
-# Pub/sub wake-ups. Never the only carrier of a fact: the fact is a row.
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+# Pub/sub wake-ups. Never the only carrier of a fact: the fact is a row. Published and
+# subscribed under `channel()`'s name, never these bare ones.
 OUTBOX_CHANNEL = "orbit:outbox"
 TON_POKE_CHANNEL = "orbit:ton:poke"
 BALANCER_POKE_CHANNEL = "orbit:balancer:poke"
@@ -40,6 +46,13 @@ OUTBOX_PAUSE = "{outbox}:pause"  # set for a 429's retry_after: no sender sends 
 SEND_NOTIFY_SHARE = "{outbox}:notify_share"
 # Maintenance mode (orbit/maintenance.py): JSON while on, absent while off.
 MAINTENANCE = "maintenance:state"
+
+
+def channel(redis: Redis, name: str) -> str:
+    """`name` for the client's db number: Redis delivers a message to every subscriber of the
+    channel on the server, whatever db each selected, so two deployments (or test runs) on one
+    server would otherwise wake each other."""
+    return f"{name}:{redis.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 def maintenance_told(period: int, user_id: int) -> str:

@@ -200,7 +200,7 @@ async def _listen(ctx: Context, channels: tuple[str, ...], wake: asyncio.Event) 
     while not ctx.stopping.is_set():
         pubsub = ctx.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(*channels)
+            await pubsub.subscribe(*(keys.channel(ctx.redis, name) for name in channels))
             delay = 1.0
             while not ctx.stopping.is_set():
                 message = await pubsub.get_message(timeout=1.0)

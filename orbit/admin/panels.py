@@ -136,7 +136,8 @@ async def refresh_balancer(pool: asyncpg.Pool, redis: Redis, *, actor: str) -> N
     """Ask the balancer to score every instance now (it also does every minute)."""
     async with pool.acquire() as conn, conn.transaction():
         await audit.record(conn, actor, "balancer.refresh")
-        await redis.publish(keys.BALANCER_POKE_CHANNEL, "1")  # a failure rolls the row back
+        # A failed publish rolls the audit row back.
+        await redis.publish(keys.channel(redis, keys.BALANCER_POKE_CHANNEL), "1")
 
 
 async def set_instance_active(

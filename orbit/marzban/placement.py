@@ -69,9 +69,7 @@ async def choose_instance(
     )
 
 
-async def _fallback(
-    pool: asyncpg.Pool | asyncpg.Connection, exclude: frozenset[str], reason: str
-) -> str:
+async def _fallback(pool: asyncpg.Pool | asyncpg.Connection, exclude: frozenset[str], reason: str) -> str:
     instance_id = await instances.top_priority_instance(pool, exclude)
     if instance_id is None:
         tried = f" (tried {', '.join(sorted(exclude))})" if exclude else ""
@@ -83,7 +81,7 @@ async def _fallback(
 async def poke_balancer(redis: Redis) -> None:
     """Ask the balancer for a refresh now (a panel failed during a request)."""
     try:
-        await redis.publish(keys.BALANCER_POKE_CHANNEL, "1")
+        await redis.publish(keys.channel(redis, keys.BALANCER_POKE_CHANNEL), "1")
     except (RedisError, OSError) as exc:  # its timer refreshes anyway
         log.warning("balancer poke not published: %s", exc)
 

@@ -41,6 +41,6 @@ async def enqueue(
 async def wake_sender(redis: Redis) -> None:
     """Call after the transaction that queued messages has committed."""
     try:
-        await redis.publish(keys.OUTBOX_CHANNEL, "1")
+        await redis.publish(keys.channel(redis, keys.OUTBOX_CHANNEL), "1")
     except (RedisError, OSError) as exc:  # the sender's timer delivers anyway
         log.warning("outbox wake-up not published: %s", exc)

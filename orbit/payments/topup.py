@@ -55,7 +55,7 @@ async def poke_ton_watcher(pool: asyncpg.Pool, redis: Redis, user_id: int, payme
         raise service.PaymentNotFound(payment_id)
     if payment.status == "pending":
         try:
-            await redis.publish(keys.TON_POKE_CHANNEL, str(payment_id))
+            await redis.publish(keys.channel(redis, keys.TON_POKE_CHANNEL), str(payment_id))
         except (RedisError, OSError) as exc:  # the watcher's timer finds the transfer anyway
             log.warning("TON watcher poke not published: %s", exc)
     return payment

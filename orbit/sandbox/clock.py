@@ -54,5 +54,5 @@ class SandboxClock:
         offset = await clock.advance(pool, seconds)
         self.follow(offset)
         # Reminders, expiry and renewals now, not at the janitor's next minute.
-        await redis.publish(keys.JANITOR_POKE_CHANNEL, "clock")
+        await redis.publish(keys.channel(redis, keys.JANITOR_POKE_CHANNEL), "clock")
         return offset

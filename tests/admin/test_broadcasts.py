@@ -38,7 +38,7 @@ async def test_fan_out_skips_blocked_and_banned_in_batches(db: asyncpg.Pool, red
     await db.execute("UPDATE users SET is_banned = true WHERE id IN (5, 24)")
     assert await audience_count(db) == 21
     wakeups = redis.pubsub()
-    await wakeups.subscribe(keys.OUTBOX_CHANNEL)
+    await wakeups.subscribe(keys.channel(redis, keys.OUTBOX_CHANNEL))
     assert (await wakeups.get_message(timeout=5))["type"] == "subscribe"
 
     done = await create_broadcast(

@@ -198,15 +198,13 @@ async def test_killed_after_the_panel_extended_the_user_the_purchase_stands_once
     await _stop(janitor)
     # Bought once, debited once, the panel at exactly the new end.
     assert await db.fetchval("SELECT count(*) FROM purchases WHERE user_id = $1", ann.id) == 1
-    assert await db.fetchval(
-        "SELECT count(*) FROM ledger WHERE user_id = $1 AND kind = 'purchase'", ann.id
-    ) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM ledger WHERE user_id = $1 AND kind = 'purchase'", ann.id) == 1
+    )
     assert await db.fetchval("SELECT balance_kop FROM users WHERE id = $1", ann.id) == 0
     assert await db.fetchval("SELECT subscription_until FROM users WHERE id = $1", ann.id) == until
     assert panel.user(username)["expire"] == expire_timestamp(until)  # type: ignore[index]
-    assert await _panel_users(panels) == {
-        p.id: ([username] if p.emulator is panel else []) for p in panels
-    }
+    assert await _panel_users(panels) == {p.id: ([username] if p.emulator is panel else []) for p in panels}
     await _audit_clean(base_env)
 
 
@@ -285,7 +283,7 @@ async def test_killed_after_telegram_took_a_notification_it_is_not_sent_again(
         "INSERT INTO outbox (chat_id, kind, text) VALUES ($1, 'test', 'your payment arrived') RETURNING id",
         ann.id,
     )
-    await redis.publish(keys.OUTBOX_CHANNEL, "1")
+    await redis.publish(keys.channel(redis, keys.OUTBOX_CHANNEL), "1")
     await ann.wait_until(lambda ms: any(m.text == "your payment arrived" for m in ms))
     await _kill(bot)
     assert await db.fetchval("SELECT status FROM outbox WHERE id = $1", row_id) == "sending"
@@ -297,7 +295,7 @@ async def test_killed_after_telegram_took_a_notification_it_is_not_sent_again(
         "UPDATE outbox SET next_attempt_at = next_attempt_at - interval '3 minutes' WHERE id = $1", row_id
     )
     await db.execute("INSERT INTO outbox (chat_id, kind, text) VALUES ($1, 'test', 'and another')", ann.id)
-    await redis.publish(keys.OUTBOX_CHANNEL, "1")
+    await redis.publish(keys.channel(redis, keys.OUTBOX_CHANNEL), "1")
     # The dead sender's send still counts as in flight for the chat (30 s, the limiter's
     # crash allowance), so the chat's next message waits that long.
     await ann.wait_until(lambda ms: any(m.text == "and another" for m in ms), timeout=45)

@@ -86,7 +86,7 @@ async def test_ton_from_the_button_to_the_confirmation(
     assert answer.text is not None and "already" in answer.text
     await db.execute("UPDATE cursors SET value = '0'")
     before = len(tonapi.requests)
-    await redis.publish(keys.TON_POKE_CHANNEL, "again")
+    await redis.publish(keys.channel(redis, keys.TON_POKE_CHANNEL), "again")
     await eventually(lambda: _polled_since(tonapi, before))
     await eventually(lambda: db.fetchval("SELECT value::bigint > 0 FROM cursors"))
     assert await db.fetchval("SELECT count(*) FROM ledger") == 1

@@ -125,7 +125,7 @@ async def _ton_screen_and_i_paid(
     assert shown.button_texts == ["✅ I paid", "« Menu"]
 
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.TON_POKE_CHANNEL)
+    await pubsub.subscribe(keys.channel(redis, keys.TON_POKE_CHANNEL))
     try:
         answer = await bob.press("✅ I paid")
         assert answer.text is not None and answer.text.startswith("Checking the blockchain")

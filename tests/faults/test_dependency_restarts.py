@@ -94,9 +94,7 @@ async def _subscribed(predis: Redis, channel: str) -> None:
     await _eventually(back, f"a subscriber on {channel} again", timeout=20)
 
 
-async def _assert_recovered(
-    worker: WorkerProcess, predis: Redis, since: float, log_offset: int
-) -> None:
+async def _assert_recovered(worker: WorkerProcess, predis: Redis, since: float, log_offset: int) -> None:
     """Same process, a heartbeat written after the restart (holding its lease), and
     the outage in its log as a few single lines."""
     assert worker.proc.returncode is None, f"{worker.name} exited:\n{worker.output()[-3000:]}"
@@ -179,10 +177,10 @@ async def test_ton_watcher_keeps_crediting_through_a_restart(
 
     await _eventually(lambda: _is(confirmed, early), "the early payments", timeout=60)
     # Wake-ups work again: with its 30 s timer, only the poke makes this quick.
-    await _subscribed(predis, keys.TON_POKE_CHANNEL)
+    await _subscribed(predis, keys.channel(predis, keys.TON_POKE_CHANNEL))
     for comment in comments[early:]:
         tonapi.send_ton(TON_WALLET, NANO, comment)
-    await predis.publish(keys.TON_POKE_CHANNEL, "1")
+    await predis.publish(keys.channel(predis, keys.TON_POKE_CHANNEL), "1")
     await _eventually(lambda: _is(confirmed, early + late), "the late payments", timeout=10)
 
     await _assert_recovered(watcher, predis, since, offset)
@@ -250,7 +248,7 @@ async def test_balancer_keeps_removing_through_a_restart(
     async def poke_forever() -> None:  # the bot pokes it whenever a panel fails
         while True:
             with contextlib.suppress(OSError, Exception):
-                await predis.publish(keys.BALANCER_POKE_CHANNEL, "1")
+                await predis.publish(keys.channel(predis, keys.BALANCER_POKE_CHANNEL), "1")
             await asyncio.sleep(0.3)
 
     poker = asyncio.create_task(poke_forever())
@@ -346,7 +344,7 @@ async def telegram() -> AsyncIterator[tuple[TelegramEmulator, str]]:
 async def _enqueue(pdb: asyncpg.Pool, predis: Redis, chat_id: int, text: str) -> None:
     await pdb.execute("INSERT INTO outbox (chat_id, kind, text) VALUES ($1, 'test', $2)", chat_id, text)
     with contextlib.suppress(Exception):  # a wake-up only; Redis may be restarting
-        await predis.publish(keys.OUTBOX_CHANNEL, "1")
+        await predis.publish(keys.channel(predis, keys.OUTBOX_CHANNEL), "1")
 
 
 @pytest.mark.parametrize("dependency", DEPENDENCIES)
@@ -412,7 +410,7 @@ async def test_bot_keeps_answering_and_sending_through_a_restart(
                 " FROM outbox WHERE status <> 'sent'"
             )
             raise AssertionError(f"{[dict(r) for r in rows]}\n{bot.output()[-6000:]}") from None
-        await _subscribed(predis, keys.OUTBOX_CHANNEL)
+        await _subscribed(predis, keys.channel(predis, keys.OUTBOX_CHANNEL))
         await _enqueue(pdb, predis, ann.id, "late note")  # the 10 s timer would be too slow
         await ann.wait_until(lambda ms: any(m.text == "late note" for m in ms), timeout=5)
         menu = await ann.send("/menu")

@@ -170,7 +170,7 @@ async def test_non_admin_pressing_the_new_admin_buttons_gets_nothing(
 
     before = await world()
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.BALANCER_POKE_CHANNEL)
+    await pubsub.subscribe(keys.channel(redis, keys.BALANCER_POKE_CHANNEL))
     shown = len(await texts(harness, ANN))
     for data in (
         "adm:maint",
@@ -213,7 +213,7 @@ async def test_instances_screen_scores_exclude_include_and_refresh(
     health = {"status": "up", "checked_at": str(time.time()), "nodes_usable": "2", "nodes_total": "3"}
     await redis.hset(keys.balancer_instance("p1"), mapping=health)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.BALANCER_POKE_CHANNEL)
+    await pubsub.subscribe(keys.channel(redis, keys.BALANCER_POKE_CHANNEL))
     assert (await pubsub.get_message(timeout=1))["type"] == "subscribe"
 
     await harness.send(ADMIN, "/admin", first_name="Admin")
@@ -228,7 +228,7 @@ async def test_instances_screen_scores_exclude_include_and_refresh(
 
     answer = await harness.press(ADMIN, buttons["⚖️ Ask the balancer now"])
     assert answer.text == "⚖️ The balancer scores every instance now; refresh in a few seconds."
-    assert (await pubsub.get_message(timeout=1))["channel"] == keys.BALANCER_POKE_CHANNEL
+    assert (await pubsub.get_message(timeout=1))["channel"] == keys.channel(redis, keys.BALANCER_POKE_CHANNEL)
 
     await harness.press(ADMIN, "admn:exclude:p1:0")
     await harness.send(ADMIN, "   ")

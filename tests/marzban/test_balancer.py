@@ -65,9 +65,7 @@ def test_score_formula() -> None:
     assert adjust_for_priority(0, -2) == pytest.approx(1.5625)
 
 
-async def test_the_least_loaded_nodes_instance_is_chosen(
-    deps: PanelDeps, registered: Panels
-) -> None:
+async def test_the_least_loaded_nodes_instance_is_chosen(deps: PanelDeps, registered: Panels) -> None:
     registered.a.add_users(45)  # 15 per node: core, a-de, a-nl
     registered.b.add_users(20)  # 10 per node: core, b-fi
     registered.c.add_users(12)  # 12 on its core
@@ -132,7 +130,7 @@ async def test_a_panel_that_goes_down_leaves_the_scores_and_comes_back(
     assert result.down == ["a"]
     assert not [m for m in result.members if m.startswith("a:")]
     assert await choose_instance(deps.redis, deps.pool) in ("b", "c")
-    health = (await read_health(deps.redis, ["a", "b"]))
+    health = await read_health(deps.redis, ["a", "b"])
     assert health["a"] is not None and health["a"].status == "down"
     assert "cannot connect" in health["a"].error and health["a"].down_since
     assert health["b"] is not None and health["b"].healthy
@@ -193,7 +191,7 @@ async def test_balancer_process_scores_panels_and_follows_a_poke(
         }  # fmt: skip
 
         await panels.b.down()
-        await redis.publish(keys.BALANCER_POKE_CHANNEL, "1")
+        await redis.publish(keys.channel(redis, keys.BALANCER_POKE_CHANNEL), "1")
 
         async def b_gone() -> bool:
             return not {"b:b-fi", "b:core"} & set(await _scores(redis))
@@ -203,7 +201,7 @@ async def test_balancer_process_scores_panels_and_follows_a_poke(
         assert health is not None and health.status == "down"
 
         await panels.b.up()
-        await redis.publish(keys.BALANCER_POKE_CHANNEL, "1")
+        await redis.publish(keys.channel(redis, keys.BALANCER_POKE_CHANNEL), "1")
 
         async def b_back() -> bool:
             return "b:b-fi" in await _scores(redis)

@@ -57,9 +57,7 @@ async def test_provision_creates_a_vless_vmess_user_with_the_subscription_end(
     record = await provision_config(deps, config.id)
 
     assert record.status == "active" and record.instance_id == "a"
-    assert record.subscription_url and record.subscription_url.startswith(
-        f"{registered.a.base_url}/sub/"
-    )
+    assert record.subscription_url and record.subscription_url.startswith(f"{registered.a.base_url}/sub/")
     user = registered.a.user(config.panel_username)
     assert user is not None
     assert set(user["proxies"]) == {"vless", "vmess"}
@@ -163,7 +161,7 @@ async def test_a_panel_down_during_creation_falls_over_to_the_next_and_pokes(
     config = await pending_config(deps.pool, 1, "a")
     await registered.a.down()
     pubsub = deps.redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(keys.BALANCER_POKE_CHANNEL)
+    await pubsub.subscribe(keys.channel(deps.redis, keys.BALANCER_POKE_CHANNEL))
     try:
         record = await provision_config(deps, config.id)
         poke = None
@@ -174,7 +172,7 @@ async def test_a_panel_down_during_creation_falls_over_to_the_next_and_pokes(
         await pubsub.aclose()
     assert record.instance_id == "b" and record.status == "active"
     assert record.subscription_url and record.subscription_url.startswith(str(registered.b.base_url))
-    assert poke is not None and poke["channel"] == keys.BALANCER_POKE_CHANNEL
+    assert poke is not None and poke["channel"] == keys.channel(deps.redis, keys.BALANCER_POKE_CHANNEL)
     assert registered.holders(config.panel_username) == ["b"]
 
 
@@ -269,9 +267,7 @@ async def test_usernames_in_urls_are_escaped(deps: PanelDeps, registered: Panels
     assert registered.a.requests[-1].path == "/api/user/mail@x.y"
 
 
-async def test_a_disabled_provisional_instance_is_skipped(
-    deps: PanelDeps, registered: Panels
-) -> None:
+async def test_a_disabled_provisional_instance_is_skipped(deps: PanelDeps, registered: Panels) -> None:
     await add_user(deps.pool, 1)
     await refresh_scores(deps)
     await instances.set_active(deps.pool, "a", False)  # the scores still name it

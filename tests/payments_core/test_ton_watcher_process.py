@@ -98,7 +98,7 @@ async def test_a_transfer_is_confirmed_at_once_when_poked(
     await _wait_for(lambda: _polled_once(tonapi), "the first poll")
 
     tonapi.send_ton(TON_WALLET, invoice.nanotons, invoice.comment)
-    await redis.publish(keys.TON_POKE_CHANNEL, "8")  # the "I paid" button
+    await redis.publish(keys.channel(redis, keys.TON_POKE_CHANNEL), "8")  # the "I paid" button
 
     async def confirmed() -> bool:
         status = await db.fetchval("SELECT status FROM payments WHERE id = $1", invoice.payment.id)
@@ -118,7 +118,7 @@ async def test_a_transfer_is_confirmed_at_once_when_poked(
     # The same transaction delivered again (the cursor rewound): nothing more is credited.
     await db.execute("UPDATE cursors SET value = '0'")
     polls = len(tonapi.requests)
-    await redis.publish(keys.TON_POKE_CHANNEL, "8")
+    await redis.publish(keys.channel(redis, keys.TON_POKE_CHANNEL), "8")
     await _wait_for(
         lambda: _cursor_is(db, max(tx["lt"] for tx in tonapi.transactions(TON_WALLET))),
         "the rewound cursor to be caught up",

@@ -246,7 +246,7 @@ async def test_advancing_the_sandbox_clock_moves_postgres_every_emulator_and_wak
 ) -> None:
     url, sandbox_clock, telegram, panel = sandbox_control
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.JANITOR_POKE_CHANNEL)
+    await pubsub.subscribe(keys.channel(redis, keys.JANITOR_POKE_CHANNEL))
     panel_before = panel._now()
 
     async with http.post(f"{url}/clock/advance", json={"seconds": 3 * 86400}) as resp:
@@ -261,7 +261,7 @@ async def test_advancing_the_sandbox_clock_moves_postgres_every_emulator_and_wak
         poke = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
         if poke is not None:
             break
-    assert poke is not None and poke["channel"] == keys.JANITOR_POKE_CHANNEL
+    assert poke is not None and poke["channel"] == keys.channel(redis, keys.JANITOR_POKE_CHANNEL)
     await pubsub.aclose()
 
     async with http.get(f"{url}/clock") as resp:
@@ -298,7 +298,7 @@ async def test_the_janitor_runs_its_chores_when_poked(
                 break
             await asyncio.sleep(0.1)
         assert janitor.output().count(RAN) == 1, janitor.output()
-        await redis.publish(keys.JANITOR_POKE_CHANNEL, "clock")
+        await redis.publish(keys.channel(redis, keys.JANITOR_POKE_CHANNEL), "clock")
         # Well inside the chore's 30 s interval: the poke ran it.
         for _ in range(300):
             if janitor.output().count(RAN) >= 2:

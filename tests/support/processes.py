@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import sys
@@ -44,6 +45,16 @@ class WorkerProcess:
         return self.proc.returncode
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_test_run() -> None:
+    """In the child, before exec: SIGKILL when the test run that spawned it dies. A run killed
+    by a timeout or by CI skips its fixtures' teardown; its processes would live on, writing
+    heartbeats and leases into the Redis db the next run leases, and fail that run's tests."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 async def spawn(
     name: str, env: Mapping[str, str], log_dir: Path, args: tuple[str, ...] = ()
 ) -> WorkerProcess:
@@ -61,6 +72,7 @@ async def spawn(
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_the_test_run,
         )
     return WorkerProcess(name, proc, log_path, dict(full_env))
 

@@ -37,7 +37,8 @@ class Limit(msgspec.Struct, frozen=True):
 # (back and forth between two screens is quick) but sustains 1 per 0.8 s. Every
 # action that makes an outside service work has a budget of its own
 # (docs/RELIABILITY.md, access): a Marzban panel (config_create, config_delete,
-# panel_read: the usage shown on the configs screens), the CPU (qr), a payment API
+# panel_read: the usage a config's own screen reads live; the list shows the stored
+# one and asks no panel), the CPU (qr), a payment API
 # (payment: TON, Stars and Crypto Pay invoices and checks). Daily and standing caps
 # where a rate is not enough live with the business rules (CONFIGS_PER_DAY,
 # MAX_PENDING_PAYMENTS).

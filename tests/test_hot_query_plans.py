@@ -65,7 +65,7 @@ HOT = [
     ("purchase: the plan's limits", subscriptions.APPLY_PLAN_LIMITS),
     ("purchase: retired configs to revive", subscriptions.RETIRED_UNREVIVED),
     ("usage page: its configs", traffic.PAGE_CONFIGS),
-    ("usage page: store", traffic.STORE_USAGE),
+    ("usage: store", configs.STORE_USAGE),
 ]
 
 

@@ -4,7 +4,7 @@ that no config may point at any more (see orbit/schema.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import asyncpg
@@ -74,6 +74,18 @@ USAGE_WAS_RESET = """
 UPDATE configs SET usage_reset_due = false, usage_carried_bytes = 0, updated_at = now(),
     usage_bytes = 0, usage_read_at = orbit_now(), usage_period = usage_period + 1
 WHERE id = $1
+"""
+# What the panels reported, read at `$3` (the janitor's pages, a config's own screen).
+# Newer reads only, so an older read never wins; less used than before = the panel
+# reset it: a new period (orbit/subscriptions/traffic.py).
+STORE_USAGE = """
+UPDATE configs c SET
+    usage_period = c.usage_period + (c.usage_bytes IS NOT NULL AND v.used < c.usage_bytes)::int,
+    usage_bytes = v.used,
+    usage_read_at = $3
+FROM unnest($1::bigint[], $2::bigint[]) AS v(id, used)
+WHERE c.id = v.id AND (c.usage_read_at IS NULL OR c.usage_read_at <= $3)
+RETURNING c.id, c.usage_period
 """
 LIVE_IDS_ON_INSTANCE = """
 SELECT id FROM configs WHERE instance_id = $1 AND deleted_at IS NULL ORDER BY id
@@ -249,6 +261,17 @@ async def mark_synced(conn: asyncpg.Connection, config_id: int) -> None:
 
 async def usage_was_reset(conn: asyncpg.Connection, config_id: int) -> None:
     await conn.execute(USAGE_WAS_RESET, config_id)
+
+
+async def store_usage(
+    conn: asyncpg.Connection | asyncpg.Pool, used: Mapping[int, int], read_at: datetime
+) -> dict[int, int]:
+    """Store `used` (config id -> bytes this period, all panels) as read at `read_at`
+    (the clock before the panel was asked); the configs stored, with their period.
+    A config already holding a later read is left out."""
+    ids = list(used)
+    rows = await conn.fetch(STORE_USAGE, ids, [used[i] for i in ids], read_at)
+    return {r["id"]: r["usage_period"] for r in rows}
 
 
 async def set_last_error(conn: asyncpg.Connection, config_id: int, error: str | None) -> None:

@@ -13,6 +13,12 @@ later: the user was told it failed, so it must neither count against their
 limit nor appear by itself an hour later. Only a crash between the insert and
 the provisioning leaves a `pending` row; it is inserted with `needs_sync` so
 the janitor's drift repair (`sync_config`) provisions it.
+
+Usage: the list asks no panel; it shows what was stored last (`usage_bytes`,
+`usage_read_at`: the janitor's rounds, orbit/subscriptions/traffic.py) with its
+time. A config's own screen (show, and the screens after create and rename)
+reads its panel now and stores the reading, so the list shows it next; when the
+panel does not answer, the stored one is shown with its time.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import msgspec
 import qrcode
 from qrcode.image.pil import PilImage
 
+from orbit import clock
 from orbit.configs import queries
 from orbit.configs.queries import ConfigRecord
 from orbit.marzban.errors import (
@@ -54,7 +61,7 @@ log = logging.getLogger(__name__)
 NAME_MAX_LENGTH = 32
 # Beyond letters and digits: what people put in device names, nothing that looks like markup.
 NAME_PUNCTUATION = frozenset(" -_.,()#+!'")
-# A panel that is slow must not hold the list screen: its traffic shows as unknown.
+# A panel that is slow must not hold a config's screen: the stored usage shows instead.
 USAGE_TIMEOUT_SECONDS = 3.0
 MAX_CONFIG_ID = 2**31 - 1  # ids are below this (provisioning's advisory lock key is int4)
 
@@ -117,12 +124,18 @@ class ProvisioningFailed(ConfigError):
 
 
 class ConfigView(msgspec.Struct, frozen=True, kw_only=True):
+    """A config as its own screen shows it. When `usage` is set, the record's
+    `usage_bytes`/`usage_read_at` are that reading (this period, all panels) and
+    its time; else they are what was stored last (None: never read)."""
+
     config: ConfigRecord
-    usage: Usage | None  # None: not on a panel yet, or its panel did not answer
+    usage: Usage | None  # read from its panel now; None: not on a panel yet, or no answer
+    now: datetime  # the project's clock (orbit_now) when read: how old a stored usage is
 
 
 class ConfigList(msgspec.Struct, frozen=True, kw_only=True):
-    configs: list[ConfigView]
+    configs: list[ConfigRecord]  # usage as stored last (`usage_bytes`, `usage_read_at`)
+    now: datetime  # the project's clock: how old each stored usage is
     made: int  # configs the user ever made: the ➕ button carries it (see create_config)
     active: bool  # the subscription runs now
     until: datetime | None
@@ -207,30 +220,38 @@ async def create_config(
         "user %d created config %d on %s in %.3fs",
         user_id, record.id, record.instance_id, time.monotonic() - started,
     )  # fmt: skip
-    return ConfigView(config=record, usage=await _usage(deps, record))
+    return await _live_view(deps, record)
 
 
-async def _usage(deps: PanelDeps, config: ConfigRecord) -> Usage | None:
+async def _live_view(deps: PanelDeps, config: ConfigRecord) -> ConfigView:
+    """The config with its usage read from its panel now, and stored for the list."""
+    read_at = await clock.now(deps.pool)  # before the read, as the janitor's: an older read never wins
     if config.status == "pending":
-        return None
+        return ConfigView(config=config, usage=None, now=read_at)
     try:
-        return await asyncio.wait_for(read_usage(deps, config.id), USAGE_TIMEOUT_SECONDS)
+        usage = await asyncio.wait_for(read_usage(deps, config.id), USAGE_TIMEOUT_SECONDS)
     except (MarzbanError, TimeoutError) as exc:
-        # A down panel shows "unknown" for its configs; the list itself still works.
+        # A down panel: the screen shows the stored usage with its time.
         if not isinstance(exc, PanelUserNotFound | ConfigNotFound):
-            log.info("usage of config %d unknown: %s", config.id, str(exc) or "timed out")
-        return None
+            log.info("usage of config %d not read: %s", config.id, str(exc) or "timed out")
+        return ConfigView(config=config, usage=None, now=read_at)
+    # Counted as the janitor counts it: what earlier panels used this period too (a drain).
+    used = usage.used_traffic + config.usage_carried_bytes
+    await queries.store_usage(deps.pool, {config.id: used}, read_at)
+    read = msgspec.structs.replace(config, usage_bytes=used, usage_read_at=read_at)
+    return ConfigView(config=read, usage=usage, now=read_at)
 
 
 async def list_configs(deps: PanelDeps, plans: Plans, user_id: int) -> ConfigList:
-    """The user's live configs with their panel usage (read from all panels at once)."""
+    """The user's live configs with their usage as stored last: no panel is asked."""
     async with deps.pool.acquire() as conn:
         limits = await active_plan_limits(conn, user_id, plans)
         configs = await queries.list_of_user(conn, user_id)
         _, made = await queries.count_of_user(conn, user_id)
-    usages = await asyncio.gather(*(_usage(deps, c) for c in configs))
+        now = await clock.now(conn)
     return ConfigList(
-        configs=[ConfigView(config=c, usage=u) for c, u in zip(configs, usages, strict=True)],
+        configs=configs,
+        now=now,
         made=made,
         active=limits.active,
         until=limits.until,
@@ -248,9 +269,8 @@ async def get_config(deps: PanelDeps, user_id: int, config_id: int) -> ConfigRec
 
 
 async def show_config(deps: PanelDeps, user_id: int, config_id: int) -> ConfigView:
-    """One of the user's configs with its usage (None when its panel did not answer)."""
-    config = await get_config(deps, user_id, config_id)
-    return ConfigView(config=config, usage=await _usage(deps, config))
+    """One of the user's configs with its usage read from its panel now (see ConfigView)."""
+    return await _live_view(deps, await get_config(deps, user_id, config_id))
 
 
 def qr_png(text: str) -> bytes:
@@ -281,7 +301,7 @@ async def rename_config(deps: PanelDeps, user_id: int, config_id: int, raw_name:
     if record is None:
         raise NotYourConfig(f"config {config_id} of user {user_id}")
     log.info("user %d renamed config %d", user_id, config_id)
-    return ConfigView(config=record, usage=await _usage(deps, record))
+    return await _live_view(deps, record)
 
 
 async def delete_config(deps: PanelDeps, user_id: int, config_id: int) -> ConfigRecord:

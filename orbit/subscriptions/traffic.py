@@ -12,7 +12,9 @@ panel reported (`usage_bytes`, `usage_read_at`) and queues the notices:
   notices' outbox `dedup_key` is `traffic:{config}:{period}:{90|100}`, so a
   second janitor, a killed one's retry or the next round queue nothing new.
 - A read older than the row's (`usage_read_at`) is dropped, so two janitors
-  reading around a reset cannot store a stale usage or count a period twice.
+  reading around a reset cannot store a stale usage or count a period twice
+  (`configs.queries.store_usage`, which a config's own screen also stores its
+  live read through; the notices are queued here only).
 - Usage is the panel's `used_traffic` plus what earlier panels counted this
   period (`usage_carried_bytes`, after a drain), against the config's own limit.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import msgspec
 
 from orbit import clock, outbox
+from orbit.configs import queries as configs_q
 from orbit.marzban import instances
 from orbit.marzban.errors import MarzbanError
 from orbit.marzban.models import PanelUser
@@ -43,16 +46,6 @@ SELECT c.id, c.user_id, c.panel_username, c.name, c.data_limit_bytes,
 FROM configs c JOIN users u ON u.id = c.user_id
 WHERE c.instance_id = $1 AND c.panel_username = ANY($2::text[])
   AND c.deleted_at IS NULL AND c.status IN ('active', 'disabled')
-"""
-# Newer reads only; less used than before = the panel reset it: a new period.
-STORE_USAGE = """
-UPDATE configs c SET
-    usage_period = c.usage_period + (c.usage_bytes IS NOT NULL AND v.used < c.usage_bytes)::int,
-    usage_bytes = v.used,
-    usage_read_at = $3
-FROM unnest($1::bigint[], $2::bigint[]) AS v(id, used)
-WHERE c.id = v.id AND (c.usage_read_at IS NULL OR c.usage_read_at <= $3)
-RETURNING c.id, c.usage_period
 """
 
 
@@ -107,11 +100,10 @@ async def _store_page(
         }
         if not readings:
             return 0, 0
-        ids = list(readings)
-        stored = await conn.fetch(STORE_USAGE, ids, [readings[i].used for i in ids], read_at)
+        stored = await configs_q.store_usage(conn, {i: r.used for i, r in readings.items()}, read_at)
         queued = 0
-        for row in stored:
-            reading = readings[row["id"]]
+        for config_id, period in stored.items():
+            reading = readings[config_id]
             level = level_reached(reading.used, reading.limit)
             if level is None:
                 continue
@@ -122,7 +114,7 @@ async def _store_page(
                 used=_size_gb(reading.used),
                 limit=_size_gb(reading.limit),
             )
-            key = f"traffic:{reading.config_id}:{row['usage_period']}:{level}"
+            key = f"traffic:{reading.config_id}:{period}:{level}"
             if await outbox.enqueue(
                 conn, reading.user_id, "traffic", text,
                 reply_markup=markup(reading.language), dedup_key=key,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from PIL import Image
 
-from orbit.configs import service
+from orbit import clock
+from orbit.configs import queries, service
 from orbit.configs.service import (
     ConfigLimitReached,
     ConfigNotReady,
@@ -23,6 +26,8 @@ from orbit.marzban.provisioning import PanelDeps, new_panel_username, process_re
 from orbit.plans import Plans
 from tests.configs.conftest import Panels, add_user
 
+MB = 1024**2
+
 
 async def _rows(db: asyncpg.Pool, user_id: int) -> list[dict[str, object]]:
     rows = await db.fetch(
@@ -31,6 +36,13 @@ async def _rows(db: asyncpg.Pool, user_id: int) -> list[dict[str, object]]:
         user_id,
     )
     return [dict(r) for r in rows]
+
+
+async def _stored(db: asyncpg.Pool, config_id: int, used: int, read_at: datetime) -> None:
+    """A usage stored earlier (by the janitor's round, say), older than the config itself."""
+    await db.execute(
+        "UPDATE configs SET usage_bytes = $2, usage_read_at = $3 WHERE id = $1", config_id, used, read_at
+    )
 
 
 async def test_create_puts_an_active_config_on_the_preferred_panel(
@@ -139,43 +151,103 @@ async def test_create_when_every_panel_fails_deletes_the_config_and_frees_the_sl
     assert len([r for r in await _rows(deps.pool, 1) if not r["gone"]]) == limit
 
 
-async def test_list_shows_unknown_usage_for_a_panel_that_is_down(
+async def test_list_shows_the_stored_usage_and_asks_no_panel(
     deps: PanelDeps, plans: Plans, panels: Panels
 ) -> None:
     await add_user(deps.pool, 1)
     first = (await service.create_config(deps, plans, 1)).config
     await panels.p1.down()
     second = (await service.create_config(deps, plans, 1)).config  # lands on p2
-    panels.p2.add_user_traffic(second.panel_username, 3 * 1024**2)
+    # What the janitor stored for the first, an hour ago by the project's clock; the
+    # second's panel has more since its screen read it (0 B, at its creation).
+    read_at = await clock.now(deps.pool) - timedelta(hours=1)
+    await _stored(deps.pool, first.id, 7 * MB, read_at)
+    panels.p2.add_user_traffic(second.panel_username, 3 * MB)
+    panels.p2.clear_requests()
 
     listing = await service.list_configs(deps, plans, 1)
     assert listing.active and listing.max_configs == plans.get("1m").max_configs
-    by_id = {v.config.id: v for v in listing.configs}
-    assert [v.config.id for v in listing.configs] == [first.id, second.id]
-    assert by_id[first.id].usage is None  # p1 is down: unknown, and the list still works
-    usage = by_id[second.id].usage
-    assert usage is not None and usage.used_traffic == 3 * 1024**2
+    assert panels.p2.requests == []  # no panel asked, the one that is up included
+    assert [c.id for c in listing.configs] == [first.id, second.id]
+    assert [c.usage_bytes for c in listing.configs] == [7 * MB, 0]  # p1 down: no matter
+    assert listing.configs[0].usage_read_at == read_at
+    assert abs(listing.now - await clock.now(deps.pool)) < timedelta(seconds=5)
 
 
-async def test_list_of_a_slow_panel_does_not_wait_for_it(
+async def test_the_config_screen_reads_its_panel_and_stores_the_reading(
     deps: PanelDeps, plans: Plans, panels: Panels
 ) -> None:
     await add_user(deps.pool, 1)
-    await service.create_config(deps, plans, 1)
-    panels.p1.slow(30)
+    config = (await service.create_config(deps, plans, 1)).config
+    await clock.advance(deps.pool, 3 * 3600)  # the stored time is the project's clock, not the host's
+    panels.p1.add_user_traffic(config.panel_username, 5 * MB)
+    # Drained from another panel earlier this period: counted as the janitor counts it.
+    await deps.pool.execute("UPDATE configs SET usage_carried_bytes = $2 WHERE id = $1", config.id, MB)
+    panels.p1.clear_requests()
+
+    view = await service.show_config(deps, 1, config.id)
+    assert view.usage is not None and view.usage.used_traffic == 5 * MB
+    assert view.config.usage_bytes == 6 * MB and view.config.usage_read_at == view.now
+    assert view.now > datetime.now(UTC) + timedelta(hours=2)
+    assert panels.p1.count("GET", "/api/user/{username}") == 1
+    row = await deps.pool.fetchrow("SELECT usage_bytes, usage_read_at FROM configs WHERE id = $1", config.id)
+    assert (row["usage_bytes"], row["usage_read_at"]) == (6 * MB, view.now)
     listing = await service.list_configs(deps, plans, 1)
-    assert [v.usage for v in listing.configs] == [None]
+    assert [(c.usage_bytes, c.usage_read_at) for c in listing.configs] == [(6 * MB, view.now)]
+
+    # Rename's screen reads too; less than stored means the panel reset it: a new period.
+    panels.p1.set_user(config.panel_username, used_traffic=0)
+    renamed = await service.rename_config(deps, 1, config.id, "Phone")
+    assert renamed.config.usage_bytes == MB and renamed.config.usage_read_at == renamed.now
+    row = await deps.pool.fetchrow("SELECT usage_bytes, usage_period FROM configs WHERE id = $1", config.id)
+    assert (row["usage_bytes"], row["usage_period"]) == (MB, 1)
+
+
+async def test_a_later_stored_read_is_not_overwritten_by_the_config_screen(
+    deps: PanelDeps, plans: Plans, panels: Panels
+) -> None:
+    await add_user(deps.pool, 1)
+    config = (await service.create_config(deps, plans, 1)).config
+    # A janitor's read that began after this screen's (the screen takes its time first).
+    later = await clock.now(deps.pool) + timedelta(minutes=1)
+    await queries.store_usage(deps.pool, {config.id: 9 * MB}, later)
+    view = await service.show_config(deps, 1, config.id)
+    assert view.usage is not None and view.usage.used_traffic == 0  # shown as read
+    row = await deps.pool.fetchrow("SELECT usage_bytes, usage_read_at FROM configs WHERE id = $1", config.id)
+    assert (row["usage_bytes"], row["usage_read_at"]) == (9 * MB, later)
+
+
+@pytest.mark.parametrize("fault", ["down", "slow"])
+async def test_the_config_screen_of_a_silent_panel_shows_the_stored_usage(
+    deps: PanelDeps, plans: Plans, panels: Panels, fault: str
+) -> None:
+    await add_user(deps.pool, 1)
+    config = (await service.create_config(deps, plans, 1)).config
+    read_at = await clock.now(deps.pool) - timedelta(minutes=5)
+    await _stored(deps.pool, config.id, 7 * MB, read_at)
+    if fault == "down":
+        await panels.p1.down()
+    else:
+        panels.p1.slow(30)
+    started = time.monotonic()
+    view = await service.show_config(deps, 1, config.id)
+    assert time.monotonic() - started < service.USAGE_TIMEOUT_SECONDS + 2  # not held by the panel
+    assert view.usage is None
+    assert (view.config.usage_bytes, view.config.usage_read_at) == (7 * MB, read_at)
+    assert view.now - read_at >= timedelta(minutes=5)
+    row = await deps.pool.fetchrow("SELECT usage_bytes, usage_read_at FROM configs WHERE id = $1", config.id)
+    assert (row["usage_bytes"], row["usage_read_at"]) == (7 * MB, read_at)  # nothing stored
 
 
 async def test_a_pending_config_is_listed_but_has_no_link_yet(
     deps: PanelDeps, plans: Plans, panels: Panels
 ) -> None:
-    from orbit.configs import queries
-
     await add_user(deps.pool, 1)
     pending = await queries.insert_pending(deps.pool, 1, "p1", new_panel_username(1), "Phone")
     listing = await service.list_configs(deps, plans, 1)
-    assert [(v.config.status, v.usage) for v in listing.configs] == [("pending", None)]
+    assert [(c.status, c.usage_bytes) for c in listing.configs] == [("pending", None)]
+    view = await service.show_config(deps, 1, pending.id)
+    assert view.usage is None and panels.p1.requests == []  # nothing on a panel to ask
     with pytest.raises(ConfigNotReady):
         await service.config_qr(deps, 1, pending.id)
 

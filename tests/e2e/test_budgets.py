@@ -22,6 +22,10 @@ def panel_creates(panels: list[Panel]) -> int:
     return sum(1 for p in panels for r in p.emulator.requests if (r.method, r.path) == ("POST", "/api/user"))
 
 
+def panel_usage_reads(panels: list[Panel]) -> int:
+    return sum(p.emulator.count("GET", "/api/user/{username}") for p in panels)
+
+
 async def _made(db: asyncpg.Pool, user_id: int, count: int) -> bool:
     rows = await db.fetch("SELECT status FROM configs WHERE user_id = $1", user_id)
     return len(rows) == count and all(r["status"] in ("active", "deleted") for r in rows)
@@ -44,22 +48,32 @@ async def test_config_creation_has_a_rate_budget(
     await start_bot(RATE_LIMIT_SCALE="1")  # type: ignore[misc]
     ann = make_user(9101, first_name="Ann")
     await subscribed(db, ann)
-    await ann.press("🔑 My configs")  # reads usage from the panels: 1 of a burst of 5
+    await ann.press("🔑 My configs")  # the list asks no panel: not a panel read
     screen = await ann.last()
-    # Pressed as fast as a thumb can, not as fast as the screens come back: each screen
-    # waits for the chat's second (Telegram's limit), long enough to refill a token.
+    answer = await ann.press(data="cfg:new:0", message_id=screen.message_id, forge=True)
+    assert not answer.show_alert, answer.text  # creating spends its own budget, not this one
+    await eventually(lambda: _made(db, ann.id, 1))
+    config_id = await db.fetchval("SELECT id FROM configs WHERE user_id = $1", ann.id)
+    reads_before = panel_usage_reads(panels)
+    # A config's own screen reads its panel. Pressed as fast as a thumb can, not as fast as
+    # the screens come back: each screen waits for the chat's second (Telegram's limit),
+    # long enough to refill a token.
+    show = f"cfg:show:{config_id}"
     pressed = [
-        await ann.control.press(ann.id, message_id=screen.message_id, data="cfg:list:0", forge=True)
-        for _ in range(5)
+        await ann.control.press(ann.id, message_id=screen.message_id, data=show, forge=True)
+        for _ in range(6)
     ]
     reads = [await ann.control.callback_answer(p.callback_query_id, timeout=20) for p in pressed]
     # The bot handles a chat's updates concurrently, so which press finds the budget spent is
-    # not fixed; that exactly one of the burst of five does is.
+    # not fixed; that exactly one of the six (a burst of five) does is.
     over = [a for a in reads if a.show_alert]
     assert len(over) == 1, [a.text for a in reads]
     assert (over[0].text or "").startswith("The VPN servers are asked for your traffic")
+    assert panel_usage_reads(panels) - reads_before == 5  # the refused one asked no panel
+    erased = await ann.press(data=f"cfg:erase:{config_id}", message_id=screen.message_id, forge=True)
+    assert not erased.show_alert, erased.text
 
-    for made in range(3):  # the burst: three in a row
+    for made in range(1, 3):  # with the first: the burst of three in a row
         await _create_and_delete(ann, db, made, screen.message_id)
     assert panel_creates(panels) == 3
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 
 import asyncpg
 
+from orbit import clock
+from orbit.bot.views import format_date
 from orbit.configs.service import qr_png
 from orbit.sandbox.telegram_control import ShownMessage
 from tests.e2e.conftest import Panel, Telegram
 from tests.support.telegram_user import TelegramUser
 
 MakeUser = Callable[..., TelegramUser]
+GB = 1024**3
 
 
 async def subscribed(db: asyncpg.Pool, user: TelegramUser, *, days: int = 30) -> None:
@@ -198,7 +202,7 @@ async def test_another_users_config_cannot_be_touched(
     assert await telegram.control.calls("sendPhoto") == []
 
 
-async def test_panels_down_fail_over_show_unknown_and_refuse_cleanly(
+async def test_panels_down_fail_over_show_the_stored_usage_and_refuse_cleanly(
     bot: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
 ) -> None:
     cat = make_user(3005, first_name="Cat")
@@ -219,8 +223,15 @@ async def test_panels_down_fail_over_show_unknown_and_refuse_cleanly(
     await cat.press("« My configs")
     listing = text(await cat.last())
     assert listing.startswith("🔑 My configs (2 of 3)")
-    assert "1. Config 1 — ❔ server not answering\n    traffic: unknown" in listing
-    assert "2. Config 2 — ✅ active\n    traffic: 0 B, no limit" in listing
+    # The list asks no panel: each shows what its screen read at its creation.
+    assert "1. Config 1 — ✅ active\n    traffic: 0 B, no limit · just now" in listing
+    assert "2. Config 2 — ✅ active\n    traffic: 0 B, no limit · just now" in listing
+    # Config 1's own screen asks p1, which is down: the stored usage, with its age.
+    await cat.press("1. Config 1")
+    shown = text(await cat.last())
+    assert "Status: ❔ server not answering" in shown
+    assert "Traffic used: 0 B, no limit · just now" in shown
+    await cat.press("« My configs")
 
     # Every panel down: the user is told, and no config is left behind.
     await p2.emulator.down()
@@ -232,6 +243,103 @@ async def test_panels_down_fail_over_show_unknown_and_refuse_cleanly(
     assert len(rows) == 3 and rows[2]["gone"] and rows[2]["status"] == "deleted"
     await cat.press("« My configs")
     assert text(await cat.last()).startswith("🔑 My configs (2 of 3)")
+
+
+def panel_requests(panels: list[Panel]) -> list[str]:
+    return [f"{p.id} {r.method} {r.path}" for p in panels for r in p.emulator.requests]
+
+
+async def _janitor_read(
+    db: asyncpg.Pool, config_id: int, used: int, ago: timedelta, limit: int = 0
+) -> None:
+    """What the janitor's usage round stores: `used` bytes, read `ago` by the project's clock."""
+    await db.execute(
+        "UPDATE configs SET usage_bytes = $2, usage_read_at = orbit_now() - $3::interval,"
+        " data_limit_bytes = $4 WHERE id = $1",
+        config_id, used, ago, limit,
+    )  # fmt: skip
+
+
+async def test_the_list_shows_stored_usage_and_asks_no_panel(
+    bot: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
+) -> None:
+    dan = make_user(3006, first_name="Dan")
+    await subscribed(db, dan)
+    await dan.press("🔑 My configs")
+    await create(dan)
+    await dan.press("« My configs")
+    await create(dan)
+    first, second = await configs(db, 3006)
+    await _janitor_read(db, int(first["id"]), int(1.2 * GB), timedelta(minutes=5), limit=50 * GB)
+    await db.execute(
+        "UPDATE configs SET usage_bytes = NULL, usage_read_at = NULL WHERE id = $1", second["id"]
+    )
+    p1 = panels[0].emulator
+    p1.add_user_traffic(str(first["panel_username"]), int(1.5 * GB))  # more than stored
+    for panel in panels:
+        panel.emulator.clear_requests()
+
+    await dan.press("« My configs")
+    listing = text(await dan.last())
+    assert "1. Config 1 — ✅ active\n    traffic: 1.2 GB of 50.0 GB · 5 min ago" in listing
+    assert "2. Config 2 — ✅ active\n    traffic: not read yet" in listing
+    assert panel_requests(panels) == []
+
+    # Its own screen reads the panel now (no age shown) and stores the reading...
+    await dan.press("1. Config 1")
+    shown = text(await dan.last())
+    assert "Status: ✅ active" in shown and "Traffic used: 1.5 GB of 50.0 GB\n" in shown
+    assert p1.count("GET", "/api/user/{username}") == 1
+    row = await db.fetchrow(
+        "SELECT usage_bytes, orbit_now() - usage_read_at AS age FROM configs WHERE id = $1", first["id"]
+    )
+    assert row["usage_bytes"] == int(1.5 * GB) and row["age"] < timedelta(seconds=30)
+    # ...which the list shows next, still asking no panel.
+    p1.clear_requests()
+    await dan.press("« My configs")
+    assert "traffic: 1.5 GB of 50.0 GB · just now" in text(await dan.last())
+    # Ages are the project's clock's: two hours on, by orbit_now() alone.
+    await clock.advance(db, 2 * 3600 + 60)
+    await dan.press("« Menu")
+    await dan.press("🔑 My configs")
+    assert "traffic: 1.5 GB of 50.0 GB · 2 h ago" in text(await dan.last())
+    assert panel_requests(panels) == []
+
+    # Its panel down: its own screen shows the stored usage with its age, not "unknown".
+    await p1.down()
+    await dan.press("1. Config 1")
+    shown = text(await dan.last())
+    assert "Status: ❔ server not answering" in shown
+    assert "Traffic used: 1.5 GB of 50.0 GB · 2 h ago" in shown
+    await dan.press("« My configs")
+    await dan.press("2. Config 2")  # never read, and its panel silent
+    assert "Traffic used: unknown" in text(await dan.last())
+
+
+async def test_the_stored_usage_in_russian(
+    bot: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
+) -> None:
+    ivan = make_user(3007, first_name="Иван", language_code="ru")
+    await subscribed(db, ivan)
+    await db.execute("INSERT INTO purchases (user_id, plan_id, days, price_kop, source, starts_at, ends_at)"
+                     " VALUES (3007, '3m', 90, 0, 'admin', now(), now() + interval '90 days')")
+    for number, name in enumerate(("Телефон", "Ноутбук", "Планшет")):
+        await db.execute(
+            "INSERT INTO configs (user_id, instance_id, panel_username, name, status)"
+            " VALUES (3007, 'p1', $1, $2, 'active')",
+            f"u3007_{number}", name,
+        )  # fmt: skip
+    phone, laptop, _ = await configs(db, 3007)
+    await _janitor_read(db, int(phone["id"]), int(1.2 * GB), timedelta(minutes=5), limit=50 * GB)
+    await _janitor_read(db, int(laptop["id"]), 300 * 1024**2, timedelta(days=3))
+    read_at = await db.fetchval("SELECT usage_read_at FROM configs WHERE id = $1", laptop["id"])
+    await ivan.press("🔑 Мои конфиги")
+    listing = text(await ivan.last())
+    assert listing.startswith("🔑 Мои конфиги (3 из 3)")
+    assert "1. Телефон — ✅ активен\n    трафик: 1.2 ГБ из 50.0 ГБ · 5 мин назад" in listing
+    assert f"2. Ноутбук — ✅ активен\n    трафик: 300 МБ, без лимита · на {format_date(read_at)}" in listing
+    assert "3. Планшет — ✅ активен\n    трафик: ещё не получен" in listing
+    assert panel_requests(panels) == []
 
 
 async def test_a_config_being_made_when_the_bot_is_stopped_is_finished_first(

@@ -26,13 +26,15 @@ def test_every_outside_call_of_the_bot_has_a_budget_of_its_own() -> None:
 
     assert action("cfg:new:2") == "config_create"  # a panel user created
     assert action("cfg:erase:17") == "config_delete"  # a panel user deleted
-    assert action("cfg:list:0") == action("cfg:show:17") == action("m:configs") == "panel_read"
+    assert action("cfg:show:17") == "panel_read"  # a config's own screen reads its panel
     assert action("cfg:rename:17") == "panel_read"  # the name typed next is answered with usage
     assert action("cfg:qr:17") == "qr"
     assert action("pm:ton:50000") == action("pm:stars:50000") == action("pm:cryptobot:50000") == "payment"
     assert action("tonpaid:5") == action("cbchk:5") == "payment"
     # Navigation and screens that call no outside service stay on the default budget.
     assert action("m:main") == action("m:help") == action("cfg:delete:17") == "default"
+    # The list shows the usage stored last and asks no panel (issue 12).
+    assert action("cfg:list:0") == action("m:configs") == "default"
     assert action("cfg") == action("cfg:") == action("m") == "default"
 
 

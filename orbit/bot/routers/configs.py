@@ -1,6 +1,9 @@
 """🔑 My configs: the list with usage, one config with its link and QR code, create,
 rename (a text-input flow), delete with confirmation.
 
+The list shows each config's usage as stored last, with its age, and asks no
+panel; a config's own screen reads its panel (see `orbit.configs.service`).
+
 Every button that names a config goes through `orbit.configs.service`, which
 finds only the pressing user's live configs: another user's id, a deleted
 config or a forged button get "not in your list" and nothing changes.
@@ -9,7 +12,7 @@ config or a forged button get "not in your list" and nothing changes.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from aiogram import Bot, F, Router
@@ -79,6 +82,7 @@ def _size(i18n: I18nContext, nbytes: int) -> str:
 def _status(
     i18n: I18nContext, config: ConfigRecord, usage: Usage | None, active: bool = True
 ) -> str:
+    """On a config's own screen: the panel's status as read now."""
     if config.status == "pending":
         return i18n.get("configs-status-pending")
     if not active or config.expired_at is not None:
@@ -90,23 +94,44 @@ def _status(
     return i18n.get(f"configs-status-{status}")
 
 
-def _traffic(i18n: I18nContext, usage: Usage | None, config: ConfigRecord | None = None) -> str:
-    if usage is None:
-        if config is not None and config.usage_read_at is not None and config.usage_bytes is not None:
-            # The panel did not answer now: what it reported last, and when.
-            limit = config.data_limit_bytes
-            return i18n.get(
-                "life-traffic-stored",
-                used=_size(i18n, config.usage_bytes),
-                limit=_size(i18n, limit) if limit else "-",
-                limited="yes" if limit else "no",
-                at=views.format_date(config.usage_read_at),
-            )
-        return i18n.get("configs-traffic-unknown")
-    used = _size(i18n, usage.used_traffic)
-    if not usage.data_limit:
-        return i18n.get("configs-traffic-unlimited", used=used)
-    return i18n.get("configs-traffic", used=used, limit=_size(i18n, usage.data_limit))
+def _listed_status(i18n: I18nContext, config: ConfigRecord, active: bool) -> str:
+    """In the list, no panel is asked: our row and the usage stored last."""
+    if config.status == "pending" or not active or config.expired_at is not None:
+        return _status(i18n, config, None, active)
+    if config.status == "disabled":
+        return i18n.get("configs-status-disabled")
+    limit = config.data_limit_bytes
+    if limit and config.usage_bytes is not None and config.usage_bytes >= limit:
+        return i18n.get("configs-status-limited")
+    return i18n.get("configs-status-active")
+
+
+def _age(i18n: I18nContext, read_at: datetime, now: datetime) -> str:
+    """How long ago a usage was read, by the project's clock: "5 min ago", else its date."""
+    age = max(now - read_at, timedelta(0))
+    if age < timedelta(minutes=1):
+        return i18n.get("configs-read-now")
+    if age < timedelta(hours=1):
+        return i18n.get("configs-read-minutes-ago", minutes=age // timedelta(minutes=1))
+    if age < timedelta(days=1):
+        return i18n.get("configs-read-hours-ago", hours=age // timedelta(hours=1))
+    return i18n.get("configs-read-at", at=views.format_date(read_at))
+
+
+def _traffic(i18n: I18nContext, config: ConfigRecord, now: datetime, *, live: bool, unread: str) -> str:
+    """The config's usage of its limit (this period, all panels); a stored one with its
+    age, unless `live` (read from the panel now). `unread`: the text when never read."""
+    if config.usage_bytes is None or config.usage_read_at is None:
+        return i18n.get(unread)
+    used = _size(i18n, config.usage_bytes)
+    limit = config.data_limit_bytes
+    if limit:
+        traffic = i18n.get("configs-traffic", used=used, limit=_size(i18n, limit))
+    else:
+        traffic = i18n.get("configs-traffic-unlimited", used=used)
+    if live:
+        return traffic
+    return i18n.get("configs-traffic-as-of", traffic=traffic, age=_age(i18n, config.usage_read_at, now))
 
 
 def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
@@ -117,18 +142,18 @@ def list_screen(i18n: I18nContext, listing: ConfigList) -> views.Screen:
     ]
     if not listing.configs:
         lines.append(i18n.get("configs-empty"))
-    for index, view in enumerate(listing.configs, 1):
+    for index, config in enumerate(listing.configs, 1):
         lines.append(
             i18n.get(
                 "configs-item",
                 index=index,
-                name=view.config.name,
-                status=_status(i18n, view.config, view.usage, listing.active),
-                traffic=_traffic(i18n, view.usage, view.config),
+                name=config.name,
+                status=_listed_status(i18n, config, listing.active),
+                traffic=_traffic(i18n, config, listing.now, live=False, unread="configs-traffic-not-read"),
             )
         )
-    rows = [[_button(f"{i}. {v.config.name}", ConfigCb(action="show", id=v.config.id))]
-            for i, v in enumerate(listing.configs, 1)]
+    rows = [[_button(f"{i}. {c.name}", ConfigCb(action="show", id=c.id))]
+            for i, c in enumerate(listing.configs, 1)]
     if listing.active and len(listing.configs) < listing.max_configs:
         rows.append([_button(i18n.get("btn-config-new"), ConfigCb(action="new", id=listing.made))])
     elif not listing.active:
@@ -158,7 +183,9 @@ def detail_screen(
             name=config.name,
             status=_status(i18n, config, view.usage),
             until=_until(i18n, until),
-            traffic=_traffic(i18n, view.usage, config),
+            traffic=_traffic(
+                i18n, config, view.now, live=view.usage is not None, unread="configs-traffic-unknown"
+            ),
         )
     )
     lines.append("")
@@ -203,9 +230,10 @@ async def _pressed(found: Awaitable[_T], callback_answer: CallbackAnswer, i18n: 
         return None
 
 
-# Rate budgets (orbit/ratelimit.py): every screen here that shows usage reads the panels.
-@router.callback_query(MenuCb.filter(F.screen == "configs"), flags={"rate": "panel_read"})
-@router.callback_query(ConfigCb.filter(F.action == "list"), flags={"rate": "panel_read"})
+# Rate budgets (orbit/ratelimit.py): the list asks no panel (stored usage), so it is
+# navigation; a config's own screen reads its panel and spends `panel_read`.
+@router.callback_query(MenuCb.filter(F.screen == "configs"))
+@router.callback_query(ConfigCb.filter(F.action == "list"))
 async def show_list(
     callback: CallbackQuery,
     user: UserRow,

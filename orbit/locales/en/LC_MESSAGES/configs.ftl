@@ -19,6 +19,13 @@ configs-status-unknown = ❔ server not answering
 configs-traffic = { $used } of { $limit }
 configs-traffic-unlimited = { $used }, no limit
 configs-traffic-unknown = unknown
+configs-traffic-not-read = not read yet
+# A usage stored earlier, with its age: "1.2 GB of 50 GB · 5 min ago".
+configs-traffic-as-of = { $traffic } · { $age }
+configs-read-now = just now
+configs-read-minutes-ago = { $minutes } min ago
+configs-read-hours-ago = { $hours } h ago
+configs-read-at = as of { $at }
 configs-size = { $value } { $unit ->
     [kb] KB
     [mb] MB

@@ -6,7 +6,3 @@ life-config-revived =
 life-traffic-90 = 📶 Config «{ $name }» has used 90% of its traffic: { $used } of { $limit } GB. Buy a plan to keep going when it runs out, or check your usage in 🔑 My configs.
 life-traffic-100 = 🚫 Config «{ $name }» has used all of its traffic ({ $limit } GB) and is paused until the traffic resets or you buy a plan.
 life-usage-button = 📊 My configs and usage
-life-traffic-stored = { $limited ->
-    [yes] { $used } of { $limit }
-   *[no] { $used }, no limit
-} (as of { $at })

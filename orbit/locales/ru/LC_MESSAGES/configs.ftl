@@ -19,6 +19,13 @@ configs-status-unknown = ❔ сервер не отвечает
 configs-traffic = { $used } из { $limit }
 configs-traffic-unlimited = { $used }, без лимита
 configs-traffic-unknown = неизвестно
+configs-traffic-not-read = ещё не получен
+# Расход, сохранённый ранее, и когда он получен: «1.2 ГБ из 50 ГБ · 5 мин назад».
+configs-traffic-as-of = { $traffic } · { $age }
+configs-read-now = только что
+configs-read-minutes-ago = { $minutes } мин назад
+configs-read-hours-ago = { $hours } ч назад
+configs-read-at = на { $at }
 configs-size = { $value } { $unit ->
     [kb] КБ
     [mb] МБ

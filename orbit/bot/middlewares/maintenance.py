@@ -54,11 +54,13 @@ class MaintenanceGate(BaseMiddleware):
     async def _current(self) -> Maintenance | None:
         now = time.monotonic()
         if now - self._read_at >= CACHE_SECONDS:
+            # Marked read before the round trip: the updates that arrive meanwhile use the
+            # last state instead of each sending a GET of their own (a burst a second).
+            self._read_at = now
             try:
                 self._state = await maintenance.read(self.redis)
             except (RedisError, OSError) as exc:  # keep the last known state; the bot serves on
                 log.warning("maintenance switch unreadable: %s", exc)
-            self._read_at = now
         return self._state
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:

@@ -36,6 +36,9 @@ PREFIX = "orbit-"
 SUFFIX = ".dump"
 TELEGRAM_UPLOAD_LIMIT = 50 * 1024 * 1024  # the Bot API's sendDocument limit
 CLAIM_SECONDS = 36 * 3600  # outlives the night it names
+# While the dump runs the claim is short: a janitor killed mid-dump (no `finally` runs)
+# leaves the night to the next try within the hour, not to the next night.
+DUMP_CLAIM_SECONDS = 3600
 
 SendDocument = Callable[[Path], Awaitable[None]]
 
@@ -145,13 +148,14 @@ async def nightly_backup(
     if now.astimezone(UTC).hour < settings.backup_hour_utc:
         return 0
     claim = keys.backup_claim(f"{now.astimezone(UTC):%Y-%m-%d}")
-    if not await redis.set(claim, "1", nx=True, ex=CLAIM_SECONDS):
+    if not await redis.set(claim, "making", nx=True, ex=DUMP_CLAIM_SECONDS):
         return 0
     try:
         path = await make_backup(settings, now)
     except BaseException:
         await redis.delete(claim)  # the next try (this janitor or another) makes it
         raise
+    await redis.set(claim, "made", ex=CLAIM_SECONDS)
     if send is not None and settings.backup_chat_id is not None:
         size = path.stat().st_size
         if size < TELEGRAM_UPLOAD_LIMIT:

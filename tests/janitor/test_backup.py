@@ -131,16 +131,29 @@ async def test_the_nightly_backup_is_made_once_across_janitors_and_sent(
         settings, backup_dir=str(tmp_path), backup_hour_utc=3, backup_chat_id=-100
     )
     sent: list[Path] = []
+    claim = keys.backup_claim("2026-05-01")
 
     async def send(path: Path) -> None:
         sent.append(path)
+        # The night is made: held for longer than the night, before the copy goes out.
+        assert await redis.get(claim) == "made" and await redis.ttl(claim) > backup.DUMP_CLAIM_SECONDS
 
+    dumping: list[int] = []
+    make_backup = backup.make_backup
+
+    async def observed(settings: Settings, now: datetime) -> Path:
+        dumping.append(await redis.ttl(claim))
+        return await make_backup(settings, now)
+
+    monkeypatch.setattr(backup, "make_backup", observed)
     evening = datetime(2026, 5, 1, 2, 59, tzinfo=UTC)
     assert await backup.nightly_backup(nightly, redis, evening, send) == 0  # before the hour
     night = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
     assert await backup.nightly_backup(nightly, redis, night, send) == 1
     assert await backup.nightly_backup(nightly, redis, night.replace(hour=4), send) == 0  # the other janitor
     assert sent == backup.backups(tmp_path) and len(sent) == 1
+    # During the dump the claim is short: a janitor killed in it gives the night back soon.
+    assert 0 < dumping[0] <= backup.DUMP_CLAIM_SECONDS
     # Over Telegram's upload limit: kept on disk, not sent.
     monkeypatch.setattr(backup, "TELEGRAM_UPLOAD_LIMIT", 10)
     assert await backup.nightly_backup(nightly, redis, night.replace(day=2), send) == 1

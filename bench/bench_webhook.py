@@ -269,13 +269,16 @@ def _section(results: list[Result], args: argparse.Namespace) -> str:
             "bot's answerCallbackQuery as the",
             "emulator recorded it. Scaling = updates/s over one process's.",
             "",
-            f"Command: `{COMMAND}`: {args.users} users, {args.updates} updates per run, medians of",
+            f"Command: `{COMMAND} --users {args.users} --updates {args.updates} --rounds {args.rounds}"
+            f" --in-flight {args.in_flight}`: medians of",
             f"{args.rounds} interleaved rounds after a warm-up round. Machine: {platform.machine()},",
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d}.",
-            "**The machine has 2 cores and was shared with other work during the run** (eight",
-            "engineers' test runs): Postgres, Redis, the emulator, this driver and the N bot",
-            "processes all compete for those 2 cores, so this measures how the bot shares a",
-            "saturated host, not the scaling of N processes on N free cores.",
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d},",
+            f"load average {args.load_before:.2f} when the run began.",
+            "Postgres, Redis, the emulator, this driver and the N bot processes share these",
+            f"{os.cpu_count()} cores: one bot process and the rest already fill them, so here more",
+            "processes cannot add CPU, only share it. What the run shows is that N processes on",
+            "one port take Telegram's parallel deliveries between them and answer every press (the",
+            "driver fails on an unanswered one); how N processes scale needs N free cores.",
             "",
             "| bot processes | updates/s | p50 ms | p99 ms | scaling |",
             "|---:|---:|---:|---:|---:|",
@@ -293,6 +296,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
     results = asyncio.run(bench(args))
     section = _section(results, args)
     print(section)  # noqa: T201

@@ -14,8 +14,9 @@ def write_section(text: str, heading: str | None = None) -> None:
     current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
     start = current.find(heading + "\n")
     if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
+        updated = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     else:
         end = current.find("\n## ", start + len(heading))
-        updated = current[:start] + text + ("" if end == -1 else current[end + 1 :])
+        rest = "" if end == -1 else "\n" + current[end + 1 :]
+        updated = current[:start] + text.rstrip("\n") + "\n" + rest
     BENCHMARKS.write_text(updated)

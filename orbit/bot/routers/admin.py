@@ -56,8 +56,8 @@ from orbit.admin.users import (
     set_banned,
     user_card,
 )
-from orbit.audit import bot_actor
 from orbit.bot import admin_card_views as card_views
+from orbit.bot import admin_replies as replies
 from orbit.bot import admin_views as views
 from orbit.bot import filters, screens
 from orbit.bot.admin_views import (
@@ -115,34 +115,8 @@ def _token() -> str:
     return secrets.token_urlsafe(9)
 
 
-def _refusal(i18n: I18nContext, exc: AdminError) -> str:
-    # Parameters may quote what the admin typed: the i18n core escapes them (orbit/i18n.py).
-    return i18n.get(exc.message_key, **exc.params)
-
-
-def _admin_id(event: Message | CallbackQuery) -> int:
-    assert event.from_user is not None  # the router filter let only a known admin in
-    return event.from_user.id
-
-
-def _actor(event: Message | CallbackQuery) -> str:
-    """Who the audit trail names for this admin's action."""
-    return bot_actor(_admin_id(event))
-
-
 async def _show(event: Message | CallbackQuery, screen: Screen) -> None:
     await screens.show(event, screen.text, screen.markup)
-
-
-def _alert(callback_answer: CallbackAnswer, text: str) -> None:
-    """Refuse a button press with an alert; the screen stays as it was."""
-    callback_answer.text = text
-    callback_answer.show_alert = True
-
-
-async def _ask_again(message: Message, i18n: I18nContext, text: str) -> None:
-    """Refuse a typed value but stay in the flow: the admin may have mistyped."""
-    await message.answer(text, reply_markup=views.cancel_markup(i18n))
 
 
 # --- home, stats, health ---------------------------------------------------------------
@@ -192,7 +166,7 @@ async def find_user(message: Message, pool: asyncpg.Pool, i18n: I18nContext, sta
     try:
         card = await user_card(pool, parse_user_ref(message.text or ""))
     except AdminError as exc:  # stay in the flow: the admin may have mistyped
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.clear()
     await _show(message, card_views.user_screen(i18n, card))
@@ -209,7 +183,7 @@ async def show_user(
     try:
         card = await user_card(pool, callback_data.user_id)
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     await _show(callback, card_views.user_screen(i18n, card))
 
@@ -227,10 +201,12 @@ async def ban(
     banned = callback_data.action == "ban"
     user_id = callback_data.user_id
     try:
-        await set_banned(panel_deps, user_id, banned, actor=_actor(callback), admin_ids=settings.admin_ids)
+        await set_banned(
+            panel_deps, user_id, banned, actor=replies.actor(callback), admin_ids=settings.admin_ids
+        )
         card = await user_card(pool, user_id)
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     notice = i18n.get("admin-banned-done" if banned else "admin-unbanned-done", id=str(user_id))
     callback_answer.text = notice
@@ -248,7 +224,7 @@ async def ask_amount(
 ) -> None:
     target = await get_user(pool, callback_data.user_id)
     if target is None:
-        _alert(callback_answer, i18n.get("admin-user-not-found", user=str(callback_data.user_id)))
+        replies.alert(callback_answer, i18n.get("admin-user-not-found", user=str(callback_data.user_id)))
         return
     await state.set_state(AdminFlow.adjust_amount)
     await state.set_data({"user_id": target.id})
@@ -261,7 +237,7 @@ async def take_amount(message: Message, i18n: I18nContext, state: FSMContext) ->
     try:
         amount = parse_amount(message.text or "")
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.update_data(amount_kop=amount)
     await state.set_state(AdminFlow.adjust_reason)
@@ -276,7 +252,7 @@ async def take_reason(message: Message, i18n: I18nContext, state: FSMContext) ->
     try:
         reason = check_reason(message.text or "")
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     data = await state.update_data(reason=reason, token=_token())
     await state.set_state(AdminFlow.adjust_confirm)
@@ -295,11 +271,12 @@ async def confirm_adjustment(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    data = await state.get_data()
-    if raw_state != AdminFlow.adjust_confirm.state or data.get("token") != callback_data.token:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    data = await replies.flow_data(
+        state, raw_state, AdminFlow.adjust_confirm, callback_answer, i18n, callback_data.token
+    )
+    if data is None:
         return
-    admin_id = _admin_id(callback)
+    admin_id = replies.admin_id(callback)
     user_id = int(data["user_id"])
     try:
         # The token is the action's key: a second press of this button replays it.
@@ -308,12 +285,12 @@ async def confirm_adjustment(
             user_id,
             int(data["amount_kop"]),
             reason=str(data["reason"]),
-            actor=bot_actor(admin_id),
+            actor=audit.bot_actor(admin_id),
             action_key=f"bot:{admin_id}:{callback_data.token}",
         )
     except AdminError as exc:
         await state.clear()
-        await screens.show(callback, _refusal(i18n, exc), views.open_user_markup(i18n, user_id))
+        await screens.show(callback, replies.refusal(i18n, exc), views.open_user_markup(i18n, user_id))
         return
     await state.clear()
     if done.replayed:
@@ -345,9 +322,9 @@ async def disable_code(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        promo = await disable_promo(pool, callback_data.code, actor=_actor(callback))
+        promo = await disable_promo(pool, callback_data.code, actor=replies.actor(callback))
     except PromoInputError as exc:
-        _alert(callback_answer, str(exc))
+        replies.alert(callback_answer, str(exc))
         return
     notice = i18n.get("admin-promo-disabled", code=promo.code)
     callback_answer.text = notice
@@ -369,15 +346,15 @@ async def take_promo(message: Message, pool: asyncpg.Pool, i18n: I18nContext, st
             spec.code,
             spec.kind,
             spec.value,
-            actor=_actor(message),
+            actor=replies.actor(message),
             max_uses=spec.max_uses,
-            created_by=_admin_id(message),
+            created_by=replies.admin_id(message),
         )
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     except PromoInputError as exc:  # the promo service's sentence (English)
-        await _ask_again(message, i18n, i18n.get("admin-promo-refused", reason=str(exc)))
+        await replies.ask_again(message, i18n, i18n.get("admin-promo-refused", reason=str(exc)))
         return
     await state.clear()
     notice = i18n.get("admin-promo-created", code=promo.code)
@@ -404,10 +381,10 @@ async def toggle_instance(
     active = callback_data.action == "on"
     try:
         line = await set_instance_active(
-            pool, redis, callback_data.instance_id, active, actor=_actor(callback)
+            pool, redis, callback_data.instance_id, active, actor=replies.actor(callback)
         )
     except InstanceNotFound:
-        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
+        replies.alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     notice = i18n.get(
         "admin-instance-enabled" if active else "admin-instance-disabled",
@@ -431,7 +408,7 @@ async def ask_drain(
         line for line in await instance_overview(pool, redis) if line.instance.id == callback_data.instance_id
     ]
     if not found:
-        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
+        replies.alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     await _show(callback, views.drain_confirm_screen(i18n, found[0]))
 
@@ -444,7 +421,7 @@ async def poke(
     i18n: I18nContext,
     callback_answer: CallbackAnswer,
 ) -> None:
-    await refresh_balancer(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
+    await refresh_balancer(pool, redis, actor=replies.actor(callback))
     callback_answer.text = i18n.get("admin-balancer-poked")
     await _show(callback, views.instances_screen(i18n, await instance_overview(pool, redis)))
 
@@ -459,7 +436,7 @@ async def ask_node(
     state: FSMContext,
 ) -> None:
     if await get_instance(pool, callback_data.instance_id) is None:
-        _alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
+        replies.alert(callback_answer, i18n.get("admin-instance-not-found", id=callback_data.instance_id))
         return
     await state.set_state(AdminFlow.node_exclude)
     await state.set_data({"instance_id": callback_data.instance_id})
@@ -474,10 +451,10 @@ async def take_node(
     instance_id = str((await state.get_data())["instance_id"])
     try:
         updated = await exclude_node(
-            pool, redis, instance_id, message.text or "", actor=audit.bot_actor(_admin_id(message))
+            pool, redis, instance_id, message.text or "", actor=replies.actor(message)
         )
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     except InstanceNotFound:
         await state.clear()
@@ -503,13 +480,13 @@ async def include(
     found = await get_instance(pool, instance_id)
     names = found.excluded_node_names if found is not None else ()
     if found is None or callback_data.index >= len(names):
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        replies.alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     node = names[callback_data.index]
     try:
-        await include_node(pool, redis, instance_id, node, actor=audit.bot_actor(_admin_id(callback)))
+        await include_node(pool, redis, instance_id, node, actor=replies.actor(callback))
     except (AdminError, InstanceNotFound):
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        replies.alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     notice = i18n.get("admin-node-included", id=instance_id, node=node)
     callback_answer.text = notice
@@ -528,7 +505,7 @@ async def drain(
 ) -> None:
     instance_id = callback_data.instance_id
     if await get_instance(pool, instance_id) is None:
-        _alert(callback_answer, i18n.get("admin-instance-not-found", id=instance_id))
+        replies.alert(callback_answer, i18n.get("admin-instance-not-found", id=instance_id))
         return
     shown = callback.message if isinstance(callback.message, Message) else None
     async with pool.acquire() as conn, conn.transaction():
@@ -536,19 +513,19 @@ async def drain(
             conn,
             "drain",
             {"instance_id": instance_id},
-            created_by=_admin_id(callback),
+            created_by=replies.admin_id(callback),
             chat_id=shown.chat.id if shown else None,
             message_id=shown.message_id if shown else None,
             locale=i18n.locale,
         )
         await audit.record(
             conn,
-            audit.bot_actor(_admin_id(callback)),
+            replies.actor(callback),
             "instance.drain",
             target=instance_id,
             after={"job": job.id},
         )
-    log.info("admin %d queued the drain of %s as job %d", _admin_id(callback), instance_id, job.id)
+    log.info("admin %d queued the drain of %s as job %d", replies.admin_id(callback), instance_id, job.id)
     await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
 
 
@@ -582,15 +559,14 @@ async def choose_language(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if raw_state != AdminFlow.broadcast_audience.state:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    if await replies.flow_data(state, raw_state, AdminFlow.broadcast_audience, callback_answer, i18n) is None:
         return
     try:
         language = (
             None if callback_data.token == "any" else check_audience("all", callback_data.token).language
         )
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     await state.update_data(language=language)
     await _show(callback, await _audience_screen(pool, i18n, language))
@@ -606,14 +582,13 @@ async def choose_audience(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if raw_state != AdminFlow.broadcast_audience.state:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    if await replies.flow_data(state, raw_state, AdminFlow.broadcast_audience, callback_answer, i18n) is None:
         return
     data = await state.get_data()
     try:
         audience = check_audience(callback_data.token, data.get("language"))
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     await state.set_state(AdminFlow.broadcast_text)
     await state.set_data({"audience": audience.name, "language": audience.language})
@@ -632,7 +607,7 @@ async def take_broadcast(message: Message, i18n: I18nContext, state: FSMContext)
     try:
         text = check_text(message.html_text)
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.update_data(text=text)
     await state.set_state(AdminFlow.broadcast_button)
@@ -659,7 +634,7 @@ async def take_button(message: Message, pool: asyncpg.Pool, i18n: I18nContext, s
     try:
         markup = parse_button(message.text or "", screen_buttons())
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.update_data(markup=markup)
     await _preview(message, pool, i18n, state)
@@ -675,7 +650,7 @@ async def no_button(
     raw_state: str | None,
 ) -> None:
     if raw_state != AdminFlow.broadcast_button.state or not isinstance(callback.message, Message):
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+        replies.alert(callback_answer, i18n.get("admin-confirm-stale"))
         return
     await state.update_data(markup=None)
     await _preview(callback.message, pool, i18n, state)
@@ -691,11 +666,12 @@ async def send_broadcast(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    data = await state.get_data()
-    if raw_state != AdminFlow.broadcast_confirm.state or data.get("token") != callback_data.token:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    data = await replies.flow_data(
+        state, raw_state, AdminFlow.broadcast_confirm, callback_answer, i18n, callback_data.token
+    )
+    if data is None:
         return
-    admin_id = _admin_id(callback)
+    admin_id = replies.admin_id(callback)
     shown = callback.message if isinstance(callback.message, Message) else None
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -720,7 +696,7 @@ async def send_broadcast(
                 )
     except AdminError as exc:
         await state.clear()
-        await screens.show(callback, _refusal(i18n, exc), views.back_markup(i18n))
+        await screens.show(callback, replies.refusal(i18n, exc), views.back_markup(i18n))
         return
     await state.clear()
     total = (await broadcast_progress(pool, broadcast_id)).total
@@ -738,7 +714,7 @@ async def progress(
     try:
         found = await broadcast_progress(pool, callback_data.broadcast_id)
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     await _show(callback, views.broadcast_progress_screen(i18n, found))
 
@@ -753,13 +729,13 @@ async def cancel_sending(
 ) -> None:
     try:
         already, stopped = await cancel_broadcast(
-            pool, callback_data.broadcast_id, actor=audit.bot_actor(_admin_id(callback))
+            pool, callback_data.broadcast_id, actor=replies.actor(callback)
         )
         found = await broadcast_progress(pool, callback_data.broadcast_id)
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
-    log.info("admin %d cancelled broadcast %d: %d not sent", _admin_id(callback), found.id, stopped)
+    log.info("admin %d cancelled broadcast %d: %d not sent", replies.admin_id(callback), found.id, stopped)
     notice = i18n.get(
         "admin-broadcast-cancel-again" if already else "admin-broadcast-cancel-done",
         id=str(found.id),
@@ -800,10 +776,10 @@ async def take_maintenance_message(
     try:
         text = check_text(message.html_text)  # the same bounds as a broadcast's text
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.clear()
-    await _show(message, await _switch_on(pool, redis, _admin_id(message), text, i18n))
+    await _show(message, await _switch_on(pool, redis, replies.admin_id(message), text, i18n))
 
 
 @router.callback_query(AdminMaintCb.filter(F.action == "default"))
@@ -816,19 +792,20 @@ async def maintenance_default(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if raw_state != AdminFlow.maintenance_message.state:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    step = AdminFlow.maintenance_message
+    if await replies.flow_data(state, raw_state, step, callback_answer, i18n) is None:
         return
     await state.clear()
-    await _show(callback, await _switch_on(pool, redis, _admin_id(callback), "", i18n))
+    await _show(callback, await _switch_on(pool, redis, replies.admin_id(callback), "", i18n))
 
 
 @router.callback_query(AdminMaintCb.filter(F.action == "off"))
 async def maintenance_off(
     callback: CallbackQuery, pool: asyncpg.Pool, redis: Redis, i18n: I18nContext
 ) -> None:
-    ended = await maintenance.switch_off(pool, redis, actor=audit.bot_actor(_admin_id(callback)))
-    log.info("admin %d switched maintenance off (was %s)", _admin_id(callback), "on" if ended else "off")
+    ended = await maintenance.switch_off(pool, redis, actor=replies.actor(callback))
+    was = "on" if ended else "off"
+    log.info("admin %d switched maintenance off (was %s)", replies.admin_id(callback), was)
     await _show(callback, views.maintenance_screen(i18n, None, i18n.get("admin-maintenance-switched-off")))
 
 

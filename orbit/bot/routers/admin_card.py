@@ -28,8 +28,8 @@ from orbit import audit, ledger
 from orbit.admin.days import grant_days, parse_days
 from orbit.admin.errors import AdminError
 from orbit.admin.users import check_reason, config_usage, resolve_user
-from orbit.audit import bot_actor
 from orbit.bot import admin_card_views as card_views
+from orbit.bot import admin_replies as replies
 from orbit.bot import admin_views as views
 from orbit.bot import filters, screens
 from orbit.bot.admin_card_views import AUDIT_LOG_SHOWN, AdminCardCb, AdminDaysCb
@@ -57,24 +57,6 @@ class CardFlow(StatesGroup):
     days_confirm = State()
 
 
-def _actor(event: Message | CallbackQuery) -> str:
-    assert event.from_user is not None  # the router filter let only a known admin in
-    return bot_actor(event.from_user.id)
-
-
-def _alert(callback_answer: CallbackAnswer, text: str) -> None:
-    callback_answer.text = text
-    callback_answer.show_alert = True
-
-
-def _refusal(i18n: I18nContext, exc: AdminError) -> str:
-    return i18n.get(exc.message_key, **exc.params)
-
-
-async def _ask_again(message: Message, i18n: I18nContext, text: str) -> None:
-    await message.answer(text, reply_markup=views.cancel_markup(i18n))
-
-
 @router.callback_query(AdminCb.filter(F.screen == "audit"))
 async def audit_log(callback: CallbackQuery, pool: asyncpg.Pool, i18n: I18nContext) -> None:
     entries = await audit.latest(pool, limit=AUDIT_LOG_SHOWN)
@@ -93,7 +75,7 @@ async def user_audit(
     try:
         user_id = await resolve_user(pool, callback_data.user_id)
     except AdminError as exc:
-        _alert(callback_answer, _refusal(i18n, exc))
+        replies.alert(callback_answer, replies.refusal(i18n, exc))
         return
     entries = await audit.latest(pool, user_id=user_id, limit=USER_AUDIT_SHOWN)
     screen = card_views.user_audit_screen(i18n, user_id, entries)
@@ -134,7 +116,7 @@ async def ask_days(
 ) -> None:
     target = await get_user(pool, callback_data.user_id)
     if target is None:
-        _alert(callback_answer, i18n.get("admin-user-not-found", user=str(callback_data.user_id)))
+        replies.alert(callback_answer, i18n.get("admin-user-not-found", user=str(callback_data.user_id)))
         return
     await state.set_state(CardFlow.days_amount)
     await state.set_data({"user_id": target.id})
@@ -152,7 +134,7 @@ async def take_days(message: Message, i18n: I18nContext, state: FSMContext) -> N
     try:
         days = parse_days(message.text or "")
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     await state.update_data(days=days)
     await state.set_state(CardFlow.days_reason)
@@ -164,7 +146,7 @@ async def take_days_reason(message: Message, i18n: I18nContext, state: FSMContex
     try:
         reason = check_reason(message.text or "")
     except AdminError as exc:
-        await _ask_again(message, i18n, _refusal(i18n, exc))
+        await replies.ask_again(message, i18n, replies.refusal(i18n, exc))
         return
     data = await state.update_data(reason=reason, token=secrets.token_urlsafe(9))
     await state.set_state(CardFlow.days_confirm)
@@ -183,9 +165,10 @@ async def confirm_days(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    data = await state.get_data()
-    if raw_state != CardFlow.days_confirm.state or data.get("token") != callback_data.token:
-        _alert(callback_answer, i18n.get("admin-confirm-stale"))
+    data = await replies.flow_data(
+        state, raw_state, CardFlow.days_confirm, callback_answer, i18n, callback_data.token
+    )
+    if data is None:
         return
     assert callback.from_user is not None
     user_id = int(data["user_id"])
@@ -196,12 +179,12 @@ async def confirm_days(
             user_id,
             int(data["days"]),
             reason=str(data["reason"]),
-            actor=_actor(callback),
+            actor=replies.actor(callback),
             action_key=f"bot:{callback.from_user.id}:{callback_data.token}",
         )
     except AdminError as exc:
         await state.clear()
-        await screens.show(callback, _refusal(i18n, exc), views.open_user_markup(i18n, user_id))
+        await screens.show(callback, replies.refusal(i18n, exc), views.open_user_markup(i18n, user_id))
         return
     await state.clear()
     await screens.show(callback, card_views.days_done_text(i18n, done), views.open_user_markup(i18n, user_id))
@@ -230,7 +213,8 @@ async def ask_refund(
 ) -> None:
     payment = await service.get_payment(pool, callback_data.payment_id)
     if payment is None or payment.user_id != callback_data.user_id or not card_views.refundable(payment):
-        _alert(callback_answer, i18n.get("admin-refund-not-refundable", id=str(callback_data.payment_id)))
+        text = i18n.get("admin-refund-not-refundable", id=str(callback_data.payment_id))
+        replies.alert(callback_answer, text)
         return
     screen = card_views.refund_confirm_screen(i18n, payment)
     await screens.show(callback, screen.text, screen.markup)
@@ -253,7 +237,7 @@ async def refund(
     if payment is None or payment.user_id != user_id:
         await screens.show(callback, i18n.get("admin-refund-not-refundable", id=str(payment_id)), back)
         return
-    actor = _actor(callback)
+    actor = replies.actor(callback)
     try:
         done = await stars.refund_stars(
             pool, redis, translator, bot, payment_id, note=f"{actor}: refund from the user card", actor=actor

@@ -13,7 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.cli.status import program_states
+from orbit.health import program_states
 from orbit.runtime import Heartbeat
 from tests.support.cli import orbit
 

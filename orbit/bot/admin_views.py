@@ -16,8 +16,8 @@ from orbit.admin.stats import InstanceLoad, Stats
 from orbit.admin.users import UserCard
 from orbit.bot.callbacks import ButtonData
 from orbit.bot.views import Screen, format_date
-from orbit.cli.status import Status, WorkerStatus
-from orbit.cli.status import verdict as status_verdict
+from orbit.health import Status, WorkerStatus
+from orbit.health import verdict as status_verdict
 from orbit.maintenance import Maintenance
 from orbit.marzban.drain import DrainReport
 from orbit.money import format_rub

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from orbit import health
 from orbit.cli import status as status_cli
 from orbit.janitor.schedule import Chore, ChoreFailed, ChoreStats, Scheduler, read_stats
 from tests.support.cli import orbit
@@ -100,7 +101,7 @@ def test_render_lists_chores_in_name_order() -> None:
         ChoreStats(name=n, interval=30.0, last_run_at=time.time(), duration=0.01, count=i, ok=True)
         for i, n in enumerate(("a_chore", "b_chore"))
     ]
-    status = status_cli.Status(True, "up", "up", "up", "x", "x", [], stats)
+    status = health.Status(True, "up", "up", "up", "x", "x", [], stats)
     text = status_cli.render(status)
     assert text.index("a_chore") < text.index("b_chore")
 

@@ -72,7 +72,7 @@ from orbit.bot.admin_views import (
 )
 from orbit.bot.callbacks import MENU_SCREENS, screen_buttons
 from orbit.bot.views import Screen
-from orbit.cli.status import SUPERVISOR_SOCKET, collect
+from orbit.health import SUPERVISOR_SOCKET, collect
 from orbit.jobs import queries as jobs
 from orbit.marzban.errors import InstanceNotFound
 from orbit.marzban.instances import get_instance

@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from supervisor.xmlrpc import SupervisorTransport
 
 from orbit import keys
+from orbit.chore_stats import ChoreStats, read_stats
 from orbit.connections import create_redis
-from orbit.janitor.schedule import ChoreStats, read_stats
 from orbit.migrate import current_revision
 from orbit.runtime import Heartbeat
 from orbit.schema import SCHEMA_HEAD

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbit import keys
+from orbit.chore_stats import ChoreStats
 from orbit.metrics import Metrics
 from orbit.outages import dependency_down
 
@@ -51,30 +52,6 @@ class Chore:
     run: Callable[[], Awaitable[int]]  # returns how many things it did
     interval: float  # seconds between runs, across every janitor
     on_poke: bool = True  # runs at once when the janitor is poked (the sandbox moved the clock)
-
-
-class ChoreStats(msgspec.Struct, kw_only=True):
-    name: str
-    interval: float
-    last_run_at: float  # unix time the last run started
-    duration: float  # seconds the last run took
-    count: int  # what the last successful run did
-    ok: bool  # the last run succeeded
-    error: str | None = None  # why the last run failed
-    host: str = ""
-
-
-async def read_stats(redis: Redis) -> dict[str, ChoreStats]:
-    raw = await redis.hgetall(keys.JANITOR_CHORES)
-    stats = {}
-    for name, value in raw.items():
-        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-            stats[_text(name)] = msgspec.json.decode(value, type=ChoreStats)
-    return stats
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def backoff(failures: int, interval: float) -> float:

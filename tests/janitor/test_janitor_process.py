@@ -14,7 +14,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from orbit.backup import backups
-from orbit.janitor.schedule import read_stats
+from orbit.chore_stats import read_stats
 from orbit.sandbox.marzban import MarzbanEmulator
 from tests.support.processes import spawn, wait_for_heartbeat
 

@@ -14,8 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import health
+from orbit.chore_stats import ChoreStats, read_stats
 from orbit.cli import status as status_cli
-from orbit.janitor.schedule import Chore, ChoreFailed, ChoreStats, Scheduler, read_stats
+from orbit.janitor.schedule import Chore, ChoreFailed, Scheduler
 from tests.support.cli import orbit
 
 

@@ -100,7 +100,7 @@ async def exclude_node(
             conn,
             actor,
             "instance.exclude_node",
-            target=instance_id,
+            target=audit.instance_target(instance_id),
             before={"excluded_node_names": list(before.excluded_node_names)},
             after={"excluded_node_names": list(updated.excluded_node_names)},
         )
@@ -124,7 +124,7 @@ async def include_node(
             conn,
             actor,
             "instance.include_node",
-            target=instance_id,
+            target=audit.instance_target(instance_id),
             before={"excluded_node_names": list(before.excluded_node_names)},
             after={"excluded_node_names": list(updated.excluded_node_names)},
         )
@@ -154,7 +154,7 @@ async def set_instance_active(
                 conn,
                 actor,
                 "instance.enable" if active else "instance.disable",
-                target=f"instance:{instance_id}",
+                target=audit.instance_target(instance_id),
                 before={"is_active": was},
                 after={"is_active": active},
             )

@@ -37,6 +37,11 @@ def bot_actor(admin_id: int) -> str:
     return str(admin_id)
 
 
+def instance_target(instance_id: str) -> str:
+    """How a row names a Marzban instance, whichever side (bot, CLI, job) acted on it."""
+    return f"instance:{instance_id}"
+
+
 def cli_actor() -> str:
     """The operator running `orbit`: `cli:<os user>` (the uid when no name resolves)."""
     try:

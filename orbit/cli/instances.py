@@ -352,7 +352,7 @@ async def _add(args: argparse.Namespace, env: _Env) -> int:
     async with env.pool.acquire() as conn, conn.transaction():
         created = await instances.insert_instance(conn, sealed)
         if created:
-            target = f"instance:{instance.id}"
+            target = audit.instance_target(instance.id)
             await audit.record(conn, cli_actor(), "instance.add", target=target, after=instance)
     if not created:
         raise CommandError(f"instance {instance.id!r} already exists (use `orbit instances edit`)")
@@ -408,7 +408,7 @@ async def _edit(args: argparse.Namespace, env: _Env) -> int:
             conn,
             cli_actor(),
             "instance.edit",
-            target=f"instance:{current.id}",
+            target=audit.instance_target(current.id),
             before=current,
             after={**msgspec.to_builtins(updated), "password_changed": password is not None},
         )
@@ -495,7 +495,7 @@ async def _remove(args: argparse.Namespace, env: _Env) -> int:
             async with conn.transaction():
                 before = await instances.get_instance(conn, args.id)
                 await instances.delete_instance(conn, args.id)
-                target = f"instance:{args.id}"
+                target = audit.instance_target(args.id)
                 await audit.record(conn, cli_actor(), "instance.remove", target=target, before=before)
         except asyncpg.ForeignKeyViolationError:
             history = await conn.fetchval("SELECT count(*) FROM configs WHERE instance_id = $1", args.id)

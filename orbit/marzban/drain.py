@@ -172,7 +172,7 @@ async def drain_instance(
                 conn,
                 actor,
                 "instance.drain",
-                target=f"instance:{instance_id}",
+                target=audit.instance_target(instance_id),
                 before={"is_active": was_active, "configs": configs},
                 after={"is_active": False},
             )

@@ -343,7 +343,7 @@ async def test_admin_manages_promo_codes_and_instances(
         (str(ADMIN_ID), "promo.disable", "promo:SPRING"),
         (str(ADMIN_ID), "instance.disable", "instance:p3"),
         (str(ADMIN_ID), "instance.enable", "instance:p3"),
-        (str(ADMIN_ID), "instance.drain", "p2"),  # the drain job queued (its row names the job)
+        (str(ADMIN_ID), "instance.drain", "instance:p2"),  # the drain job queued (its row names the job)
     ]
     assert trail[0]["after"]["value"] == 9_950 and set(trail[4]["after"]) == {"job"}
     await admin.press("🖥 Instances")
@@ -351,5 +351,5 @@ async def test_admin_manages_promo_codes_and_instances(
     await admin.press("📜 Audit log")
     lines = text(await admin.last()).splitlines()
     assert lines[0] == "📜 Admin actions (latest 5)"
-    assert f"· {ADMIN_ID} · instance.drain p2: — → " in lines[1]
+    assert f"· {ADMIN_ID} · instance.drain instance:p2: — → " in lines[1]
     assert "promo.create promo:SPRING" in lines[5]

@@ -244,8 +244,8 @@ async def test_instances_screen_scores_exclude_include_and_refresh(
     trail = await db.fetch("SELECT actor, action, target, after FROM admin_audit ORDER BY id")
     assert [(r["actor"], r["action"], r["target"]) for r in trail] == [
         (str(ADMIN), "balancer.refresh", None),
-        (str(ADMIN), "instance.exclude_node", "p1"),
-        (str(ADMIN), "instance.include_node", "p1"),
+        (str(ADMIN), "instance.exclude_node", "instance:p1"),
+        (str(ADMIN), "instance.include_node", "instance:p1"),
     ]
     assert trail[2]["after"] == {"excluded_node_names": ["de-1"]}
     await pubsub.aclose()

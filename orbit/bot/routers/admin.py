@@ -522,7 +522,7 @@ async def drain(
             conn,
             replies.actor(callback),
             "instance.drain",
-            target=instance_id,
+            target=audit.instance_target(instance_id),
             after={"job": job.id},
         )
     log.info("admin %d queued the drain of %s as job %d", replies.admin_id(callback), instance_id, job.id)

@@ -16,7 +16,8 @@ from orbit.bot.admin_views import (
     AdminUserCb,
 )
 from orbit.sandbox.telegram_control import ShownMessage
-from tests.e2e.conftest import ADMIN_ID
+from tests.e2e.conftest import ADMIN_ID, Panel
+from tests.e2e.test_configs import configs, create, subscribed
 from tests.support.journey import eventually
 from tests.support.telegram_user import TelegramUser
 
@@ -353,3 +354,49 @@ async def test_admin_manages_promo_codes_and_instances(
     assert lines[0] == "📜 Admin actions (latest 5)"
     assert f"· {ADMIN_ID} · instance.drain instance:p2: — → " in lines[1]
     assert "promo.create promo:SPRING" in lines[5]
+
+
+async def test_a_drain_from_the_bot_moves_a_users_configs_and_reports_them(
+    bot: object, janitor: object, make_user: MakeUser, db: asyncpg.Pool, panels: list[Panel]
+) -> None:
+    """The drain job with configs to move: they leave p2's panel for another, each keeps its
+    row and gets a new link, the user is told, and the admin's report counts them."""
+    ann = make_user(7301, first_name="Ann")
+    await subscribed(db, ann)
+    # With p1 (the top priority) disabled, placement falls to p2.
+    await db.execute("UPDATE marzban_instances SET is_active = false WHERE id = 'p1'")
+    await ann.press("🔑 My configs")
+    await create(ann)
+    await ann.press("« My configs")
+    await create(ann)
+    await db.execute("UPDATE marzban_instances SET is_active = true WHERE id = 'p1'")
+    made = await configs(db, 7301)
+    assert [c["instance_id"] for c in made] == ["p2", "p2"]
+    by_id = {p.id: p for p in panels}
+    assert sorted(by_id["p2"].emulator.usernames) == sorted(str(c["panel_username"]) for c in made)
+    told_before = len(await ann.messages())
+
+    admin = make_user(ADMIN_ID, first_name="Admin")
+    await open_panel(admin)
+    await admin.press("🖥 Instances")
+    await admin.press("🚚 Drain p2")
+    assert text(await admin.last()).startswith("🚚 Move all 2 configs of p2 to other instances?")
+    await admin.press("🚚 Drain p2")
+    shown = await admin.wait_until(lambda ms: text(ms[-1]).startswith("🚚 Drain of p2:"), timeout=60)
+    assert text(shown[-1]) == "🚚 Drain of p2: 2 moved, 0 deleted, 0 already elsewhere, 0 failed."
+
+    moved = await configs(db, 7301)
+    assert [c["id"] for c in moved] == [c["id"] for c in made]  # the same rows, moved
+    assert all(c["instance_id"] in ("p1", "p3") and c["status"] == "active" for c in moved)
+    assert by_id["p2"].emulator.usernames == []
+    for c in moved:
+        holder = by_id[str(c["instance_id"])]
+        assert str(c["panel_username"]) in holder.emulator.usernames
+        assert str(c["subscription_url"]).startswith(holder.url)
+    assert await db.fetchval("SELECT is_active FROM marzban_instances WHERE id = 'p2'") is False
+    # Each moved config's new link reaches its user (through the outbox), once.
+    links = {str(c["subscription_url"]) for c in moved}
+    told = await ann.wait_until(
+        lambda ms: links <= {url for m in ms[told_before:] for url in links if url in text(m)}, timeout=60
+    )
+    assert sum(1 for m in told[told_before:] for url in links if url in text(m)) == 2

@@ -57,10 +57,8 @@ from aiogram.enums import ParseMode
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Update
 from redis.asyncio import Redis
 
-from orbit.bot.callbacks import MenuCb
 from orbit.bot.process import build_dispatcher
 from orbit.bot.responses import pin_response_types
-from orbit.bot.views import help_screen, main_menu, settings_screen
 from orbit.connections import create_pool
 from orbit.i18n import create_translator
 from orbit.metrics import Metrics
@@ -68,6 +66,8 @@ from orbit.migrate import upgrade
 from orbit.plans import load_plans
 from orbit.runtime import Context
 from orbit.settings import Settings
+from orbit.ui.callbacks import MenuCb
+from orbit.ui.views import help_screen, main_menu, settings_screen
 from orbit.users.queries import get_user
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -55,15 +55,15 @@ from bench.bench_menu import (
     _run,
     _write,
 )
-from orbit.bot.callbacks import MenuCb
 from orbit.bot.process import build_dispatcher
-from orbit.bot.views import help_screen, main_menu, settings_screen
 from orbit.connections import create_pool
 from orbit.metrics import Metrics
 from orbit.plans import load_plans
 from orbit.ratelimit import Decision, RateLimiter
 from orbit.runtime import Context
 from orbit.settings import Settings
+from orbit.ui.callbacks import MenuCb
+from orbit.ui.views import help_screen, main_menu, settings_screen
 from orbit.users import queries as user_queries
 from orbit.users.loader import UserRows
 

@@ -87,7 +87,7 @@ async def _lease_redis_db(base: str) -> tuple[str, Callable[[], Awaitable[None]]
 
 
 async def run_sender(dsn: str, redis_url: str, telegram_url: str, rate: float) -> None:
-    from orbit.bot.process import create_bot
+    from orbit.bot_client import create_bot
     from orbit.connections import create_pool, create_redis
     from orbit.outbox.limiter import SendLimiter
     from orbit.outbox.sender import OutboxSender

@@ -52,8 +52,8 @@ from bench.bench_menu import (
 )
 from bench.report import write_section
 from orbit import keys
-from orbit.bot.callbacks import MenuCb
-from orbit.bot.views import main_menu
+from orbit.ui.callbacks import MenuCb
+from orbit.ui.views import main_menu
 from orbit.users.queries import get_user
 
 SECTION = "## Menu presses in webhook mode: 1, 2 and 4 bot processes"

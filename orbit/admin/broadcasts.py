@@ -80,7 +80,7 @@ def parse_button(spec: str, screens: Mapping[str, str]) -> dict[str, Any]:
     """`TEXT=URL` or `TEXT=screen` as an inline keyboard of one button (reply_markup).
 
     `screens` maps the bot's screen names to their callback data (the bot owns its
-    buttons' format: orbit/bot/callbacks.py)."""
+    buttons' format: orbit/ui/callbacks.py)."""
     label, sep, target = spec.partition("=")
     label = clean_text(label, BUTTON_TEXT_MAX + 1).strip()
     target = target.strip()

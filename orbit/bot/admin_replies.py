@@ -13,7 +13,7 @@ from aiogram_i18n import I18nContext
 
 from orbit.admin.errors import AdminError
 from orbit.audit import bot_actor
-from orbit.bot import admin_views as views
+from orbit.ui import admin_views as views
 
 
 def admin_id(event: Message | CallbackQuery) -> int:

@@ -11,10 +11,6 @@ from contextlib import AsyncExitStack
 
 import asyncpg
 from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
@@ -47,6 +43,7 @@ from orbit.bot.payment_polling import PaymentSafeDispatcher
 from orbit.bot.responses import pin_response_types
 from orbit.bot.routers import admin, admin_card
 from orbit.bot.send_budget import SendBudget
+from orbit.bot_client import create_bot
 from orbit.connections import StartupError, create_redis
 from orbit.i18n import DEFAULT_LOCALE, Translator, create_core
 from orbit.marzban.instances import ensure_legacy_instance
@@ -63,16 +60,6 @@ from orbit.settings import Settings
 log = logging.getLogger(__name__)
 
 GETME_ATTEMPTS = 5  # the Bot API (or the sandbox emulator) may still be starting
-
-
-def create_bot(settings: Settings) -> Bot:
-    assert settings.bot_token is not None
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    return Bot(
-        settings.bot_token,
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
-    )
 
 
 async def check_token(bot: Bot, settings: Settings) -> None:

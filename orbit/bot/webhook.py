@@ -5,7 +5,7 @@ handles the update in the background, so a process that dies mid-update has
 already confirmed it and the update is lost. Here the answer goes out only after
 the dispatcher ran the update, so a process killed mid-update leaves Telegram to
 deliver it again (to any process); every handler is safe to run twice (idempotency
-keys in Postgres, the press tokens of orbit/bot/callbacks.py, charge ids).
+keys in Postgres, the press tokens of orbit/ui/callbacks.py, charge ids).
 
 What Telegram is answered, and why (Telegram redelivers every non-2xx, with
 backoff, until it gives up):

@@ -160,7 +160,7 @@ def _read_text(args: argparse.Namespace) -> str:
 
 
 async def _send(args: argparse.Namespace, settings: Settings) -> int:
-    from orbit.bot.callbacks import screen_buttons  # the bot owns its buttons' data
+    from orbit.ui.callbacks import screen_buttons  # the bot owns its buttons' data
 
     plain = _read_text(args).strip()
     text = check_text(html.escape(plain))

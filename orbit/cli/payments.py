@@ -44,7 +44,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     # aiogram is slow to import (seconds): only this command needs it.
     from aiogram.exceptions import TelegramAPIError
 
-    from orbit.bot.process import create_bot
+    from orbit.bot_client import create_bot
     from orbit.i18n import create_translator
     from orbit.payments import stars
 

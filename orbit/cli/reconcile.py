@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _reconcile(settings: Settings, pool: asyncpg.Pool, *, from_start: bool) -> list[Report]:
     # aiogram's import costs seconds: every other `orbit` command stays without it.
-    from orbit.bot.process import create_bot
+    from orbit.bot_client import create_bot
     from orbit.payments.reconcile import ReconcileDeps, reconcilers, run_reconcilers
 
     redis = create_redis(settings)

@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 from orbit import outbox
 from orbit.admin.broadcasts import resume_broadcast
-from orbit.bot.callbacks import MenuCb
-from orbit.bot.views import format_date
 from orbit.i18n import Translator
 from orbit.janitor import queries
 from orbit.ledger import InsufficientFunds
@@ -20,6 +18,8 @@ from orbit.marzban.provisioning import PanelDeps
 from orbit.plans import Plans
 from orbit.subscriptions import service as subscriptions
 from orbit.subscriptions.panels import sync_config_expiry
+from orbit.ui.callbacks import MenuCb
+from orbit.ui.views import format_date
 
 log = logging.getLogger(__name__)
 

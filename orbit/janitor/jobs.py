@@ -36,8 +36,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbit.admin.broadcasts import broadcast_progress, fan_out
-from orbit.bot import admin_views as views
-from orbit.bot.views import Screen
 from orbit.i18n import Translator
 from orbit.jobs import queries
 from orbit.jobs.queries import JobRow
@@ -47,6 +45,8 @@ from orbit.marzban.provisioning import PanelDeps
 from orbit.outages import dependency_down
 from orbit.outbox.limiter import NOTIFY, SendLimiter
 from orbit.settings import Settings
+from orbit.ui import admin_views as views
+from orbit.ui.views import Screen
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orbit import backup, clock, keys
+from orbit.bot_client import create_bot
 from orbit.i18n import Translator, create_translator
 from orbit.janitor import chores, housekeeping, jobs, reconciliation
 from orbit.janitor.schedule import Chore, ChoreFailed, Scheduler
@@ -91,8 +92,6 @@ async def setup(ctx: Context, stack: AsyncExitStack) -> Job:
     bot = None
     send_backup = None
     if ctx.settings.bot_token:  # Stars reconciliation reads Telegram's record
-        from orbit.bot.process import create_bot
-
         bot = create_bot(ctx.settings)
         stack.push_async_callback(bot.session.close)
         if ctx.settings.backup_chat_id is not None:

@@ -15,8 +15,8 @@ from orbit.admin.broadcasts import (
     create_broadcast,
     parse_button,
 )
-from orbit.bot.callbacks import screen_buttons
 from orbit.outbox import queries as outbox_q
+from orbit.ui.callbacks import screen_buttons
 
 RATE = 25.0
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import asyncpg
 
-from orbit.bot.admin_card_views import AdminCardCb, AdminDaysCb
-from orbit.bot.admin_views import (
+from orbit.sandbox.telegram_control import ShownMessage
+from orbit.ui.admin_card_views import AdminCardCb, AdminDaysCb
+from orbit.ui.admin_views import (
     AdminAdjustCb,
     AdminBcCb,
     AdminCb,
@@ -15,7 +16,6 @@ from orbit.bot.admin_views import (
     AdminPromoCb,
     AdminUserCb,
 )
-from orbit.sandbox.telegram_control import ShownMessage
 from tests.e2e.conftest import ADMIN_ID, Panel
 from tests.e2e.test_configs import configs, create, subscribed
 from tests.support.journey import eventually

@@ -10,9 +10,9 @@ from datetime import timedelta
 import asyncpg
 
 from orbit import clock
-from orbit.bot.views import format_date
 from orbit.configs.service import qr_png
 from orbit.sandbox.telegram_control import ShownMessage
+from orbit.ui.views import format_date
 from tests.e2e.conftest import Panel, Telegram
 from tests.support.telegram_user import TelegramUser
 

@@ -10,11 +10,11 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
-from orbit.bot.views import format_date
 from orbit.configs.service import create_config
 from orbit.marzban.provisioning import PanelDeps
 from orbit.plans import Plans, load_plans
 from orbit.settings import Settings
+from orbit.ui.views import format_date
 from tests.e2e.conftest import Panel, Telegram
 from tests.support.journey import fund
 from tests.support.telegram_user import TelegramUser

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from orbit.bot.views import format_date
+from orbit.ui.views import format_date
 from tests.e2e.conftest import Panel, Telegram
 from tests.support.journey import fund
 from tests.support.telegram_user import TelegramUser

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from orbit.bot.process import create_bot
+from orbit.bot_client import create_bot
 from orbit.i18n import create_translator
 from orbit.payments.reconcile import ReconcileDeps, Report, reconcilers, run_reconcilers
 from orbit.sandbox.cryptobot import CryptoBotEmulator

@@ -10,8 +10,8 @@ import aiohttp
 import asyncpg
 import msgspec
 
-from orbit.bot.admin_views import AdminCb
-from orbit.bot.callbacks import MenuCb
+from orbit.ui.admin_views import AdminCb
+from orbit.ui.callbacks import MenuCb
 from tests.e2e.conftest import ADMIN_ID, BOT_TOKEN, Telegram
 from tests.support.journey import eventually
 from tests.support.processes import WorkerProcess

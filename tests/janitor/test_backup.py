@@ -180,7 +180,7 @@ async def test_a_failed_nightly_backup_gives_its_night_back(
 
 
 async def test_the_janitor_sends_the_backup_as_a_document(settings: Settings, tmp_path: Path) -> None:
-    from orbit.bot.process import create_bot
+    from orbit.bot_client import create_bot
     from orbit.janitor.process import backup_sender
     from orbit.sandbox.telegram import TelegramEmulator
     from orbit.sandbox.telegram_control import TelegramControl

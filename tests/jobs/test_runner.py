@@ -15,7 +15,8 @@ from aiogram import Bot
 from redis.asyncio import Redis
 
 from orbit.admin.broadcasts import Audience, make_broadcast
-from orbit.bot.process import create_bot, install_send_budget
+from orbit.bot.process import install_send_budget
+from orbit.bot_client import create_bot
 from orbit.i18n import create_translator
 from orbit.janitor import jobs as runner
 from orbit.jobs import queries as jobs

@@ -14,8 +14,6 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import ledger
-from orbit.bot.admin_card_views import AdminCardCb, AdminDaysCb
-from orbit.bot.admin_views import AdminCb, AdminUserCb
 from orbit.configs import queries as configs_q
 from orbit.i18n import create_translator
 from orbit.marzban import instances, provisioning
@@ -24,6 +22,8 @@ from orbit.marzban.provisioning import PanelDeps, new_panel_username
 from orbit.payments import stars
 from orbit.sandbox.marzban import MarzbanEmulator
 from orbit.settings import Settings
+from orbit.ui.admin_card_views import AdminCardCb, AdminDaysCb
+from orbit.ui.admin_views import AdminCb, AdminUserCb
 from tests.support.bot_harness import BotHarness, running_bot
 
 ADMIN = 900_000_001

@@ -16,7 +16,8 @@ from aiogram.exceptions import ClientDecodeError
 from redis.asyncio import Redis
 
 from orbit.bot.commands import set_commands
-from orbit.bot.process import check_token, create_bot
+from orbit.bot.process import check_token
+from orbit.bot_client import create_bot
 from orbit.connections import StartupError
 from orbit.i18n import create_translator
 from orbit.sandbox.telegram import TelegramEmulator

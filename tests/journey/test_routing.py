@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
 
-from orbit.bot.callbacks import ButtonData
 from orbit.bot.routers import get_routers, menu
+from orbit.ui.callbacks import ButtonData
 from tests.support.bot_harness import button_classes
 
 

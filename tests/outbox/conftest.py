@@ -11,7 +11,7 @@ import pytest
 from aiogram import Bot
 from redis.asyncio import Redis
 
-from orbit.bot.process import create_bot
+from orbit.bot_client import create_bot
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.sender import OutboxSender
 from orbit.sandbox.telegram import TelegramEmulator

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orbit import keys
-from orbit.bot.process import create_bot
+from orbit.bot_client import create_bot
 from orbit.outbox import sender as sender_module
 from orbit.outbox.limiter import SendLimiter
 from orbit.outbox.sender import OutboxSender

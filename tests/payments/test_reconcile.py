@@ -13,7 +13,7 @@ from aiogram import Bot
 from redis.asyncio import Redis
 
 from orbit import ledger
-from orbit.bot.process import create_bot
+from orbit.bot_client import create_bot
 from orbit.i18n import Translator
 from orbit.janitor import reconciliation
 from orbit.payments import cryptobot as crypto_pay

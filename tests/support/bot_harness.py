@@ -22,15 +22,16 @@ from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import Update
 from redis.asyncio import Redis
 
-from orbit.bot.callbacks import MenuCb
-from orbit.bot.process import build_dispatcher, create_bot, install_send_budget
+from orbit.bot.process import build_dispatcher, install_send_budget
 from orbit.bot.routers import get_routers, menu
+from orbit.bot_client import create_bot
 from orbit.metrics import Metrics
 from orbit.plans import load_plans
 from orbit.runtime import Context
 from orbit.sandbox.telegram import TelegramEmulator
 from orbit.sandbox.telegram_control import CallbackAnswer, RateLimits, TelegramControl
 from orbit.settings import Settings
+from orbit.ui.callbacks import MenuCb
 
 
 def button_classes() -> list[type[CallbackData]]:

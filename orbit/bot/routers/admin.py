@@ -56,11 +56,19 @@ from orbit.admin.users import (
     set_banned,
     user_card,
 )
-from orbit.bot import admin_card_views as card_views
 from orbit.bot import admin_replies as replies
-from orbit.bot import admin_views as views
 from orbit.bot import filters, screens
-from orbit.bot.admin_views import (
+from orbit.health import SUPERVISOR_SOCKET, collect
+from orbit.jobs import queries as jobs
+from orbit.marzban.errors import InstanceNotFound
+from orbit.marzban.instances import get_instance
+from orbit.marzban.provisioning import PanelDeps
+from orbit.money import format_rub
+from orbit.promos.service import PromoInputError, create_promo, disable_promo, list_promos
+from orbit.settings import Settings
+from orbit.ui import admin_card_views as card_views
+from orbit.ui import admin_views as views
+from orbit.ui.admin_views import (
     AdminAdjustCb,
     AdminBcCb,
     AdminCb,
@@ -70,16 +78,8 @@ from orbit.bot.admin_views import (
     AdminPromoCb,
     AdminUserCb,
 )
-from orbit.bot.callbacks import MENU_SCREENS, screen_buttons
-from orbit.bot.views import Screen
-from orbit.health import SUPERVISOR_SOCKET, collect
-from orbit.jobs import queries as jobs
-from orbit.marzban.errors import InstanceNotFound
-from orbit.marzban.instances import get_instance
-from orbit.marzban.provisioning import PanelDeps
-from orbit.money import format_rub
-from orbit.promos.service import PromoInputError, create_promo, disable_promo, list_promos
-from orbit.settings import Settings
+from orbit.ui.callbacks import MENU_SCREENS, screen_buttons
+from orbit.ui.views import Screen
 from orbit.users.queries import get_user
 
 log = logging.getLogger(__name__)

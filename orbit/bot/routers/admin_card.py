@@ -28,18 +28,18 @@ from orbit import audit, ledger
 from orbit.admin.days import grant_days, parse_days
 from orbit.admin.errors import AdminError
 from orbit.admin.users import check_reason, config_usage, resolve_user
-from orbit.bot import admin_card_views as card_views
 from orbit.bot import admin_replies as replies
-from orbit.bot import admin_views as views
 from orbit.bot import filters, screens
-from orbit.bot.admin_card_views import AUDIT_LOG_SHOWN, AdminCardCb, AdminDaysCb
-from orbit.bot.admin_views import AdminCb
 from orbit.bot.routers.admin import is_admin
 from orbit.configs import queries as configs_q
 from orbit.i18n import Translator
 from orbit.marzban.provisioning import PanelDeps
 from orbit.money import format_rub
 from orbit.payments import service, stars
+from orbit.ui import admin_card_views as card_views
+from orbit.ui import admin_views as views
+from orbit.ui.admin_card_views import AUDIT_LOG_SHOWN, AdminCardCb, AdminDaysCb
+from orbit.ui.admin_views import AdminCb
 from orbit.users.queries import get_user
 
 log = logging.getLogger(__name__)

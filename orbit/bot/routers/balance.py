@@ -28,8 +28,7 @@ from aiogram_i18n import I18nContext
 from redis.asyncio import Redis
 
 from orbit import ledger
-from orbit.bot import filters, screens, views
-from orbit.bot.callbacks import ButtonData, MenuCb
+from orbit.bot import filters, screens
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.bot.routers.menu import leave_flow
 from orbit.i18n import Translator
@@ -37,6 +36,8 @@ from orbit.money import format_rub
 from orbit.payments import cryptobot, service, stars, ton, topup
 from orbit.payments.queries import PaymentRow
 from orbit.settings import Settings
+from orbit.ui import views
+from orbit.ui.callbacks import ButtonData, MenuCb
 from orbit.users.queries import UserRow
 
 log = logging.getLogger(__name__)

@@ -30,14 +30,15 @@ from aiogram.types import (
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
-from orbit.bot import filters, screens, views
-from orbit.bot.callbacks import ButtonData, MenuCb
+from orbit.bot import filters, screens
 from orbit.bot.routers.menu import leave_flow
 from orbit.configs import service
 from orbit.configs.queries import ConfigRecord
 from orbit.configs.service import ConfigError, ConfigList, ConfigView
 from orbit.marzban.provisioning import PanelDeps, Usage
 from orbit.plans import Plans
+from orbit.ui import views
+from orbit.ui.callbacks import ButtonData, MenuCb
 from orbit.users.queries import UserRow
 
 router = Router(name="configs")

@@ -20,11 +20,12 @@ from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
-from orbit.bot import screens, views
-from orbit.bot.callbacks import LangCb, MenuCb, Pressed
+from orbit.bot import screens
 from orbit.bot.middlewares.registered import OPEN_TO_ALL
 from orbit.i18n import LOCALES
 from orbit.settings import Settings
+from orbit.ui import views
+from orbit.ui.callbacks import LangCb, MenuCb, Pressed
 from orbit.users.queries import UserRow
 from orbit.users.registration import referral_payload, referral_stats
 

@@ -12,8 +12,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
 from orbit import ledger
-from orbit.bot import screens, views
-from orbit.bot.callbacks import BuyCb, MenuCb, PlanCb
+from orbit.bot import screens
 from orbit.bot.gate import passes_gate
 from orbit.bot.routers.menu import leave_flow
 from orbit.marzban.provisioning import PanelDeps
@@ -21,6 +20,8 @@ from orbit.metrics import Metrics
 from orbit.plans import Plan, Plans
 from orbit.settings import Settings
 from orbit.subscriptions import purchase_plan, quote_end
+from orbit.ui import views
+from orbit.ui.callbacks import BuyCb, MenuCb, PlanCb
 from orbit.users.queries import UserRow
 
 router = Router(name="plans")

@@ -9,12 +9,13 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram_i18n import I18nContext
 
-from orbit.bot import filters, screens, views
-from orbit.bot.callbacks import MenuCb
+from orbit.bot import filters, screens
 from orbit.bot.middlewares.registered import RequireRegistered
 from orbit.marzban.provisioning import PanelDeps
 from orbit.money import format_rub
 from orbit.promos.service import PromoError, Redemption, redeem
+from orbit.ui import views
+from orbit.ui.callbacks import MenuCb
 from orbit.users.queries import UserRow
 
 router = Router(name="promo")

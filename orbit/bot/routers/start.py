@@ -10,9 +10,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import ChatMemberUpdated, Message
 from aiogram_i18n import I18nContext
 
-from orbit.bot import screens, views
+from orbit.bot import screens
 from orbit.bot.routers.menu import leave_flow
 from orbit.settings import Settings
+from orbit.ui import views
 from orbit.users import queries as user_queries
 from orbit.users.queries import UserRow
 from orbit.users.registration import parse_referrer, register

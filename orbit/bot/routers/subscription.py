@@ -14,8 +14,7 @@ from aiogram.types import CallbackQuery
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram_i18n import I18nContext
 
-from orbit.bot import screens, views
-from orbit.bot.callbacks import AutoRenewCb, GateCb, MenuCb, TrialCb
+from orbit.bot import screens
 from orbit.bot.gate import passes_gate
 from orbit.bot.routers.menu import leave_flow
 from orbit.bot.routers.plans import show_confirmation
@@ -24,6 +23,8 @@ from orbit.metrics import Metrics
 from orbit.plans import Plans
 from orbit.settings import Settings
 from orbit.subscriptions import set_auto_renew, start_trial, subscription
+from orbit.ui import views
+from orbit.ui.callbacks import AutoRenewCb, GateCb, MenuCb, TrialCb
 from orbit.users.queries import UserRow
 
 router = Router(name="subscription")

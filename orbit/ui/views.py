@@ -15,11 +15,11 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram_i18n import I18nContext
 
-from orbit.bot.callbacks import AutoRenewCb, BuyCb, GateCb, LangCb, MenuCb, PlanCb, TrialCb
 from orbit.i18n import LOCALES
 from orbit.money import format_rub
 from orbit.plans import Plan, Plans
 from orbit.subscriptions import Purchase, Subscription, on_trial, trial_offered
+from orbit.ui.callbacks import AutoRenewCb, BuyCb, GateCb, LangCb, MenuCb, PlanCb, TrialCb
 from orbit.users.queries import UserRow
 from orbit.users.registration import ReferralStats
 

@@ -14,14 +14,14 @@ from orbit.admin.panels import InstanceLine
 from orbit.admin.queries import Progress, Revenue
 from orbit.admin.stats import InstanceLoad, Stats
 from orbit.admin.users import UserCard
-from orbit.bot.callbacks import ButtonData
-from orbit.bot.views import Screen, format_date
 from orbit.health import Status, WorkerStatus
 from orbit.health import verdict as status_verdict
 from orbit.maintenance import Maintenance
 from orbit.marzban.drain import DrainReport
 from orbit.money import format_rub
 from orbit.promos.queries import PromoRow
+from orbit.ui.callbacks import ButtonData
+from orbit.ui.views import Screen, format_date
 
 NOTE_SHOWN = 60  # characters of a ledger note on the user card
 ERROR_SHOWN = 60  # characters of an instance's last error

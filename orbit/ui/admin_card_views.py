@@ -12,14 +12,14 @@ from orbit.admin.card_queries import ReferralLink, Referrals
 from orbit.admin.days import DaysGrant
 from orbit.admin.users import UserCard
 from orbit.audit import Entry
-from orbit.bot import admin_views
-from orbit.bot.admin_views import AdminCb, AdminUserCb, _button, _keyboard, _panel, back_button
-from orbit.bot.callbacks import ButtonData
-from orbit.bot.views import Screen, format_date
 from orbit.configs.queries import ConfigRecord
 from orbit.marzban.provisioning import Usage
 from orbit.money import format_rub
 from orbit.payments.queries import PaymentRow
+from orbit.ui import admin_views
+from orbit.ui.admin_views import AdminCb, AdminUserCb, _button, _keyboard, _panel, back_button
+from orbit.ui.callbacks import ButtonData
+from orbit.ui.views import Screen, format_date
 
 AUDIT_VALUE_SHOWN = 80  # characters of an audit entry's before/after on a screen
 AUDIT_LOG_SHOWN = 15

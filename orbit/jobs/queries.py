@@ -86,7 +86,7 @@ def _row(record: asyncpg.Record | None) -> JobRow | None:
 
 
 async def enqueue(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     kind: str,
     args: dict[str, Any],
     *,

@@ -494,7 +494,9 @@ async def include(
 
 
 # A drain takes as long as its panels: it is a job the janitor runs (a bot restart does
-# not cut it short), and its progress and report come as edits of this message.
+# not cut it short), and its progress and report come as edits of this message. The
+# "queued" screen is shown before the job exists: shown after, it could land (paced at one
+# edit a second for the chat) over the job's report and hide it.
 @router.callback_query(AdminInstCb.filter(F.action == "drain_yes"))
 async def drain(
     callback: CallbackQuery,
@@ -508,6 +510,7 @@ async def drain(
         replies.alert(callback_answer, i18n.get("admin-instance-not-found", id=instance_id))
         return
     shown = callback.message if isinstance(callback.message, Message) else None
+    await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
     async with pool.acquire() as conn, conn.transaction():
         job = await jobs.enqueue(
             conn,
@@ -526,12 +529,11 @@ async def drain(
             after={"job": job.id},
         )
     log.info("admin %d queued the drain of %s as job %d", replies.admin_id(callback), instance_id, job.id)
-    await screens.show(callback, i18n.get("admin-drain-running", id=instance_id))
 
 
 # --- broadcasts --------------------------------------------------------------------------------
 # Audience (and language) → text → optional button → preview and count → send. The
-# send writes the broadcast and its job in one transaction; the janitor's job loop
+# send writes the broadcast, shows "queued", then queues its job; the janitor's job loop
 # fans it out and edits this message with the progress (orbit/janitor/jobs.py).
 
 
@@ -684,23 +686,26 @@ async def send_broadcast(
                 created_by=admin_id,
                 action_key=f"bot:{admin_id}:{callback_data.token}",
             )
-            if not replayed:  # the fan-out and its progress leave the update handler
-                await jobs.enqueue(
-                    conn,
-                    "broadcast",
-                    {"broadcast_id": broadcast_id},
-                    created_by=admin_id,
-                    chat_id=shown.chat.id if shown else None,
-                    message_id=shown.message_id if shown else None,
-                    locale=i18n.locale,
-                )
     except AdminError as exc:
         await state.clear()
         await screens.show(callback, replies.refusal(i18n, exc), views.back_markup(i18n))
         return
     await state.clear()
     total = (await broadcast_progress(pool, broadcast_id)).total
+    # Shown before the job exists, so it never lands over the job's edits (see drain).
     await _show(callback, views.broadcast_queued_screen(i18n, broadcast_id, total, replayed))
+    if not replayed:  # the fan-out and its progress leave the update handler
+        # A bot stopped before this line leaves the broadcast to the janitor's resume chore
+        # (resumed_broadcasts): delivered, without the progress edits.
+        await jobs.enqueue(
+            pool,
+            "broadcast",
+            {"broadcast_id": broadcast_id},
+            created_by=admin_id,
+            chat_id=shown.chat.id if shown else None,
+            message_id=shown.message_id if shown else None,
+            locale=i18n.locale,
+        )
 
 
 @router.callback_query(AdminBcCb.filter(F.action == "progress"))

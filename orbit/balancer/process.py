@@ -2,7 +2,7 @@
 
 Each tick (every 60 s, and at once on `orbit:balancer:poke`): probe every
 active instance in parallel and publish node scores and instance health
-(orbit/balancer/refresh.py, formula in orbit/balancer/scoring.py), then remove
+(orbit/balancer/refresh.py, formula in orbit/marzban/scoring.py), then remove
 listed panel users that no config points at any more on the instances that
 answered and on the disabled ones, drained panels included
 (orbit/marzban/provisioning.py: `process_removals`).

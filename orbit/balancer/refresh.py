@@ -19,12 +19,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.balancer.scoring import TRAFFIC_WINDOW_HOURS, InstanceScores, score_instance
 from orbit.marzban.client import DEFAULT_RETRIES, MarzbanClient
 from orbit.marzban.errors import MarzbanError
 from orbit.marzban.instances import Instance
 from orbit.marzban.passwords import PanelPasswords
 from orbit.marzban.placement import STALE_AFTER
+from orbit.marzban.scoring import TRAFFIC_WINDOW_HOURS, InstanceScores, score_instance
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from orbit.admin import panels
 from orbit.admin.errors import AdminError
 from orbit.admin.panels import set_instance_active
 from orbit.audit import cli_actor
-from orbit.balancer.scoring import PRIORITY_LIMIT
 from orbit.cli.errors import CommandError
 from orbit.configs import queries as configs_q
 from orbit.connections import check_redis, create_pool, create_redis
@@ -61,6 +60,7 @@ from orbit.marzban.passwords import (
 )
 from orbit.marzban.placement import InstanceHealth, poke_balancer, read_health
 from orbit.marzban.provisioning import PanelDeps
+from orbit.marzban.scoring import PRIORITY_LIMIT
 from orbit.migrate import require_schema
 from orbit.settings import Settings
 

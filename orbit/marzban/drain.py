@@ -29,7 +29,6 @@ import msgspec
 from redis.exceptions import RedisError
 
 from orbit import audit, keys, outbox
-from orbit.balancer.scoring import adjust_for_priority, node_load
 from orbit.configs import queries as configs_q
 from orbit.configs.queries import ConfigRecord
 from orbit.marzban import instances
@@ -45,6 +44,7 @@ from orbit.marzban.provisioning import (
     process_removals,
     remove_listed,
 )
+from orbit.marzban.scoring import adjust_for_priority, node_load
 
 if TYPE_CHECKING:  # importing aiogram's i18n costs seconds; only the caller needs it
     from orbit.i18n import Translator
@@ -79,7 +79,7 @@ class DrainSpread:
     all when there are none) and adds, per config this drain puts there, what one
     more user adds to that score by the balancer's formula for a node of usage
     coefficient 1: 1 / usable nodes, lightened by the instance's priority
-    (orbit/balancer/scoring.py). Without it every config of a large drain would go
+    (orbit/marzban/scoring.py). Without it every config of a large drain would go
     to the same instance until the balancer refreshed.
     """
 
@@ -103,7 +103,7 @@ class DrainSpread:
         for target in targets:
             seen = health.get(target.id)
             nodes = max(1, seen.nodes_usable if seen is not None else 1)
-            # The balancer's own formula (orbit/balancer/scoring.py): score with one more
+            # The balancer's own formula (orbit/marzban/scoring.py): score with one more
             # user per node minus the score without.
             added = node_load(1 / nodes, usage_coefficient=1.0, traffic_bytes=0)
             empty = adjust_for_priority(0.0, target.priority)

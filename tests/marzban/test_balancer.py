@@ -13,17 +13,17 @@ import pytest
 from redis.asyncio import Redis
 
 from orbit import keys
-from orbit.balancer.scoring import (
-    GIB,
-    adjust_for_priority,
-    node_load,
-    score_instance,
-)
 from orbit.marzban import instances
 from orbit.marzban.instances import Instance
 from orbit.marzban.models import Node, NodeUsage, SystemStats
 from orbit.marzban.placement import choose_instance, read_health
 from orbit.marzban.provisioning import PanelDeps
+from orbit.marzban.scoring import (
+    GIB,
+    adjust_for_priority,
+    node_load,
+    score_instance,
+)
 from tests.marzban.conftest import Panels, instance_for, refresh_scores
 from tests.support.processes import spawn, wait_for_heartbeat
 

@@ -13,7 +13,6 @@ import pytest
 
 from orbit import keys
 from orbit.balancer.process import balance
-from orbit.balancer.scoring import GIB
 from orbit.cli.main import build_parser
 from orbit.i18n import create_translator
 from orbit.marzban import instances
@@ -26,6 +25,7 @@ from orbit.marzban.provisioning import (
     provision_config,
     sync_config,
 )
+from orbit.marzban.scoring import GIB
 from orbit.plans import load_plans
 from orbit.sandbox.marzban import DEFAULT_INBOUNDS, Inbound, MarzbanEmulator
 from orbit.subscriptions.panels import purchase_plan

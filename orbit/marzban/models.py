@@ -3,9 +3,13 @@ msgspec structs. Unknown fields are ignored so a newer panel does not break us."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+# Byte counts as Postgres stores them (bigint): a panel answering a negative or larger
+# number is refused as a malformed answer (PanelUnavailable), never stored or compared.
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 NODE_CONNECTED = "connected"
 NODE_CONNECTING = "connecting"
@@ -33,10 +37,10 @@ class PanelUser(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     status: str
     expire: int | None = None  # unix seconds; None = never
-    data_limit: int | None = None  # bytes; None = unlimited
+    data_limit: Bytes | None = None  # None = unlimited
     data_limit_reset_strategy: str = "no_reset"
-    used_traffic: int = 0
-    lifetime_used_traffic: int = 0
+    used_traffic: Bytes = 0
+    lifetime_used_traffic: Bytes = 0
     proxies: dict[str, dict[str, Any]] = {}
     inbounds: dict[str, list[str]] = {}
     note: str | None = None

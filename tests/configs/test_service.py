@@ -348,3 +348,22 @@ async def test_delete_while_the_panel_is_down_is_finished_later(
     await panels.p1.up()
     await process_removals(deps)
     assert panels.users() == {"p1": [], "p2": []}
+
+
+@pytest.mark.parametrize("reported", [-1, 2**63, 2**70])
+async def test_a_panel_reporting_absurd_traffic_changes_nothing_stored(
+    deps: PanelDeps, plans: Plans, panels: Panels, reported: int
+) -> None:
+    """A panel's numbers are outside input: a negative or over-bigint `used_traffic` is not
+    stored (nor taken for a traffic reset); the screen shows what was stored before."""
+    await add_user(deps.pool, 1)
+    config = (await service.create_config(deps, plans, 1)).config
+    read_at = await clock.now(deps.pool)
+    await _stored(deps.pool, config.id, 3 * MB, read_at)
+    panels.p1.set_user(config.panel_username, used_traffic=reported)
+
+    view = await service.show_config(deps, 1, config.id)
+    assert view.usage is None
+    assert (view.config.usage_bytes, view.config.usage_read_at) == (3 * MB, read_at)
+    row = await deps.pool.fetchrow("SELECT usage_bytes, usage_period FROM configs WHERE id = $1", config.id)
+    assert (row["usage_bytes"], row["usage_period"]) == (3 * MB, 0)

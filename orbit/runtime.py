@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -35,6 +35,7 @@ from orbit.metrics import Metrics, activate
 from orbit.migrate import require_schema
 from orbit.outages import dependency_down
 from orbit.plans import PlanError, Plans, load_plans
+from orbit.redis_owned import delete_if_owner
 from orbit.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -91,16 +92,10 @@ class Heartbeat(msgspec.Struct):
     active: bool  # holds its lease (always true for workers without one)
 
 
-# Compare-and-set scripts: only the owner may extend or drop its lease.
+# Compare-and-set: only the owner may extend its lease (and drop it: redis_owned).
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
 end
 return 0
 """
@@ -158,7 +153,7 @@ class Lease:
 
     async def release(self) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.eval(_RELEASE, 1, self.key, self.owner)
+            await delete_if_owner(self.redis, self.key, self.owner)
         self._valid_until = 0.0
         self.acquired.clear()
 
@@ -224,7 +219,8 @@ async def _sleep_or(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
+async def wait_any(events: Sequence[asyncio.Event], seconds: float) -> None:
+    """Until one of `events` is set or `seconds` pass."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -248,7 +244,7 @@ async def _tick_loop(
     failures = 0
     while not ctx.stopping.is_set():
         if lease is not None and not lease.held:
-            await _wait_any([ctx.stopping, lease.acquired], lease.ttl / 3)
+            await wait_any([ctx.stopping, lease.acquired], lease.ttl / 3)
             continue
         wake.clear()
         started = time.monotonic()
@@ -280,7 +276,7 @@ async def _tick_loop(
             pause = worker.interval
         if ctx.stopping.is_set():
             break
-        await _wait_any([ctx.stopping, wake], pause)
+        await wait_any([ctx.stopping, wake], pause)
 
 
 async def run(worker: Worker, settings: Settings) -> None:

@@ -89,41 +89,34 @@ async def exclude_node(
     pool: asyncpg.Pool, redis: Redis, instance_id: str, node: str, *, actor: str
 ) -> Instance:
     """Stop scoring `node` of the instance (new configs avoid the panel if it was its best)."""
-    node = check_node(node)
-    async with pool.acquire() as conn, conn.transaction():
-        before = await instances.get_instance(conn, instance_id)
-        if before is None:
-            raise InstanceNotFound(instance_id)
-        updated = await instances.exclude_node(conn, instance_id, node)
-        assert updated is not None
-        await audit.record(
-            conn,
-            actor,
-            "instance.exclude_node",
-            target=audit.instance_target(instance_id),
-            before={"excluded_node_names": list(before.excluded_node_names)},
-            after={"excluded_node_names": list(updated.excluded_node_names)},
-        )
-    await poke_balancer(redis)
-    return updated
+    return await _set_node_excluded(pool, redis, instance_id, check_node(node), True, actor)
 
 
 async def include_node(
     pool: asyncpg.Pool, redis: Redis, instance_id: str, node: str, *, actor: str
 ) -> Instance:
     """Score an excluded node again; refuses a node that is not excluded."""
+    return await _set_node_excluded(pool, redis, instance_id, node, False, actor)
+
+
+async def _set_node_excluded(
+    pool: asyncpg.Pool, redis: Redis, instance_id: str, node: str, exclude: bool, actor: str
+) -> Instance:
     async with pool.acquire() as conn, conn.transaction():
         before = await instances.get_instance(conn, instance_id)
         if before is None:
             raise InstanceNotFound(instance_id)
-        if node not in before.excluded_node_names:
+        if exclude:
+            updated = await instances.exclude_node(conn, instance_id, node)
+        elif node not in before.excluded_node_names:
             raise InvalidNode(node[:40])
-        updated = await instances.include_node(conn, instance_id, node)
+        else:
+            updated = await instances.include_node(conn, instance_id, node)
         assert updated is not None
         await audit.record(
             conn,
             actor,
-            "instance.include_node",
+            "instance.exclude_node" if exclude else "instance.include_node",
             target=audit.instance_target(instance_id),
             before={"excluded_node_names": list(before.excluded_node_names)},
             after={"excluded_node_names": list(updated.excluded_node_names)},

@@ -26,6 +26,12 @@ def actor(event: Message | CallbackQuery) -> str:
     return bot_actor(admin_id(event))
 
 
+def action_key(event: CallbackQuery, token: str) -> str:
+    """A confirmation's idempotency key: its admin and the token its screen carried, so a
+    second press of the same button replays the action instead of doing it again."""
+    return f"bot:{admin_id(event)}:{token}"
+
+
 def alert(callback_answer: CallbackAnswer, text: str) -> None:
     """Refuse a button press with an alert; the screen stays as it was."""
     callback_answer.text = text

@@ -29,17 +29,13 @@ from orbit import keys
 from orbit.chore_stats import ChoreStats
 from orbit.metrics import Metrics
 from orbit.outages import dependency_down
+from orbit.redis_owned import delete_if_owner
+from orbit.runtime import wait_any
 
 log = logging.getLogger(__name__)
 
 ERROR_LIMIT = 300
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class ChoreFailed(Exception):
@@ -56,15 +52,6 @@ class Chore:
 
 def backoff(failures: int, interval: float) -> float:
     return min(interval, 2.0**failures)
-
-
-async def _wait_any(events: Sequence[asyncio.Event], seconds: float) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 class Scheduler:
@@ -100,7 +87,7 @@ class Scheduler:
 
     async def _release(self, chore: Chore) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.eval(_RELEASE, 1, keys.janitor_chore_claim(chore.name), self.owner)
+            await delete_if_owner(self.redis, keys.janitor_chore_claim(chore.name), self.owner)
 
     async def _record(self, stats: ChoreStats) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -175,4 +162,4 @@ class Scheduler:
                 failures = 0
                 # Not due here (another janitor holds it): look again a little later.
                 pause = chore.interval if outcome else min(chore.interval, 5.0)
-            await _wait_any((self.stopping, poked), pause)
+            await wait_any((self.stopping, poked), pause)

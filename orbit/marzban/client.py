@@ -62,6 +62,7 @@ from orbit.marzban.models import (
     UsersPage,
 )
 from orbit.marzban.passwords import PanelPasswords, PasswordKeyError
+from orbit.redis_owned import delete_if_owner
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,6 @@ RETRY_DELAY = 0.2  # doubled per attempt
 FRESH_TOKEN_RETRY_DELAY = 1.05
 _TOKEN_WAIT_STEP = 0.05
 
-_RELEASE_LOCK = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-# Drop the cached token only if it is still the one that got the 401.
-_DROP_TOKEN = _RELEASE_LOCK
 
 
 def token_ttl(token: str, now: float | None = None) -> int:
@@ -263,7 +256,7 @@ class MarzbanClient:
                         log.info("panel %s: logged in, token cached for %ds", self.instance_id, ttl)
                         return token
                     finally:
-                        await self.redis.eval(_RELEASE_LOCK, 1, lock, owner)
+                        await delete_if_owner(self.redis, lock, owner)
                 await asyncio.sleep(_TOKEN_WAIT_STEP)
                 current = await self.redis.get(key)
                 if current and current != stale:
@@ -278,7 +271,8 @@ class MarzbanClient:
         if token == self._local_token:
             self._local_token = None
         try:
-            await self.redis.eval(_DROP_TOKEN, 1, keys.marzban_token(self.instance_id), token)
+            # Only if it is still the token that got the 401.
+            await delete_if_owner(self.redis, keys.marzban_token(self.instance_id), token)
         except (RedisError, OSError) as exc:
             log.warning("panel %s: cannot drop the cached token: %s", self.instance_id, exc)
 

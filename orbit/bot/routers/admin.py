@@ -276,17 +276,15 @@ async def confirm_adjustment(
     )
     if data is None:
         return
-    admin_id = replies.admin_id(callback)
     user_id = int(data["user_id"])
     try:
-        # The token is the action's key: a second press of this button replays it.
         done = await adjust_balance(
             pool,
             user_id,
             int(data["amount_kop"]),
             reason=str(data["reason"]),
-            actor=audit.bot_actor(admin_id),
-            action_key=f"bot:{admin_id}:{callback_data.token}",
+            actor=replies.actor(callback),
+            action_key=replies.action_key(callback, callback_data.token),
         )
     except AdminError as exc:
         await state.clear()
@@ -584,9 +582,9 @@ async def choose_audience(
     state: FSMContext,
     raw_state: str | None,
 ) -> None:
-    if await replies.flow_data(state, raw_state, AdminFlow.broadcast_audience, callback_answer, i18n) is None:
+    data = await replies.flow_data(state, raw_state, AdminFlow.broadcast_audience, callback_answer, i18n)
+    if data is None:
         return
-    data = await state.get_data()
     try:
         audience = check_audience(callback_data.token, data.get("language"))
     except AdminError as exc:
@@ -684,7 +682,7 @@ async def send_broadcast(
                 audience=Audience(name=data["audience"], language=data.get("language")),
                 reply_markup=data.get("markup"),
                 created_by=admin_id,
-                action_key=f"bot:{admin_id}:{callback_data.token}",
+                action_key=replies.action_key(callback, callback_data.token),
             )
     except AdminError as exc:
         await state.clear()

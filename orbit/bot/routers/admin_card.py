@@ -170,17 +170,15 @@ async def confirm_days(
     )
     if data is None:
         return
-    assert callback.from_user is not None
     user_id = int(data["user_id"])
     try:
-        # The token is the action's key: a second press of this button replays it.
         done = await grant_days(
             panel_deps,
             user_id,
             int(data["days"]),
             reason=str(data["reason"]),
             actor=replies.actor(callback),
-            action_key=f"bot:{callback.from_user.id}:{callback_data.token}",
+            action_key=replies.action_key(callback, callback_data.token),
         )
     except AdminError as exc:
         await state.clear()

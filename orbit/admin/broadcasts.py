@@ -132,8 +132,8 @@ async def make_broadcast(
     created_by: int,
     action_key: str,
 ) -> tuple[int, bool]:
-    """(id, replayed): the broadcast row, inside the caller's transaction (which may
-    also write the job that fans it out). A repeated `action_key` finds the first."""
+    """(id, replayed): the broadcast row, inside the caller's transaction (its fan-out job
+    is queued after the admin was shown it). A repeated `action_key` finds the first."""
     text = check_text(text)
     broadcast_id = await queries.insert_broadcast(
         conn, text, created_by, action_key, audience.name, audience.language, reply_markup

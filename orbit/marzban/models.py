@@ -49,6 +49,14 @@ class PanelUser(msgspec.Struct, frozen=True, kw_only=True):
     links: list[str] = []
 
 
+def decode_user(raw: msgspec.Raw) -> PanelUser | None:
+    """One user of a `RawUsersPage`; None for one the panel mangled (the rest still count)."""
+    try:
+        return msgspec.json.decode(raw, type=PanelUser)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 class UsersPage(msgspec.Struct, frozen=True):
     users: list[PanelUser]
     total: int

@@ -36,7 +36,7 @@ from orbit.marzban import reconcile_queries as queries
 from orbit.marzban.client import MarzbanClient
 from orbit.marzban.errors import MarzbanError, PanelUnavailable, PanelUserNotFound
 from orbit.marzban.instances import Instance
-from orbit.marzban.models import PanelUser
+from orbit.marzban.models import PanelUser, decode_user
 from orbit.marzban.provisioning import (
     PanelDeps,
     _desired,
@@ -138,13 +138,6 @@ def _placed_here(row: PageRow, instance_id: str) -> bool:
     return not row.gone and row.config.status != "pending" and row.config.instance_id == instance_id
 
 
-def _decode(raw: msgspec.Raw) -> PanelUser | None:
-    try:
-        return msgspec.json.decode(raw, type=PanelUser)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
-
-
 async def _page(
     deps: PanelDeps,
     client: MarzbanClient,
@@ -156,7 +149,7 @@ async def _page(
 ) -> None:
     users: list[PanelUser] = []
     for raw in raws:
-        user = _decode(raw)
+        user = decode_user(raw)
         if user is None:
             report.bad_items += 1
             log.warning("panel %s: an unreadable user: %s", client.instance_id, clean_text(bytes(raw), 200))

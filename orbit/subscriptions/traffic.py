@@ -31,7 +31,7 @@ from orbit import clock, outbox
 from orbit.configs import queries as configs_q
 from orbit.marzban import instances
 from orbit.marzban.errors import MarzbanError
-from orbit.marzban.models import PanelUser
+from orbit.marzban.models import PanelUser, decode_user
 from orbit.marzban.provisioning import PanelDeps
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,13 @@ async def read_instance(
     while True:
         read_at = await clock.now(deps.pool)  # before the read: an older read never wins
         done.calls += 1
-        page = await client.list_users(offset=offset, limit=page_size)
-        stored, queued = await _store_page(deps, instance.id, page.users, read_at, markup)
+        # Decoded user by user: one the panel mangled (an absurd byte count, say) is
+        # skipped and the rest of the page still stored.
+        page = await client.list_users_raw(offset=offset, limit=page_size)
+        users = [u for u in map(decode_user, page.users) if u is not None]
+        if len(users) < len(page.users):
+            log.warning("panel %s: %d malformed users skipped", instance.id, len(page.users) - len(users))
+        stored, queued = await _store_page(deps, instance.id, users, read_at, markup)
         done.stored += stored
         done.notices += queued
         offset += len(page.users)

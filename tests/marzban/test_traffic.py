@@ -147,3 +147,24 @@ async def test_the_panels_own_reset_by_strategy_starts_a_new_period(
         f"traffic:{config.id}:0:90",
         f"traffic:{config.id}:1:90",
     ]
+
+
+@pytest.mark.parametrize("reported", [-1, 2**70])
+async def test_a_user_with_absurd_traffic_on_a_page_does_not_stop_the_page(
+    db: asyncpg.Pool, deps: PanelDeps, registered: Panels, reported: int
+) -> None:
+    """Panel answers are outside input: one user's impossible byte count is skipped (its
+    stored usage kept, no period started) and the rest of the page is still stored."""
+    markup = traffic_buttons(create_translator())
+    await add_user(db, 1)
+    mangled = await provisioning.provision_config(deps, (await pending_config(db, 1, "a")).id)
+    fine = await provisioning.provision_config(deps, (await pending_config(db, 1, "a")).id)
+    registered.a.add_user_traffic(mangled.panel_username, GB)
+    await traffic.read_usage(deps, markup)
+    registered.a.set_user(mangled.panel_username, used_traffic=reported)
+    registered.a.add_user_traffic(fine.panel_username, 2 * GB)
+
+    done = await traffic.read_usage(deps, markup)
+    assert done.failed == [] and done.stored == 1
+    rows = {r["id"]: (r["usage_bytes"], r["usage_period"]) for r in await db.fetch("SELECT * FROM configs")}
+    assert rows == {mangled.id: (GB, 0), fine.id: (2 * GB, 0)}
